@@ -1,0 +1,55 @@
+"""Staff roles and the one declarative permission table."""
+
+from __future__ import annotations
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+
+class Role(models.TextChoices):
+    DISTRICT_COMMANDER = "district_commander", _("区指挥长")
+    COMMAND_OFFICE = "command_office", _("指挥部办公室")
+    DEPARTMENT = "department", _("区直部门")
+    TOWNSHIP_STAFF = "township_staff", _("乡镇（街道）干部")
+    COMMUNITY_STAFF = "community_staff", _("村（社区）干部")
+    PROPERTY_MANAGER = "property_manager", _("物业 / 村民小组长")
+    GRID_WORKER = "grid_worker", _("网格员")
+    BUILDING_LEADER = "building_leader", _("楼长 / 片长")
+    VILLAGER_REP = "villager_rep", _("村民代表")
+    INSPECTOR = "inspector", _("督查组")
+    VOLUNTEER = "volunteer", _("志愿者")
+
+
+# Level-6 roles: the people a grid's households answer to. A grid without one is a blind spot.
+RESPONSIBLE_ROLES = frozenset({Role.GRID_WORKER, Role.BUILDING_LEADER, Role.VILLAGER_REP})
+
+
+class Perm(models.TextChoices):
+    VIEW_REGISTER = "view_register"  # counts, units, households, residents (masked)
+    REVEAL_PERSONAL = "reveal_personal"  # full ID number / phone on purpose, audited
+    EDIT_REGISTER = "edit_register"  # change households and residents
+    IMPORT_REGISTER = "import_register"  # load the Excel workbook
+    EXPORT_REGISTER = "export_register"  # download the Excel workbook (personal data, audited)
+    VIEW_AUDIT = "view_audit"
+
+
+_ALL = frozenset(Perm)
+_FIELD = frozenset({Perm.VIEW_REGISTER, Perm.REVEAL_PERSONAL, Perm.EDIT_REGISTER})
+
+PERMISSIONS: dict[str, frozenset[str]] = {
+    Role.DISTRICT_COMMANDER: _ALL,
+    Role.COMMAND_OFFICE: _ALL,
+    Role.DEPARTMENT: frozenset({Perm.VIEW_REGISTER}),
+    Role.TOWNSHIP_STAFF: _ALL,
+    Role.COMMUNITY_STAFF: _ALL,
+    Role.PROPERTY_MANAGER: _FIELD | {Perm.EXPORT_REGISTER},
+    Role.GRID_WORKER: _FIELD,
+    Role.BUILDING_LEADER: _FIELD,
+    Role.VILLAGER_REP: _FIELD,
+    Role.INSPECTOR: frozenset({Perm.VIEW_REGISTER, Perm.VIEW_AUDIT}),
+    Role.VOLUNTEER: frozenset({Perm.VIEW_REGISTER}),
+}
+
+
+def has_perm(role: str, perm: str) -> bool:
+    return perm in PERMISSIONS.get(role, frozenset())

@@ -1,0 +1,94 @@
+"""The one place that decides what a user may see: the subtree of their unit.
+
+Views and API endpoints never filter by unit themselves; they call ``scoped`` for lists and
+``access_*`` for single objects, which raise ``Http404`` for anything outside the subtree (an outsider
+cannot even learn that the record exists).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import Http404
+
+from bihuan.core.roles import PERMISSIONS, Role
+
+from .models import Household, Resident, Staff, Unit, UnitKind, subtree_q
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What a user sees: the root of their subtree, their own unit and role, their permissions."""
+
+    user_id: int
+    unit: Unit  # the user's own unit
+    root: Unit  # the top of what they may see
+    role: str
+    perms: frozenset[str]
+
+    def contains(self, path: str) -> bool:
+        return path.startswith(self.root.path)
+
+    def can(self, perm: str) -> bool:
+        return perm in self.perms
+
+
+def scope_of(user) -> Scope:
+    """The user's scope, cached on the user object for the request. Raises PermissionDenied."""
+    cached = getattr(user, "_bihuan_scope", None)
+    if cached is not None:
+        return cached
+    if not user.is_authenticated:
+        raise PermissionDenied("login required")
+    try:
+        staff = Staff.objects.select_related("unit").get(user=user)
+    except Staff.DoesNotExist:
+        if not user.is_superuser:
+            raise PermissionDenied("this account is not bound to a unit") from None
+        root = Unit.objects.filter(level=1).order_by("path").first()
+        if root is None:
+            raise PermissionDenied("the register is empty") from None
+        scope = Scope(user.pk, root, root, Role.DISTRICT_COMMANDER, PERMISSIONS[Role.DISTRICT_COMMANDER])
+    else:
+        root = staff.unit
+        # Departments serve the whole district (they may issue to any part of it).
+        if staff.unit.kind == UnitKind.DEPARTMENT and staff.unit.parent_id:
+            root = staff.unit.parent
+        scope = Scope(user.pk, staff.unit, root, staff.role, PERMISSIONS.get(staff.role, frozenset()))
+    user._bihuan_scope = scope
+    return scope
+
+
+def require(user, perm: str) -> Scope:
+    scope = scope_of(user)
+    if not scope.can(perm):
+        raise PermissionDenied(f"your role may not {perm}")
+    return scope
+
+
+def scoped(user, queryset: QuerySet) -> QuerySet:
+    """Restrict any queryset of a model with a ``path`` column to the user's subtree."""
+    return queryset.filter(subtree_q(scope_of(user).root.path))
+
+
+def access_unit(user, unit_id: int) -> Unit:
+    unit = scoped(user, Unit.objects).filter(pk=unit_id).first()
+    if unit is None:
+        raise Http404("no such unit in your part of the district")
+    return unit
+
+
+def access_household(user, household_id: int) -> Household:
+    household = scoped(user, Household.objects.select_related("unit")).filter(pk=household_id).first()
+    if household is None:
+        raise Http404("no such household in your part of the district")
+    return household
+
+
+def access_resident(user, resident_id: int) -> Resident:
+    resident = scoped(user, Resident.objects.select_related("household")).filter(pk=resident_id).first()
+    if resident is None:
+        raise Http404("no such resident in your part of the district")
+    return resident

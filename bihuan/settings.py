@@ -1,0 +1,108 @@
+"""Django settings. Everything a deployment changes comes from the environment (see docs/operations.md)."""
+
+from __future__ import annotations
+
+from django.utils.translation import gettext_lazy as _
+
+from bihuan.env import BASE_DIR, ConfigError, env_bool, env_list, env_str, parse_database_url
+
+# BIHUAN_DEMO=1 (set by `make demo` and the tests) allows the well-known development keys below.
+# Without it, both keys must come from the environment: a production start without them fails.
+DEMO = env_bool("BIHUAN_DEMO", False)
+_DEMO_SECRET = "bihuan-demo-secret-key-not-for-production"
+_DEMO_DATA_KEY = "ZGVtby1kYXRhLWtleS0zMi1ieXRlcy1sb25nLS0tLS0="  # base64 of 32 bytes, demo only
+
+SECRET_KEY = env_str("BIHUAN_SECRET_KEY", _DEMO_SECRET if DEMO else None)
+# The data key (base64, 32 bytes) encrypts ID numbers and phones. Older keys stay readable through
+# BIHUAN_DATA_KEYS_OLD during a rotation (docs/operations.md).
+DATA_KEY = env_str("BIHUAN_DATA_KEY", _DEMO_DATA_KEY if DEMO else None)
+DATA_KEYS_OLD = env_list("BIHUAN_DATA_KEYS_OLD", [])
+if not DEMO and SECRET_KEY == _DEMO_SECRET:
+    raise ConfigError("BIHUAN_SECRET_KEY is the demo key; set a real one or BIHUAN_DEMO=1")
+
+DEBUG = env_bool("BIHUAN_DEBUG", DEMO)
+ALLOWED_HOSTS = env_list("BIHUAN_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("BIHUAN_CSRF_TRUSTED_ORIGINS", [])
+
+DATABASES = {"default": parse_database_url(env_str("DATABASE_URL", "sqlite:///var/bihuan.sqlite3"))}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+INSTALLED_APPS = [
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "bihuan.core",
+    "bihuan.register",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "bihuan.urls"
+WSGI_APPLICATION = "bihuan.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "bihuan" / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "django.template.context_processors.i18n",
+                "bihuan.core.context.staff",
+            ],
+        },
+    },
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+# Simplified Chinese first, English second.
+LANGUAGE_CODE = "zh-hans"
+LANGUAGES = [("zh-hans", _("简体中文")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "bihuan" / "locale"]
+USE_I18N = True
+TIME_ZONE = env_str("BIHUAN_TIME_ZONE", "Asia/Shanghai")
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+STATICFILES_DIRS = [BASE_DIR / "bihuan" / "static"]
+WHITENOISE_USE_FINDERS = True
+MEDIA_ROOT = BASE_DIR / "var" / "media"
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SECURE = env_bool("BIHUAN_SECURE_COOKIES", False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BIHUAN_BEHIND_PROXY", False) else None
+
+DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("BIHUAN_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}
