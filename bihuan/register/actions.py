@@ -1,0 +1,192 @@
+"""All writes to the register. Each runs in a transaction and writes its audit row."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+
+from bihuan.core import audit
+from bihuan.core.personal import normalize_id_number, normalize_phone
+from bihuan.core.pinyin import initials
+from bihuan.core.roles import Perm
+
+from .access import access_household, access_resident, access_unit, require
+from .models import KINDS_BY_LEVEL, SEGMENT, Household, Resident, Staff, Unit
+
+
+class RegisterError(ValueError):
+    """A write was refused; the message names the field."""
+
+
+def _child_path(parent: Unit | None) -> str:
+    prefix = parent.path if parent else ""
+    last = (
+        Unit.objects.filter(path__startswith=prefix, level=(parent.level + 1 if parent else 1))
+        .order_by("-path").values_list("path", flat=True).first()
+    )
+    number = int(last[-SEGMENT:]) + 1 if last else 1
+    if number >= 10**SEGMENT:
+        raise RegisterError(f"unit {parent} has no room for another child")
+    return prefix + str(number).zfill(SEGMENT)
+
+
+def do_create_unit(*, parent: Unit | None, code: str, name: str, kind: str, aliases: str = "",
+                   acting_user) -> Unit:
+    level = parent.level + 1 if parent else 1
+    if kind not in KINDS_BY_LEVEL.get(level, set()):
+        raise RegisterError(f"kind: {kind!r} is not a kind of level {level}")
+    with transaction.atomic():
+        if parent is not None and acting_user is not None:
+            require(acting_user, Perm.EDIT_REGISTER)
+            access_unit(acting_user, parent.pk)
+        unit = Unit.objects.create(
+            level=level, parent=parent, code=code, name=name, kind=kind, aliases=aliases, path=_child_path(parent)
+        )
+        audit.record(actor=acting_user, action="unit.create", target=unit,
+                     changes={"code": code, "name": name, "kind": kind, "parent": parent.pk if parent else None})
+    return unit
+
+
+def do_create_household(*, unit: Unit, code: str, kind: str, address: str, building: str = "",
+                        entrance: str = "", room: str = "", house_number: str = "", acting_user) -> Household:
+    with transaction.atomic():
+        if acting_user is not None:
+            require(acting_user, Perm.EDIT_REGISTER)
+            access_unit(acting_user, unit.pk)
+        household = Household.objects.create(
+            unit=unit, path=unit.path, code=code, kind=kind, address=address, building=building,
+            entrance=entrance, room=room, house_number=house_number,
+        )
+        audit.record(actor=acting_user, action="household.create", target=household,
+                     changes={"unit": unit.pk, "address": address})
+    return household
+
+
+def do_move_household(*, household: Household, unit: Unit, acting_user) -> Household:
+    """Hang a household on another unit (normally: give a blind-spot household its grid)."""
+    with transaction.atomic():
+        require(acting_user, Perm.EDIT_REGISTER)
+        access_household(acting_user, household.pk)
+        access_unit(acting_user, unit.pk)
+        before = household.unit_id
+        household.unit, household.path = unit, unit.path
+        household.save(update_fields=["unit", "path", "updated_at"])
+        Resident.objects.filter(household=household).update(unit=unit, path=unit.path)
+        audit.record(actor=acting_user, action="household.move", target=household,
+                     changes={"unit": [before, unit.pk]})
+    return household
+
+
+def _refresh_head(household: Household) -> None:
+    head = household.residents.filter(relation="head").order_by("id").first() or household.residents.first()
+    household.head_name = head.name if head else ""
+    household.head_initials = head.name_initials if head else ""
+    household.member_count = household.residents.count()
+    household.save(update_fields=["head_name", "head_initials", "member_count", "updated_at"])
+
+
+def do_create_resident(*, household: Household, name: str, id_number: str = "", phone: str = "",
+                       sex: str = "", birth_date: dt.date | None = None, relation: str = "head",
+                       status: str = "present", flags: dict[str, bool] | None = None, acting_user) -> Resident:
+    """Add a resident. The ID number is validated (GB 11643) and sealed; sex and birth date follow from it."""
+    if not name.strip():
+        raise RegisterError("name: required")
+    if id_number:
+        try:
+            id_number = normalize_id_number(id_number)
+        except ValueError as exc:
+            raise RegisterError(f"id_number: {exc}") from exc
+        from bihuan.core.personal import birth_date_from_id, sex_from_id
+
+        birth_date = birth_date or birth_date_from_id(id_number)
+        sex = sex or sex_from_id(id_number)
+    if phone:
+        try:
+            phone = normalize_phone(phone)
+        except ValueError as exc:
+            raise RegisterError(f"phone: {exc}") from exc
+    if birth_date is None:
+        raise RegisterError("birth_date: required when there is no ID number")
+    if sex not in {"M", "F"}:
+        raise RegisterError("sex: must be M or F")
+    with transaction.atomic():
+        if acting_user is not None:
+            require(acting_user, Perm.EDIT_REGISTER)
+            access_household(acting_user, household.pk)
+        resident = Resident(
+            household=household, unit_id=household.unit_id, path=household.path, name=name.strip(),
+            name_initials=initials(name.strip()), sex=sex, birth_date=birth_date, relation=relation,
+            status=status, **(flags or {}),
+        )
+        resident.set_id_number(id_number)
+        resident.set_phone(phone)
+        resident.save()
+        _refresh_head(household)
+        audit.record(actor=acting_user, action="resident.create", target=resident,
+                     changes={"household": household.pk, "name": resident.name, "id": resident.id_masked,
+                              "phone": resident.phone_masked})
+    return resident
+
+
+EDITABLE_RESIDENT_FIELDS = ("status", "relation", "elderly_alone", "disabled", "pregnant", "chronic_illness",
+                            "infant")
+
+
+def do_update_resident(*, resident: Resident, changes: dict, acting_user) -> Resident:
+    """Change plain fields and/or the phone. Masked values go into the audit row, never clear ones."""
+    unknown = set(changes) - set(EDITABLE_RESIDENT_FIELDS) - {"phone", "name"}
+    if unknown:
+        raise RegisterError(f"{sorted(unknown)[0]}: cannot be changed here")
+    with transaction.atomic():
+        require(acting_user, Perm.EDIT_REGISTER)
+        resident = access_resident(acting_user, resident.pk)
+        diff: dict[str, list] = {}
+        for field in EDITABLE_RESIDENT_FIELDS:
+            if field in changes and getattr(resident, field) != changes[field]:
+                diff[field] = [getattr(resident, field), changes[field]]
+                setattr(resident, field, changes[field])
+        if "name" in changes and changes["name"].strip() and changes["name"].strip() != resident.name:
+            diff["name"] = [resident.name, changes["name"].strip()]
+            resident.name = changes["name"].strip()
+            resident.name_initials = initials(resident.name)
+        if "phone" in changes:
+            try:
+                phone = normalize_phone(changes["phone"]) if changes["phone"] else ""
+            except ValueError as exc:
+                raise RegisterError(f"phone: {exc}") from exc
+            before = resident.phone_masked
+            resident.set_phone(phone)
+            if before != resident.phone_masked or phone:
+                diff["phone"] = [before, resident.phone_masked]
+        if diff:
+            resident.save()
+            _refresh_head(resident.household)
+            audit.record(actor=acting_user, action="resident.update", target=resident, changes=diff)
+    return resident
+
+
+def do_reveal_resident(*, resident_id: int, acting_user, reason: str = "") -> dict[str, str]:
+    """The full ID number and phone, on purpose. The read itself is audited."""
+    with transaction.atomic():
+        require(acting_user, Perm.REVEAL_PERSONAL)
+        resident = access_resident(acting_user, resident_id)
+        audit.record(actor=acting_user, action="resident.reveal", target=resident,
+                     changes={"fields": ["id_number", "phone"], "reason": reason})
+    return {"id_number": resident.reveal_id_number(), "phone": resident.reveal_phone()}
+
+
+def do_create_staff(*, unit: Unit, username: str, name: str, role: str, password: str | None = None,
+                    phone: str = "", acting_user) -> Staff:
+    with transaction.atomic():
+        if acting_user is not None:
+            require(acting_user, Perm.EDIT_REGISTER)
+            access_unit(acting_user, unit.pk)
+        user = get_user_model().objects.create_user(username=username, password=password)
+        staff = Staff(user=user, unit=unit, role=role, name=name)
+        staff.set_phone(normalize_phone(phone) if phone else "")
+        staff.save()
+        audit.record(actor=acting_user, action="staff.create", target=staff,
+                     changes={"unit": unit.pk, "role": role, "username": username})
+    return staff
