@@ -1,6 +1,12 @@
+from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from bihuan.register import views as register_views
+
 urlpatterns = [
+    path("", register_views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("bihuan.register.urls")),
 ]

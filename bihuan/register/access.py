@@ -92,3 +92,21 @@ def access_resident(user, resident_id: int) -> Resident:
     if resident is None:
         raise Http404("no such resident in your part of the district")
     return resident
+
+
+def staff_required(perm: str):
+    """View decorator: login, a staff binding and ``perm``; passes the user's Scope as ``scope``."""
+    from functools import wraps
+
+    from django.contrib.auth.views import redirect_to_login
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if not request.user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            return view(request, *args, scope=require(request.user, perm), **kwargs)
+
+        return wrapper
+
+    return decorator
