@@ -17,6 +17,7 @@ SECRET_KEY = env_str("BIHUAN_SECRET_KEY", _DEMO_SECRET if DEMO else None)
 # BIHUAN_DATA_KEYS_OLD during a rotation (docs/operations.md).
 DATA_KEY = env_str("BIHUAN_DATA_KEY", _DEMO_DATA_KEY if DEMO else None)
 DATA_KEYS_OLD = env_list("BIHUAN_DATA_KEYS_OLD", [])
+LOOKUP_KEY = env_str("BIHUAN_LOOKUP_KEY", "")
 if not DEMO and SECRET_KEY == _DEMO_SECRET:
     raise ConfigError("BIHUAN_SECRET_KEY is the demo key; set a real one or BIHUAN_DEMO=1")
 

@@ -1,9 +1,12 @@
 """Encryption and keyed hashes for personal fields (ID numbers, phones).
 
-Values are sealed with AES-256-GCM: ``version byte | 12-byte nonce | ciphertext+tag``. The version byte names
-the key (0 = current ``BIHUAN_DATA_KEY``; older keys are tried on open during a rotation). A keyed hash
-(HMAC-SHA256 with a key derived from the data key) sits beside each sealed value for exact-match lookup
-and de-duplication without decrypting.
+Values are sealed with AES-256-GCM: ``key-id byte | 12-byte nonce | ciphertext+tag``. The key id (the first
+byte of the key's SHA-256) says which key sealed a value, so during a rotation old values open with the keys
+in ``BIHUAN_DATA_KEYS_OLD`` and ``bihuan rotate_data_key`` re-seals only what the current key did not seal.
+
+A keyed hash (HMAC-SHA256) sits beside each sealed value for exact-match lookup and de-duplication without
+decrypting. Its key is ``BIHUAN_LOOKUP_KEY`` if set, else derived from the data key; pin it before rotating
+the data key so that lookups keep working throughout (docs/operations.md).
 """
 
 from __future__ import annotations
@@ -17,9 +20,6 @@ from functools import lru_cache
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 
-_VERSION = b"\x01"
-
-
 def _decode_key(text: str) -> bytes:
     try:
         key = base64.b64decode(text, validate=True)
@@ -30,46 +30,53 @@ def _decode_key(text: str) -> bytes:
     return key
 
 
+def key_id(raw: bytes) -> bytes:
+    return hashlib.sha256(raw).digest()[:1]
+
+
 @lru_cache(maxsize=8)
-def _keys(current: str, old: tuple[str, ...]) -> tuple[AESGCM, list[AESGCM], bytes]:
+def _keys(current: str, old: tuple[str, ...], lookup: str) -> tuple[bytes, AESGCM, dict[bytes, AESGCM], bytes]:
     raw = _decode_key(current)
-    # The lookup-hash key is derived, so leaking hashes never helps decrypt and vice versa.
-    hash_key = hashlib.sha256(b"bihuan-lookup-hash|" + raw).digest()
-    return AESGCM(raw), [AESGCM(_decode_key(k)) for k in old], hash_key
+    by_id = {key_id(_decode_key(k)): AESGCM(_decode_key(k)) for k in old}
+    by_id[key_id(raw)] = AESGCM(raw)
+    # The lookup-hash key is derived one way, so leaking hashes never helps decrypt.
+    hash_key = hashlib.sha256(b"bihuan-lookup-hash|" + (lookup.encode() if lookup else raw)).digest()
+    return key_id(raw), AESGCM(raw), by_id, hash_key
 
 
 def _current():
-    return _keys(settings.DATA_KEY, tuple(settings.DATA_KEYS_OLD))
+    return _keys(settings.DATA_KEY, tuple(settings.DATA_KEYS_OLD), settings.LOOKUP_KEY)
+
+
+def sealed_with_current_key(blob: bytes | memoryview | None) -> bool:
+    return not blob or bytes(blob[:1]) == _current()[0]
 
 
 def seal(value: str) -> bytes:
     """Encrypt a string; empty strings stay empty (nothing to protect)."""
     if not value:
         return b""
-    aead, _old, _h = _current()
+    kid, aead, _all, _h = _current()
     nonce = os.urandom(12)
-    return _VERSION + nonce + aead.encrypt(nonce, value.encode(), None)
+    return kid + nonce + aead.encrypt(nonce, value.encode(), None)
 
 
 def unseal(blob: bytes | memoryview | None) -> str:
     if not blob:
         return ""
     blob = bytes(blob)
-    nonce, body = blob[1:13], blob[13:]
-    aead, old, _h = _current()
-    for key in [aead, *old]:
-        try:
-            return key.decrypt(nonce, body, None).decode()
-        except Exception:  # noqa: BLE001 - wrong key: try the next one
-            continue
-    raise ValueError("personal field cannot be decrypted with the configured data keys")
+    _kid, _aead, by_id, _h = _current()
+    key = by_id.get(blob[:1])
+    if key is None:
+        raise ValueError("personal field was sealed with a key that is not configured (BIHUAN_DATA_KEYS_OLD?)")
+    return key.decrypt(blob[1:13], blob[13:], None).decode()
 
 
 def lookup_hash(kind: str, value: str) -> str:
     """Keyed hash of a normalised value; ``kind`` separates ID numbers from phones."""
     if not value:
         return ""
-    _a, _o, hash_key = _current()
+    hash_key = _current()[3]
     return hmac.new(hash_key, f"{kind}|{value}".encode(), hashlib.sha256).hexdigest()[:40]
 
 

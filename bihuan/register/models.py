@@ -173,6 +173,9 @@ KEY_GROUPS = {
 class PersonalContactMixin(models.Model):
     """Sealed phone with its lookup hash, masked form and last four digits (for search)."""
 
+    # sealed column -> (lookup-hash kind, hash column); read by `bihuan rotate_data_key`.
+    SEALED_FIELDS = {"phone_sealed": ("phone", "phone_hash")}
+
     phone_sealed = models.BinaryField(blank=True, default=b"")
     phone_hash = models.CharField(max_length=40, blank=True, db_index=True)
     phone_masked = models.CharField(max_length=16, blank=True)
@@ -192,6 +195,8 @@ class PersonalContactMixin(models.Model):
 
 
 class Resident(PersonalContactMixin):
+    SEALED_FIELDS = PersonalContactMixin.SEALED_FIELDS | {"id_sealed": ("id", "id_hash")}
+
     household = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="residents")
     # Copies of the household's unit and path: rollups group residents without a join.
     unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+")
