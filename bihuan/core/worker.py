@@ -1,0 +1,83 @@
+"""Background work driven by state in the database.
+
+There is no queue server: deadlines, outbox rows and job rows are the truth. `bihuan worker` calls every
+registered task once per tick; each task claims its due rows with ``claim`` (a conditional UPDATE on
+SQLite, ``SELECT … FOR UPDATE SKIP LOCKED`` on PostgreSQL), works on them, and releases them by changing
+their state. A worker killed at any moment leaves rows whose lease simply runs out; another worker (or the
+same one restarted) picks them up again, so every task must be idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from datetime import timedelta
+
+from django.db import connection, transaction
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+log = logging.getLogger("bihuan.worker")
+
+TASKS: dict[str, Callable[[str], int]] = {}
+
+
+def task(name: str):
+    """Register ``fn(worker_id) -> rows handled`` to run on every tick of every worker."""
+
+    def register(fn):
+        TASKS[name] = fn
+        return fn
+
+    return register
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def claim(queryset: QuerySet, *, owner: str, lease_seconds: int = 60, limit: int = 100,
+          lock_field: str = "locked_by", until_field: str = "locked_until") -> list:
+    """Lease up to ``limit`` rows of ``queryset`` to ``owner``; rows leased to someone else are skipped
+    until their lease runs out. Returns the leased rows (fresh from the database)."""
+    now = timezone.now()
+    free = Q(**{f"{until_field}__isnull": True}) | Q(**{f"{until_field}__lt": now})
+    lease = {lock_field: owner, until_field: now + timedelta(seconds=lease_seconds)}
+    model = queryset.model
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            ids = list(queryset.filter(free).select_for_update(skip_locked=True)
+                       .values_list("pk", flat=True)[:limit])
+            model.objects.filter(pk__in=ids).update(**lease)
+        else:
+            # SQLite serialises writers (IMMEDIATE transactions), so this UPDATE is the claim.
+            ids = list(queryset.filter(free).values_list("pk", flat=True)[:limit])
+            model.objects.filter(free, pk__in=ids).update(**lease)
+        return list(model.objects.filter(pk__in=ids, **{lock_field: owner}).order_by("pk"))
+
+
+def run_tick(owner: str | None = None) -> dict[str, int]:
+    owner = owner or worker_id()
+    done = {}
+    for name, fn in TASKS.items():
+        try:
+            done[name] = fn(owner)
+        except Exception:  # noqa: BLE001 - one failing task must not stop the others; it is retried next tick
+            log.exception("task %s failed", name)
+            done[name] = -1
+    return done
+
+
+def run_forever(interval: float = 2.0, max_ticks: int | None = None) -> None:
+    owner = worker_id()
+    log.info("worker %s started with tasks %s", owner, ", ".join(TASKS))
+    ticks = 0
+    while max_ticks is None or ticks < max_ticks:
+        started = time.monotonic()
+        done = run_tick(owner)
+        ticks += 1
+        if not any(n > 0 for n in done.values()):
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
