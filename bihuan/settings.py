@@ -37,6 +37,9 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "bihuan.core",
     "bihuan.register",
+    "bihuan.notify",
+    "bihuan.loops",
+    "bihuan.directives",
 ]
 
 MIDDLEWARE = [

@@ -20,6 +20,7 @@ from functools import lru_cache
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from django.conf import settings
 
+
 def _decode_key(text: str) -> bytes:
     try:
         key = base64.b64decode(text, validate=True)

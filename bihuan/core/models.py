@@ -37,6 +37,9 @@ class ApiToken(models.Model):
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked = models.BooleanField(default=False)
 
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
     @staticmethod
     def hash_key(key: str) -> str:
         return hashlib.sha256(key.encode()).hexdigest()
@@ -44,6 +47,3 @@ class ApiToken(models.Model):
     @staticmethod
     def new_key() -> str:
         return "bh_" + secrets.token_urlsafe(32)
-
-    def __str__(self) -> str:
-        return f"{self.prefix}… ({self.name})"

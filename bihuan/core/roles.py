@@ -31,23 +31,27 @@ class Perm(models.TextChoices):
     IMPORT_REGISTER = "import_register"  # load the Excel workbook
     EXPORT_REGISTER = "export_register"  # download the Excel workbook (personal data, audited)
     VIEW_AUDIT = "view_audit"
+    ISSUE_DIRECTIVE = "issue_directive"  # issue, update, cancel and close directives (levels 1–5)
+    SIGN_RECEIPT = "sign_receipt"  # sign for, relay and report on a directive for one's unit
+    MARK_REACH = "mark_reach"  # mark households reached / unreachable
 
 
 _ALL = frozenset(Perm)
-_FIELD = frozenset({Perm.VIEW_REGISTER, Perm.REVEAL_PERSONAL, Perm.EDIT_REGISTER})
+_FIELD = frozenset({Perm.VIEW_REGISTER, Perm.REVEAL_PERSONAL, Perm.EDIT_REGISTER, Perm.SIGN_RECEIPT,
+                    Perm.MARK_REACH})
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.DISTRICT_COMMANDER: _ALL,
     Role.COMMAND_OFFICE: _ALL,
-    Role.DEPARTMENT: frozenset({Perm.VIEW_REGISTER}),
+    Role.DEPARTMENT: frozenset({Perm.VIEW_REGISTER, Perm.ISSUE_DIRECTIVE, Perm.SIGN_RECEIPT}),
     Role.TOWNSHIP_STAFF: _ALL,
     Role.COMMUNITY_STAFF: _ALL,
-    Role.PROPERTY_MANAGER: _FIELD | {Perm.EXPORT_REGISTER},
+    Role.PROPERTY_MANAGER: _FIELD | {Perm.EXPORT_REGISTER, Perm.ISSUE_DIRECTIVE},
     Role.GRID_WORKER: _FIELD,
     Role.BUILDING_LEADER: _FIELD,
     Role.VILLAGER_REP: _FIELD,
     Role.INSPECTOR: frozenset({Perm.VIEW_REGISTER, Perm.VIEW_AUDIT}),
-    Role.VOLUNTEER: frozenset({Perm.VIEW_REGISTER}),
+    Role.VOLUNTEER: frozenset({Perm.VIEW_REGISTER, Perm.MARK_REACH}),
 }
 
 

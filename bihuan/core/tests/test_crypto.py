@@ -4,7 +4,13 @@ import pytest
 from django.core.management import call_command
 
 from bihuan.core import crypto
-from bihuan.core.personal import InvalidIdNumber, mask_id_number, mask_phone, normalize_id_number, normalize_phone
+from bihuan.core.personal import (
+    InvalidIdNumber,
+    mask_id_number,
+    mask_phone,
+    normalize_id_number,
+    normalize_phone,
+)
 from bihuan.register.models import Resident
 
 
