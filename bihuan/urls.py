@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from bihuan.api import api
+from bihuan.directives import views as directives_views
 from bihuan.register import views as register_views
 
 urlpatterns = [
@@ -10,5 +11,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", api.urls),
+    path("directives/", include("bihuan.directives.urls")),
+    path("r/<str:token>/", directives_views.confirm, name="confirm"),
+    path("inbox/", include("bihuan.notify.urls")),
     path("", include("bihuan.register.urls")),
 ]
