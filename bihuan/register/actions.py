@@ -190,3 +190,24 @@ def do_create_staff(*, unit: Unit, username: str, name: str, role: str, password
         audit.record(actor=acting_user, action="staff.create", target=staff,
                      changes={"unit": unit.pk, "role": role, "username": username})
     return staff
+
+
+def do_purge_personal_data(*, before: dt.date, acting_user=None) -> int:
+    """Remove personal data of residents who moved out or died before ``before``; keep the rows (with
+    sex, birth year, unit and flags) so that anonymous counts stay right. Set-based and idempotent."""
+    from .models import ResidentStatus
+
+    stale = Resident.objects.filter(
+        status__in=[ResidentStatus.MOVED_OUT, ResidentStatus.DECEASED], updated_at__date__lt=before,
+    ).exclude(name="")
+    with transaction.atomic():
+        ids = list(stale.values_list("id", flat=True))
+        for start in range(0, len(ids), 5000):
+            chunk = ids[start:start + 5000]
+            Resident.objects.filter(id__in=chunk).update(
+                name="", name_initials="", id_sealed=b"", id_hash="", id_masked="", id_tail="",
+                phone_sealed=b"", phone_hash="", phone_masked="", phone_tail="",
+            )
+        audit.record(actor=acting_user, action="register.purge", target_type="register.resident",
+                     changes={"before": before.isoformat(), "residents": len(ids)})
+    return len(ids)
