@@ -1,2 +1,10 @@
+from django.urls import path
+
+from . import views
+
 app_name = "notify"
-urlpatterns: list = []
+
+urlpatterns = [
+    path("", views.inbox, name="inbox"),
+    path("read/", views.mark_read, name="mark_read"),
+]
