@@ -1,7 +1,7 @@
 """`bihuan demo`: migrate, generate the demo district if the register is empty, print a login for each
-level, and serve it with gunicorn at 127.0.0.1:8000."""
+level, and serve it with gunicorn at 127.0.0.1:8000 with a worker beside it."""
 
-import os
+import subprocess
 import sys
 
 from django.core.management import call_command
@@ -13,7 +13,8 @@ DEMO_PASSWORD = "bihuan2022"  # the password the generator gives every generated
 
 
 class Command(BaseCommand):
-    help = "Run the demo: migrate, generate the 'demo' district once, print logins, serve on 127.0.0.1:8000."
+    help = ("Run the demo: migrate, generate the 'demo' district once, print logins, serve on 127.0.0.1:8000 "
+            "and run a background worker beside the server (Ctrl-C stops both).")
 
     def add_arguments(self, parser):
         parser.add_argument("--bind", default="127.0.0.1:8000", help="address for gunicorn (default 127.0.0.1:8000)")
@@ -31,8 +32,18 @@ class Command(BaseCommand):
         if no_serve:
             return
         sys.stdout.flush()
-        os.execvp(sys.executable, [sys.executable, "-m", "gunicorn", "bihuan.wsgi", "--bind", bind,
+        worker = subprocess.Popen([sys.executable, "-m", "bihuan", "worker"])
+        server = subprocess.Popen([sys.executable, "-m", "gunicorn", "bihuan.wsgi", "--bind", bind,
                                    "--workers", "2", "--access-logfile", "-"])
+        try:
+            server.wait()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            for proc in (server, worker):
+                proc.terminate()
+            for proc in (server, worker):
+                proc.wait(timeout=20)
 
 
 def demo_logins():
