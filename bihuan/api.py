@@ -16,6 +16,7 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError
 
 from bihuan.core.api_auth import API_AUTH
+from bihuan.directives.api import router as directives_router
 from bihuan.register.actions import RegisterError
 from bihuan.register.api import router as register_router
 
@@ -32,6 +33,7 @@ api = NinjaAPI(
 # (prefix, router): every app's routes, in the order they appear in the schema.
 ROUTERS = [
     ("", register_router),
+    ("/directives", directives_router),
 ]
 for _prefix, _router in ROUTERS:
     api.add_router(_prefix, _router)

@@ -102,6 +102,9 @@ SESSION_COOKIE_SECURE = env_bool("BIHUAN_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BIHUAN_BEHIND_PROXY", False) else None
 
+# CAP 1.2 sender ids are this prefix plus the unit code (docs/api.md).
+CAP_SENDER_PREFIX = env_str("BIHUAN_CAP_SENDER_PREFIX", "bihuan:")
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 
 LOGGING = {

@@ -3,6 +3,7 @@ cancel, close. Each checks permission and scope through register.access and writ
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -10,7 +11,7 @@ from django.utils import timezone
 from bihuan.core import audit
 from bihuan.core.roles import Perm
 from bihuan.loops import engine
-from bihuan.loops.models import Loop, LoopState
+from bihuan.loops.models import OPEN_STATES, Loop, LoopState
 from bihuan.notify.outbox import notify_user
 from bihuan.register.access import access_unit, require, scope_of, scoped
 from bihuan.register.models import KEY_GROUPS, MAX_LEVEL, Staff, Unit, UnitKind, subtree_q
@@ -188,8 +189,10 @@ def do_confirm_by_link(*, reach_id: int) -> bool:
 
 def _check_issuer(acting_user, directive: Directive) -> None:
     scope = require(acting_user, Perm.ISSUE_DIRECTIVE)
-    if not scope.contains(directive.issuer_unit.path):
-        raise DirectiveError("directive: only the issuing unit (or one above it) may change it")
+    # The user's own unit, not their scope's root: a department sees the whole district but may change
+    # only its own directives.
+    if not directive.issuer_unit.path.startswith(scope.unit.path):
+        raise PermissionDenied("only the issuing unit (or one above it) may change a directive")
 
 
 def _tell_those_already_reached(directive: Directive, key: str, subject: str, body: str) -> int:
@@ -210,6 +213,8 @@ def do_update_directive(*, directive: Directive, acting_user, title: str | None 
     _check_issuer(acting_user, directive)
     if directive.status != DirectiveStatus.ISSUED:
         raise DirectiveError("directive: it is closed or cancelled")
+    if urgency and urgency not in Urgency.values:
+        raise DirectiveError(f"urgency: one of {Urgency.values}")
     with transaction.atomic():
         before = {"title": directive.title, "body": directive.body, "urgency": directive.urgency}
         directive.title = (title or directive.title).strip()[:200]
@@ -228,6 +233,8 @@ def do_update_directive(*, directive: Directive, acting_user, title: str | None 
 
 def do_cancel_directive(*, directive: Directive, reason: str, acting_user) -> Directive:
     _check_issuer(acting_user, directive)
+    if directive.status != DirectiveStatus.ISSUED:
+        raise DirectiveError("directive: it is already closed or cancelled")
     if not reason.strip():
         raise DirectiveError("reason: say why the directive is cancelled")
     with transaction.atomic():
@@ -255,8 +262,11 @@ def do_close_directive(*, directive: Directive, acting_user, reason: str = "") -
         directive.status, directive.closed_at, directive.close_reason = (
             DirectiveStatus.CLOSED, timezone.now(), reason.strip())
         directive.save()
-        engine.bulk_transition(Loop.objects.filter(kind=RECEIPT, subject_id=directive.pk), LoopState.CLOSED,
-                               actor=acting_user, note=reason or "coverage complete")
+        receipts = Loop.objects.filter(kind=RECEIPT, subject_id=directive.pk)
+        engine.bulk_transition(receipts, LoopState.CLOSED, actor=acting_user, note=reason or "coverage complete")
+        # Receipts never reported (closing early) would otherwise stay open and be reminded for ever.
+        engine.bulk_transition(receipts.filter(state__in=OPEN_STATES), LoopState.CANCELLED, actor=acting_user,
+                               note=f"directive closed: {reason or 'coverage complete'}")
         audit.record(actor=acting_user, action="directive.close", target=directive,
                      changes={"reason": reason, "pending": pending})
     return directive
@@ -266,4 +276,5 @@ def visible_directives(acting_user):
     """Directives the user issued or that reach into the user's part of the district."""
     scope = scope_of(acting_user)
     unit_ids = Loop.objects.filter(kind=RECEIPT, owner_unit=scope.unit).values("subject_id")
-    return Directive.objects.filter(subtree_q(scope.root.path, "issuer_unit__path") | Q(pk__in=unit_ids))
+    return Directive.objects.filter(subtree_q(scope.root.path, "issuer_unit__path") |
+                                    subtree_q(scope.root.path, "scope_unit__path") | Q(pk__in=unit_ids))
