@@ -40,6 +40,7 @@ INSTALLED_APPS = [
     "bihuan.notify",
     "bihuan.loops",
     "bihuan.directives",
+    "bihuan.pushes",
 ]
 
 MIDDLEWARE = [

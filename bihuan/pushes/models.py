@@ -1,0 +1,267 @@
+"""Big-data push lists (大数据推送): the daily lists of people arriving from elsewhere, their routing to
+the right unit, phone verification (核查, a loop of kind ``push.verification``), transfers between units
+(转办 / 退回) and risk classification from versioned policy data.
+
+Personal values (ID numbers, phones) are sealed with lookup hashes beside them, exactly as in the register;
+the raw rows of an imported file are kept only with those values masked.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from bihuan.register.models import MAX_LEVEL, SEGMENT, PersonalContactMixin, Resident, Unit
+
+VERIFICATION = "push.verification"
+TRANSFER = "push.transfer"
+
+
+class BatchState(models.TextChoices):
+    PENDING = "pending", _("等待处理")
+    RUNNING = "running", _("处理中")
+    DONE = "done", _("已完成")
+    FAILED = "failed", _("失败")
+
+
+class PushBatch(models.Model):
+    """One uploaded file (or API upload) of pushed records."""
+
+    source = models.CharField(max_length=100)  # 推送来源 / 数据来源, e.g. 省大数据中心
+    file_name = models.CharField(max_length=255)
+    file_sha256 = models.CharField(max_length=64)
+    file_data = models.BinaryField()  # kept until processed, then emptied (it holds clear personal data)
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+")  # the importing unit
+    uploaded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    uploaded_at = models.DateTimeField(auto_now_add=True)
+    column_mapping = models.JSONField(default=dict, blank=True)  # header text -> field name
+    state = models.CharField(max_length=10, choices=BatchState.choices, default=BatchState.PENDING)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)  # progress
+    imported = models.PositiveIntegerField(default=0)
+    merged = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    locked_by = models.CharField(max_length=100, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-uploaded_at"]
+        constraints = [models.UniqueConstraint(fields=["unit", "source", "file_sha256"], name="one_batch_per_file")]
+
+    def __str__(self) -> str:
+        return f"{self.source} {self.file_name}"
+
+
+class SourceMapping(models.Model):
+    """A column mapping staff saved for a source: the next file from it is read the same way."""
+
+    unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="+")
+    source = models.CharField(max_length=100)
+    mapping = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["unit", "source"], name="one_mapping_per_source")]
+
+    def __str__(self) -> str:
+        return self.source
+
+
+class RowResult(models.TextChoices):
+    IMPORTED = "imported", _("已导入")
+    MERGED = "merged", _("已合并")
+    REJECTED = "rejected", _("已拒绝")
+
+
+class PushRow(models.Model):
+    """Every row of every file gets a result; totals reconcile (rows = imported + merged + rejected)."""
+
+    batch = models.ForeignKey(PushBatch, on_delete=models.CASCADE, related_name="rows")
+    row_number = models.PositiveIntegerField()  # as the spreadsheet shows it
+    result = models.CharField(max_length=10, choices=RowResult.choices)
+    reason = models.CharField(max_length=300, blank=True)
+    field = models.CharField(max_length=40, blank=True)  # the field a rejection is about
+    person = models.ForeignKey("PushedPerson", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    masked = models.JSONField(default=dict)  # the row as read, personal values masked
+
+    class Meta:
+        ordering = ["batch_id", "row_number"]
+        constraints = [models.UniqueConstraint(fields=["batch", "row_number"], name="one_result_per_row")]
+
+    def __str__(self) -> str:
+        return f"{self.batch_id}:{self.row_number} {self.result}"
+
+
+class RouteMethod(models.TextChoices):
+    RESIDENT = "resident", _("匹配户籍居民")
+    ADDRESS = "address", _("匹配地址")
+    MANUAL = "manual", _("人工分派")
+    TRANSFER = "transfer", _("转办")
+
+
+class PushedPerson(PersonalContactMixin):
+    """A person pushed for verification. Pushes of the same person within the window join this record."""
+
+    SEALED_FIELDS = PersonalContactMixin.SEALED_FIELDS | {"id_sealed": ("id", "id_hash")}
+
+    name = models.CharField(max_length=50)
+    id_sealed = models.BinaryField(blank=True, default=b"")
+    id_hash = models.CharField(max_length=40, blank=True, db_index=True)
+    id_masked = models.CharField(max_length=20, blank=True)
+    id_tail = models.CharField(max_length=4, blank=True)
+    birth_date = models.DateField(null=True, blank=True)
+    sex = models.CharField(max_length=1, blank=True)
+    origin = models.CharField(max_length=200, blank=True)  # 来源地 / 出发地
+    via = models.CharField(max_length=300, blank=True)  # 途经地
+    arrival_date = models.DateField(null=True, blank=True)
+    address_text = models.CharField(max_length=300, blank=True)  # 现住址 as pushed
+    township_text = models.CharField(max_length=100, blank=True)  # 所属乡镇（街道） as pushed
+    community_text = models.CharField(max_length=100, blank=True)  # 所属社区（村） as pushed
+    sources = models.CharField(max_length=300, blank=True)  # every source that pushed them, "|"-separated
+    first_batch = models.ForeignKey(PushBatch, on_delete=models.PROTECT, related_name="+")
+    first_pushed_at = models.DateTimeField()
+    last_pushed_at = models.DateTimeField()
+    times_pushed = models.PositiveIntegerField(default=1)
+    resident = models.ForeignKey(Resident, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Where the person is now handled (None = the command office's manual-dispatch queue).
+    unit = models.ForeignKey(Unit, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    path = models.CharField(max_length=SEGMENT * MAX_LEVEL, blank=True, db_index=True)
+    route_method = models.CharField(max_length=10, choices=RouteMethod.choices, blank=True)
+    route_reason = models.CharField(max_length=300, blank=True)
+    routed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["phone_hash"]), models.Index(fields=["name", "birth_date"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Outcome(models.TextChoices):
+    NEW_CONTROL = "new_control", _("需新增管控")
+    ELSEWHERE_IN_DISTRICT = "elsewhere_in_district", _("居住在区内其他地方（转办）")
+    OUTSIDE_DISTRICT = "outside_district", _("居住在区外（移交）")
+    NO_SUCH_PERSON = "no_such_person", _("查无此人 / 号码错误")
+    LEFT = "left", _("已离开")
+    ALREADY_CONTROLLED = "already_controlled", _("已在管控中")
+    ALREADY_RELEASED = "already_released", _("已解除管控")
+    NO_CONTROL_NEEDED = "no_control_needed", _("无需管控")
+    VERIFYING = "verifying", _("核查中")
+    OTHER = "other", _("其他")
+
+
+class Measure(models.TextChoices):
+    CENTRALIZED_QUARANTINE = "centralized_quarantine", _("集中隔离")
+    HOME_ISOLATION = "home_isolation", _("居家隔离")
+    HOME_MONITORING = "home_monitoring", _("居家健康监测")
+    TESTS_ONLY = "tests_only", _("核酸检测")
+    NONE = "none", _("无需管控")
+
+
+class Verification(models.Model):
+    """The phone verification of one pushed person by the unit now handling them (one per person; it
+    follows the person through transfers). Its deadline, reminders and escalation live in the loop."""
+
+    person = models.OneToOneField(PushedPerson, on_delete=models.CASCADE, related_name="verification")
+    loop = models.ForeignKey("loops.Loop", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    call_attempts = models.JSONField(default=list, blank=True)  # [{"at": iso, "result": reached|no_answer|…}]
+    origin = models.CharField(max_length=200, blank=True)
+    visited = models.JSONField(default=list, blank=True)  # [{"place", "from", "to"}] in the last N days
+    arrival_date = models.DateField(null=True, blank=True)
+    destination = models.CharField(max_length=200, blank=True)
+    compound = models.CharField(max_length=100, blank=True)
+    building = models.CharField(max_length=20, blank=True)
+    entrance = models.CharField(max_length=20, blank=True)
+    room = models.CharField(max_length=20, blank=True)
+    dwelling_type = models.CharField(max_length=30, blank=True)
+    cohabitants = models.PositiveSmallIntegerField(null=True, blank=True)
+    health_status = models.CharField(max_length=100, blank=True)
+    symptoms = models.JSONField(default=list, blank=True)
+    tests = models.JSONField(default=list, blank=True)  # [{"date", "result"}]
+    vaccine_doses = models.PositiveSmallIntegerField(null=True, blank=True)
+    outcome = models.CharField(max_length=24, choices=Outcome.choices, default=Outcome.VERIFYING)
+    outcome_detail = models.JSONField(default=dict, blank=True)  # each outcome's required fields
+    recommended_measure = models.CharField(max_length=24, choices=Measure.choices, blank=True)
+    recommendation_basis = models.CharField(max_length=300, blank=True)  # policy version and risk area used
+    measure = models.CharField(max_length=24, choices=Measure.choices, blank=True)  # what staff confirmed
+    override_reason = models.CharField(max_length=300, blank=True)
+    verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    verified_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.person_id}: {self.outcome}"
+
+
+class TransferState(models.TextChoices):
+    PENDING = "pending", _("待接收")
+    ACCEPTED = "accepted", _("已接收")
+    RETURNED = "returned", _("已退回")
+
+
+class Transfer(models.Model):
+    """转办 from one unit to another; the receiver signs (a loop with a deadline) or returns it (退回)."""
+
+    person = models.ForeignKey(PushedPerson, on_delete=models.CASCADE, related_name="transfers")
+    from_unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+")
+    to_unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+")
+    reason = models.CharField(max_length=300)
+    state = models.CharField(max_length=10, choices=TransferState.choices, default=TransferState.PENDING)
+    loop = models.ForeignKey("loops.Loop", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    answered_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                    related_name="+")
+    answered_at = models.DateTimeField(null=True, blank=True)
+    return_reason = models.CharField(max_length=300, blank=True)
+    ping_pong = models.BooleanField(default=False)  # A → B → A: flagged to the common parent unit
+
+    class Meta:
+        ordering = ["person_id", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.person_id}: {self.from_unit_id} → {self.to_unit_id} ({self.state})"
+
+
+class RiskLevel(models.TextChoices):
+    HIGH = "high", _("高风险")
+    MEDIUM = "medium", _("中风险")
+    LOW = "low", _("低风险")
+
+
+class RiskArea(models.Model):
+    """One area on a published risk-area list, valid from/to a date."""
+
+    level = models.CharField(max_length=8, choices=RiskLevel.choices)
+    area_code = models.CharField(max_length=12, blank=True)  # GB/T 2260 code, when known
+    name = models.CharField(max_length=200)  # e.g. 上海市浦东新区
+    effective_from = models.DateField()
+    effective_to = models.DateField(null=True, blank=True)  # None = still in force
+    list_name = models.CharField(max_length=100, blank=True)  # the published list it came from
+
+    class Meta:
+        indexes = [models.Index(fields=["effective_from", "effective_to"])]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.level})"
+
+
+class Protocol(models.Model):
+    """A version of the prevention protocol (e.g. 第九版, June 2022): rules from risk level to measure.
+
+    ``rules`` is a list of {"risk": "high"|"medium"|"low", "within_days": 7, "measure": Measure value,
+    "days": 7, "tests": [1, 2, 3, 5, 7], "then": [{"measure": …, "days": …, "tests": […]}]}.
+    """
+
+    name = models.CharField(max_length=100)
+    effective_from = models.DateField()
+    rules = models.JSONField(default=list)
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-effective_from"]
+
+    def __str__(self) -> str:
+        return self.name
