@@ -34,18 +34,24 @@ class Perm(models.TextChoices):
     ISSUE_DIRECTIVE = "issue_directive"  # issue, update, cancel and close directives (levels 1–5)
     SIGN_RECEIPT = "sign_receipt"  # sign for, relay and report on a directive for one's unit
     MARK_REACH = "mark_reach"  # mark households reached / unreachable
+    IMPORT_PUSH = "import_push"  # upload pushed lists (大数据推送)
+    VERIFY_PUSH = "verify_push"  # verify pushed people, transfer and return them
+    DISPATCH_PUSH = "dispatch_push"  # the command office's manual-dispatch queue
+    EDIT_POLICY = "edit_policy"  # risk-area lists and protocol versions
 
 
 _ALL = frozenset(Perm)
 _FIELD = frozenset({Perm.VIEW_REGISTER, Perm.REVEAL_PERSONAL, Perm.EDIT_REGISTER, Perm.SIGN_RECEIPT,
-                    Perm.MARK_REACH})
+                    Perm.MARK_REACH, Perm.VERIFY_PUSH})
+# Township and community staff do everything in their subtree but the district's own desk work.
+_LOCAL = _ALL - {Perm.DISPATCH_PUSH, Perm.EDIT_POLICY}
 
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.DISTRICT_COMMANDER: _ALL,
     Role.COMMAND_OFFICE: _ALL,
     Role.DEPARTMENT: frozenset({Perm.VIEW_REGISTER, Perm.ISSUE_DIRECTIVE, Perm.SIGN_RECEIPT}),
-    Role.TOWNSHIP_STAFF: _ALL,
-    Role.COMMUNITY_STAFF: _ALL,
+    Role.TOWNSHIP_STAFF: _LOCAL,
+    Role.COMMUNITY_STAFF: _LOCAL,
     Role.PROPERTY_MANAGER: _FIELD | {Perm.EXPORT_REGISTER, Perm.ISSUE_DIRECTIVE},
     Role.GRID_WORKER: _FIELD,
     Role.BUILDING_LEADER: _FIELD,
