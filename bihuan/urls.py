@@ -14,5 +14,6 @@ urlpatterns = [
     path("directives/", include("bihuan.directives.urls")),
     path("r/<str:token>/", directives_views.confirm, name="confirm"),
     path("inbox/", include("bihuan.notify.urls")),
+    path("pushes/", include("bihuan.pushes.urls")),
     path("", include("bihuan.register.urls")),
 ]
