@@ -78,7 +78,15 @@ def transition(loop: Loop, to_state: str, *, actor, note: str = "", data: dict |
     """Move one loop, with its event and audit row. Call inside the module's action (a transaction)."""
     loop = Loop.objects.select_for_update().get(pk=loop.pk)
     if to_state == loop.state:
-        return loop  # repeating an action (a double tap) changes nothing
+        if not data or loop.state in (S.CLOSED, S.CANCELLED):
+            return loop  # repeating an action (a double tap) changes nothing
+        # A corrected report: new answers replace the old ones, and the history says so.
+        loop.data = {**loop.data, **data}
+        loop.save(update_fields=["data"])
+        LoopEvent.objects.create(loop=loop, actor=actor, action="amended", from_state=loop.state,
+                                 to_state=loop.state, note=note)
+        audit.record(actor=actor, action="loop.amended", target=loop, changes={"note": note[:200]})
+        return loop
     if to_state not in ALLOWED[loop.state]:
         raise LoopError(f"state: cannot go from {loop.state} to {to_state}")
     now = timezone.now()

@@ -87,3 +87,13 @@ def test_bulk_cancel_moves_every_open_loop_and_records_it(district):
     assert engine.bulk_transition(Loop.objects.all(), LoopState.CANCELLED, actor=None, note="撤销") == 8
     assert not Loop.objects.exclude(state=LoopState.CANCELLED).exists()
     assert LoopEvent.objects.filter(action="cancelled").count() == 8
+
+
+def test_a_second_report_amends_the_answers_and_is_recorded(district):
+    open_loops(district)
+    loop = Loop.objects.get(owner_unit=district.grid_a)
+    grid = district.users["grid_a"]
+    engine.transition(loop, LoopState.REPORTED, actor=grid, data={"answers": {"n": 3}})
+    loop = engine.transition(loop, LoopState.REPORTED, actor=grid, data={"answers": {"n": 4}}, note="更正")
+    assert loop.data == {"answers": {"n": 4}}
+    assert list(loop.events.values_list("action", flat=True))[-2:] == ["reported", "amended"]
