@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "bihuan.loops",
     "bihuan.directives",
     "bihuan.pushes",
+    "bihuan.control",
 ]
 
 MIDDLEWARE = [

@@ -38,12 +38,15 @@ class Perm(models.TextChoices):
     VERIFY_PUSH = "verify_push"  # verify pushed people, transfer and return them
     DISPATCH_PUSH = "dispatch_push"  # the command office's manual-dispatch queue
     EDIT_POLICY = "edit_policy"  # risk-area lists and protocol versions
+    MANAGE_CONTROL = "manage_control"  # open, extend, move up and release control cases
+    CARE = "care"  # check-ins, tests, measures and service requests of cases one answers for
 
 
 _ALL = frozenset(Perm)
 _FIELD = frozenset({Perm.VIEW_REGISTER, Perm.REVEAL_PERSONAL, Perm.EDIT_REGISTER, Perm.SIGN_RECEIPT,
-                    Perm.MARK_REACH, Perm.VERIFY_PUSH})
-# Township and community staff do everything in their subtree but the district's own desk work.
+                    Perm.MARK_REACH, Perm.VERIFY_PUSH, Perm.CARE})
+# Township and community staff do everything in their subtree but the district's own desk work;
+# opening, moving up and releasing control cases (MANAGE_CONTROL) is theirs and above, not the grid's.
 _LOCAL = _ALL - {Perm.DISPATCH_PUSH, Perm.EDIT_POLICY}
 
 PERMISSIONS: dict[str, frozenset[str]] = {
@@ -57,7 +60,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Role.BUILDING_LEADER: _FIELD,
     Role.VILLAGER_REP: _FIELD,
     Role.INSPECTOR: frozenset({Perm.VIEW_REGISTER, Perm.VIEW_AUDIT}),
-    Role.VOLUNTEER: frozenset({Perm.VIEW_REGISTER, Perm.MARK_REACH}),
+    Role.VOLUNTEER: frozenset({Perm.VIEW_REGISTER, Perm.MARK_REACH, Perm.CARE}),
 }
 
 
