@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from bihuan.api import api
+from bihuan.control import views as control_views
 from bihuan.directives import views as directives_views
 from bihuan.register import views as register_views
 
@@ -15,5 +16,7 @@ urlpatterns = [
     path("r/<str:token>/", directives_views.confirm, name="confirm"),
     path("inbox/", include("bihuan.notify.urls")),
     path("pushes/", include("bihuan.pushes.urls")),
+    path("control/", include("bihuan.control.urls")),
+    path("p/<str:token>/", control_views.person, name="person"),
     path("", include("bihuan.register.urls")),
 ]
