@@ -5,3 +5,6 @@ class PushesConfig(AppConfig):
     name = "bihuan.pushes"
     label = "pushes"
     verbose_name = "Big-data push lists"
+
+    def ready(self):
+        from . import tasks  # noqa: F401 - registers pushes.process with the worker

@@ -74,9 +74,17 @@ from openpyxl.utils.datetime import from_excel
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from bihuan.core import audit, crypto
-from bihuan.core.personal import birth_date_from_id, normalize_id_number, normalize_phone, sex_from_id
+from bihuan.core.personal import birth_date_from_id, sex_from_id
 from bihuan.core.pinyin import initials
 from bihuan.core.roles import Perm
+from bihuan.core.tabular import MANGLED  # noqa: F401 - re-exported: the register's reason for mangled numbers
+from bihuan.core.tabular import BadCell as _Bad
+from bihuan.core.tabular import cell_text as _text
+from bihuan.core.tabular import digits_text as _digits_text
+from bihuan.core.tabular import header_key as _header_key
+from bihuan.core.tabular import id_number_cell as _id_number
+from bihuan.core.tabular import is_blank as _is_blank
+from bihuan.core.tabular import phone_cell as _phone
 
 from .access import Scope, access_unit, require
 from .models import (
@@ -245,53 +253,8 @@ def _label(name: str, value: str) -> str:
 
 # --- cell parsing ----------------------------------------------------------------------------------------
 
-class _Bad(ValueError):
-    """A cell value that cannot be used; the message is the reason shown to the user."""
-
-
 REQUIRED = "必填 (required)"
 OUT_OF_SCOPE = "不在您的管辖范围内 (outside your part of the district)"
-MANGLED = ("被 Excel 改成了科学计数法（数值只保留 15 位有效数字，后几位已丢失），请把该列设为“文本”格式后重新填写 "
-           "(Excel turned this into a number and lost its last digits; format the column as text and re-enter it)")
-_SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d*)?[eE][+-]?\d+$")
-
-
-def _is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _text(value: Any, max_length: int | None = None) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        text = "是" if value else "否"
-    elif isinstance(value, float) and value.is_integer():
-        text = str(int(value))
-    elif isinstance(value, dt.datetime):
-        text = value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
-    else:
-        text = str(value)
-    text = text.strip()
-    if max_length is not None and len(text) > max_length:
-        raise _Bad(f"不能超过 {max_length} 个字符 (at most {max_length} characters)")
-    return text
-
-
-def _digits_text(value: Any, max_length: int | None = None) -> str:
-    """A code, ID number or phone: text as typed; a numeric cell only while Excel kept every digit."""
-    if isinstance(value, bool):
-        raise _Bad("应为文本 (must be text)")
-    if isinstance(value, int | float):
-        if isinstance(value, float) and not value.is_integer():
-            raise _Bad(MANGLED if abs(value) >= 1e6 else "应为文本 (must be text)")
-        number = int(value)
-        if abs(number) >= 10**15:  # more than Excel's 15 significant digits: the tail is gone
-            raise _Bad(MANGLED)
-        return _text(str(number), max_length)
-    text = _text(value, max_length)
-    if _SCIENTIFIC.match(unicodedata.normalize("NFKC", text).replace(" ", "")):
-        raise _Bad(MANGLED)
-    return text
 
 
 def _code(value: Any, max_length: int) -> str:
@@ -370,37 +333,6 @@ def _check_date(day: dt.date) -> dt.date:
     return day
 
 
-_ID_REASONS = (
-    ("must be 18", "身份证号应为 18 位：17 位数字加一位数字或 X"),
-    ("birth date", "身份证号中的出生日期不存在"),
-    ("checksum", "身份证号校验位错误"),
-)
-
-
-def _id_number(value: Any) -> str:
-    text = _digits_text(value)
-    if not text:
-        return ""
-    try:
-        return normalize_id_number(text)
-    except ValueError as exc:
-        message = str(exc)
-        zh = next((z for en, z in _ID_REASONS if en in message), "身份证号无效")
-        if "checksum" in message:
-            message = "GB 11643 checksum does not match"
-        raise _Bad(f"{zh} ({message})") from None
-
-
-def _phone(value: Any) -> str:
-    text = _digits_text(value)
-    if not text:
-        return ""
-    try:
-        return normalize_phone(text)
-    except ValueError as exc:
-        raise _Bad(f"不是有效的手机号或带区号的固定电话 ({exc})") from None
-
-
 def _aliases(value: Any) -> str:
     parts = [p.strip() for p in re.split(r"[|｜、,，;；]", _text(value))]
     joined = "|".join(p for p in parts if p)
@@ -414,12 +346,6 @@ def _max(model, name: str) -> int:
 
 
 # --- reading the file ------------------------------------------------------------------------------------
-
-def _header_key(text: Any) -> str:
-    value = unicodedata.normalize("NFKC", str(text or ""))
-    value = re.sub(r"[(\[【〔].*?[)\]】〕]", "", value)
-    return re.sub(r"\s+", "", value).strip("*:")
-
 
 @dataclass
 class _Sheet:

@@ -1,0 +1,296 @@
+"""Reading tables that people send: .xlsx, .xls and .csv files, and the cells in them.
+
+Shared by the register workbook (``register.workbook``) and the pushed-list import (``pushes.importing``).
+
+Cells
+-----
+``BadCell`` is a cell value that cannot be used; its message is the reason shown to the user (Chinese, with
+the English in brackets). ``digits_text`` reads a code, ID number or phone and refuses a value that Excel has
+turned into a number and so lost digits of (``1.41002E+17``, or a numeric cell with more than 15 significant
+digits). ``id_number_cell`` and ``phone_cell`` validate on top of that.
+
+Files
+-----
+``read_sheets(data, file_name)`` yields ``(sheet name, rows)`` where rows are ``(row number, values)`` with the
+row numbers Excel shows (1-based; CSV: the record number, blank lines included). The kind of file is told by
+its first bytes (an .xls that is really an .xlsx or a CSV is read as what it is). CSV text is decoded strictly
+as UTF-8 (with or without BOM), UTF-16 (with BOM) or GB18030 (a superset of GBK), else as charset-normalizer
+guesses; the delimiter is the most frequent of comma, tab and semicolon in the first line.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import datetime as dt
+import io
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from bihuan.core.personal import normalize_id_number, normalize_phone
+
+Rows = Iterator[tuple[int, tuple]]
+
+
+# --- cells ------------------------------------------------------------------------------------------------
+
+class BadCell(ValueError):
+    """A cell value that cannot be used; the message is the reason shown to the user."""
+
+
+MANGLED = ("被 Excel 改成了科学计数法（数值只保留 15 位有效数字，后几位已丢失），请把该列设为“文本”格式后重新填写 "
+           "(Excel turned this into a number and lost its last digits; format the column as text and re-enter it)")
+SCIENTIFIC = re.compile(r"^[+-]?\d+(\.\d*)?[eE][+-]?\d+$")
+
+ID_REASONS = (
+    ("must be 18", "身份证号应为 18 位：17 位数字加一位数字或 X"),
+    ("birth date", "身份证号中的出生日期不存在"),
+    ("checksum", "身份证号校验位错误"),
+)
+
+
+def is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def cell_text(value: Any, max_length: int | None = None) -> str:
+    """A cell as text: whole floats without ``.0``, datetimes as ISO dates, booleans as 是 / 否."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        text = "是" if value else "否"
+    elif isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    elif isinstance(value, dt.datetime):
+        text = value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
+    else:
+        text = str(value)
+    text = text.strip()
+    if max_length is not None and len(text) > max_length:
+        raise BadCell(f"不能超过 {max_length} 个字符 (at most {max_length} characters)")
+    return text
+
+
+def digits_text(value: Any, max_length: int | None = None) -> str:
+    """A code, ID number or phone: text as typed; a numeric cell only while Excel kept every digit."""
+    if isinstance(value, bool):
+        raise BadCell("应为文本 (must be text)")
+    if isinstance(value, int | float):
+        if isinstance(value, float) and not value.is_integer():
+            raise BadCell(MANGLED if abs(value) >= 1e6 else "应为文本 (must be text)")
+        number = int(value)
+        if abs(number) >= 10**15:  # more than Excel's 15 significant digits: the tail is gone
+            raise BadCell(MANGLED)
+        return cell_text(str(number), max_length)
+    text = cell_text(value, max_length)
+    if SCIENTIFIC.match(unicodedata.normalize("NFKC", text).replace(" ", "")):
+        raise BadCell(MANGLED)
+    return text
+
+
+def id_number_cell(value: Any) -> str:
+    """A valid 18-character ID number ('' for a blank cell); 15-digit numbers are converted."""
+    text = digits_text(value)
+    if not text:
+        return ""
+    try:
+        return normalize_id_number(text)
+    except ValueError as exc:
+        message = str(exc)
+        zh = next((z for en, z in ID_REASONS if en in message), "身份证号无效")
+        if "checksum" in message:
+            message = "GB 11643 checksum does not match"
+        raise BadCell(f"{zh} ({message})") from None
+
+
+def phone_cell(value: Any) -> str:
+    """Digits of a mobile or landline number ('' for a blank cell), without +86 / 0086."""
+    text = digits_text(value)
+    if not text:
+        return ""
+    try:
+        return normalize_phone(text)
+    except ValueError as exc:
+        raise BadCell(f"不是有效的手机号或带区号的固定电话 ({exc})") from None
+
+
+def chunks(items: Iterable, size: int = 500) -> Iterator[list]:
+    """``items`` in lists of ``size`` (for IN (...) lookups and batched writes)."""
+    batch: list = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def header_key(text: Any) -> str:
+    """A header as compared: half-width, without spaces, a hint in brackets, ``*`` markers or a trailing colon."""
+    value = unicodedata.normalize("NFKC", str(text or ""))
+    value = re.sub(r"[(\[【〔].*?[)\]】〕]", "", value)
+    return re.sub(r"\s+", "", value).strip("*:")
+
+
+# --- files ------------------------------------------------------------------------------------------------
+
+class UnreadableFile(ValueError):
+    """The file is no spreadsheet or CSV we can read; the message says why (for the user)."""
+
+
+XLSX, XLS, CSV = "xlsx", "xls", "csv"
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+
+
+def file_kind(data: bytes, file_name: str = "") -> str:
+    """``xlsx``, ``xls`` or ``csv``, from the first bytes (the name only breaks no ties)."""
+    if data[:4] == b"PK\x03\x04":
+        return XLSX
+    if data[:8] == _OLE2:
+        return XLS
+    return CSV
+
+
+def decode_text(data: bytes) -> tuple[str, str]:
+    """The text of a CSV file and the encoding it was read with."""
+    if data.startswith(codecs.BOM_UTF16_LE) or data.startswith(codecs.BOM_UTF16_BE):
+        try:
+            return data.decode("utf-16"), "utf-16"
+        except UnicodeDecodeError:
+            pass
+    for encoding in ("utf-8-sig", "gb18030"):
+        try:
+            return data.decode(encoding), encoding
+        except UnicodeDecodeError:
+            continue
+    from charset_normalizer import from_bytes
+
+    best = from_bytes(data).best()
+    if best is None:
+        raise UnreadableFile("无法识别文件的字符编码，请另存为 UTF-8 或 GBK 编码的 CSV (cannot tell the file's encoding)")
+    return str(best), best.encoding
+
+
+def _delimiter(text: str) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            counts = {d: line.count(d) for d in (",", "\t", ";")}
+            best = max(counts, key=lambda d: counts[d])
+            return best if counts[best] else ","
+    return ","
+
+
+def _csv_rows(data: bytes) -> Rows:
+    text, _encoding = decode_text(data)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+    for number, row in enumerate(reader, start=1):
+        yield number, tuple(row)
+
+
+def _xlsx_sheets(data: bytes) -> Iterator[tuple[str, Rows]]:
+    from openpyxl import load_workbook
+
+    book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    try:
+        for ws in book.worksheets:
+            if not hasattr(ws, "iter_rows"):
+                continue  # a chart sheet
+            ws.reset_dimensions()  # some writers store wrong dimensions; read every row there is
+            yield ws.title, enumerate(ws.iter_rows(values_only=True), start=1)
+    finally:
+        book.close()
+
+
+def _xls_value(cell, datemode: int) -> Any:
+    import xlrd
+
+    kind, value = cell.ctype, cell.value
+    if kind in (xlrd.XL_CELL_EMPTY, xlrd.XL_CELL_BLANK, xlrd.XL_CELL_ERROR):
+        return None
+    if kind == xlrd.XL_CELL_DATE:
+        try:
+            return xlrd.xldate.xldate_as_datetime(value, datemode)
+        except (ValueError, OverflowError, xlrd.xldate.XLDateError):
+            return value
+    if kind == xlrd.XL_CELL_BOOLEAN:
+        return bool(value)
+    if kind == xlrd.XL_CELL_NUMBER and float(value).is_integer() and abs(value) < 2**53:
+        return int(value)
+    return value
+
+
+def _xls_sheets(data: bytes) -> Iterator[tuple[str, Rows]]:
+    import xlrd
+
+    book = xlrd.open_workbook(file_contents=data, on_demand=True)
+    try:
+        for index in range(book.nsheets):
+            sheet = book.sheet_by_index(index)
+            rows = ((n + 1, tuple(_xls_value(c, book.datemode) for c in sheet.row(n))) for n in range(sheet.nrows))
+            yield sheet.name, rows
+            book.unload_sheet(index)
+    finally:
+        book.release_resources()
+
+
+def read_sheets(data: bytes, file_name: str = "") -> Iterator[tuple[str, Rows]]:
+    """Every sheet of the file (a CSV file is one sheet named after the file). Raises UnreadableFile."""
+    kind = file_kind(data, file_name)
+    try:
+        if kind == XLSX:
+            yield from _xlsx_sheets(data)
+        elif kind == XLS:
+            yield from _xls_sheets(data)
+        else:
+            yield file_name or "csv", _csv_rows(data)
+    except UnreadableFile:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any broken file is the user's error, told as such
+        raise UnreadableFile(f"无法读取文件，请上传 .xlsx、.xls 或 .csv 文件 (not a readable {kind} file: "
+                             f"{type(exc).__name__})") from exc
+
+
+def _count_xlsx_rows(data: bytes, limit: int) -> int:
+    """Count ``<row`` tags in the first worksheet's XML, streaming, stopping past ``limit`` (openpyxl would parse
+    the whole sheet just to learn its size when the file stores no dimension)."""
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        names = sorted(n for n in archive.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml"))
+        if not names:
+            return 0
+        first = "xl/worksheets/sheet1.xml" if "xl/worksheets/sheet1.xml" in names else names[0]
+        count, tail = 0, b""
+        with archive.open(first) as stream:
+            while count <= limit:
+                block = stream.read(1 << 20)
+                if not block:
+                    break
+                text = tail + block
+                count += text.count(b"<row ") + text.count(b"<row>") + text.count(b":row ")
+                tail = text[-5:]
+                count -= tail.count(b"<row ") + tail.count(b"<row>") + tail.count(b":row ")
+        return count
+
+
+def estimate_rows(data: bytes, file_name: str = "", limit: int = 10**9) -> int:
+    """How many rows the file has, cheaply, counted up to a little past ``limit`` (to choose between processing
+    an upload at once and leaving it to the worker)."""
+    kind = file_kind(data, file_name)
+    try:
+        if kind == XLSX:
+            return _count_xlsx_rows(data, limit)
+        if kind == XLS:
+            import xlrd
+
+            book = xlrd.open_workbook(file_contents=data, on_demand=True)
+            try:
+                return book.sheet_by_index(0).nrows
+            finally:
+                book.release_resources()
+    except Exception:  # noqa: BLE001 - an unreadable file is reported when it is read
+        return 0
+    return data.count(b"\n") + 1

@@ -1,0 +1,164 @@
+"""De-duplication of pushed people: within a file, across sources and against earlier days.
+
+A row joins an existing PushedPerson pushed within the window (``DEFAULT_WINDOW_DAYS``, measured from the
+person's last push to this push) instead of creating new work. Matching, in this order:
+
+1. the ID number's lookup hash;
+2. the phone's lookup hash **and the same name** (family members share phones), when at most one of the two
+   has an ID number (two different ID numbers are two people);
+3. the same name and birth date, under the same condition.
+
+When several people match, the most recently pushed wins. A merge fills what the person lacks (ID number,
+phone, birth date, sex, origin, via, arrival date, addresses), appends the source and moves
+``last_pushed_at`` forward; ``times_pushed`` counts the pushes (files) that named the person, so a duplicate
+row inside one file does not count twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from django.utils import timezone
+
+from bihuan.core.tabular import chunks
+
+from .models import PushedPerson
+from .normalize import Row, seal_id_number
+
+DEFAULT_WINDOW_DAYS = 14
+BY_ID, BY_PHONE, BY_NAME_BIRTH = "身份证号", "手机号", "姓名和出生日期"
+SOURCES_MAX = PushedPerson._meta.get_field("sources").max_length
+# Row field -> PushedPerson attribute, filled when the person lacks it.
+FILLED = (("birth_date", "birth_date"), ("sex", "sex"), ("origin", "origin"), ("via", "via"),
+          ("arrival_date", "arrival_date"), ("address", "address_text"), ("township", "township_text"),
+          ("community", "community_text"))
+UPDATED_FIELDS = ["id_sealed", "id_hash", "id_masked", "id_tail", "phone_sealed", "phone_hash", "phone_masked",
+                  "phone_tail", "sources", "last_pushed_at", "times_pushed", "resident",
+                  *(attr for _f, attr in FILLED)]
+
+
+@dataclass
+class Match:
+    person: PushedPerson
+    how: str  # BY_ID, BY_PHONE or BY_NAME_BIRTH
+
+
+def window_start(pushed_at: dt.datetime, window_days: int = DEFAULT_WINDOW_DAYS) -> dt.datetime:
+    return pushed_at - dt.timedelta(days=window_days)
+
+
+class Index:
+    """The people a chunk of rows may join: loaded from the database, plus those the chunk creates."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, PushedPerson] = {}
+        self.by_phone: dict[str, list[PushedPerson]] = defaultdict(list)
+        self.by_name_birth: dict[tuple[str, dt.date], list[PushedPerson]] = defaultdict(list)
+
+    def add(self, person: PushedPerson) -> None:
+        """Index ``person`` under its current keys (call again after a merge gave it new ones)."""
+        current = self.by_id.get(person.id_hash) if person.id_hash else None
+        if person.id_hash and (current is None or _recency(person) > _recency(current)):
+            self.by_id[person.id_hash] = person
+        if person.phone_hash and person not in self.by_phone[person.phone_hash]:
+            self.by_phone[person.phone_hash].append(person)
+        if person.birth_date and person not in self.by_name_birth[(person.name, person.birth_date)]:
+            self.by_name_birth[(person.name, person.birth_date)].append(person)
+
+    def load(self, rows: Iterable[Row], *, since: dt.datetime) -> None:
+        """Load the people pushed since ``since`` whom any of ``rows`` could match (three indexed queries)."""
+        rows = [r for r in rows if r.rejected is None]
+        recent = PushedPerson.objects.filter(last_pushed_at__gte=since)
+        found: dict[int, PushedPerson] = {}
+        for chunk in chunks(sorted({r.id_hash for r in rows if r.id_number})):
+            found.update((p.pk, p) for p in recent.filter(id_hash__in=chunk))
+        for chunk in chunks(sorted({r.phone_hash for r in rows if r.phone})):
+            found.update((p.pk, p) for p in recent.filter(phone_hash__in=chunk))
+        pairs = {(r.name, r.birth_date) for r in rows if r.birth_date}
+        # by name alone (the prefix of the (name, birth_date) index): name IN (…) AND birth_date IN (…) would
+        # probe every combination
+        # (common names are pushed many times: read the keys first, whole records only for the pairs)
+        wanted: list[int] = []
+        for chunk in chunks(sorted({n for n, _b in pairs})):
+            wanted += [pk for pk, name, birth in recent.filter(name__in=chunk).values_list("pk", "name", "birth_date")
+                       if (name, birth) in pairs and pk not in found]
+        for chunk in chunks(wanted):
+            found.update((p.pk, p) for p in PushedPerson.objects.filter(pk__in=chunk))
+        for person in sorted(found.values(), key=lambda p: p.pk):
+            self.add(person)
+
+    def find(self, row: Row) -> Match | None:
+        if row.id_number:
+            person = self.by_id.get(row.id_hash)
+            if person is not None:
+                return Match(person, BY_ID)
+
+        def compatible(p: PushedPerson) -> bool:
+            return p.name == row.name and not (p.id_hash and row.id_number)
+
+        if row.phone:
+            person = _latest(p for p in self.by_phone.get(row.phone_hash, ()) if compatible(p))
+            if person is not None:
+                return Match(person, BY_PHONE)
+        if row.birth_date:
+            person = _latest(p for p in self.by_name_birth.get((row.name, row.birth_date), ()) if compatible(p))
+            if person is not None:
+                return Match(person, BY_NAME_BIRTH)
+        return None
+
+
+def _recency(person: PushedPerson) -> tuple:
+    """Most recently pushed first; among equals the older record (people created now have no pk yet: last)."""
+    return (person.last_pushed_at, -(person.pk or 2**62))
+
+
+def _latest(people: Iterable[PushedPerson]) -> PushedPerson | None:
+    return max(people, key=_recency, default=None)
+
+
+def add_source(sources: str, source: str) -> str:
+    parts = [s for s in sources.split("|") if s]
+    if source and source not in parts:
+        parts.append(source)
+    joined = "|".join(parts)
+    while len(joined) > SOURCES_MAX and len(parts) > 1:  # keep the first and the latest sources
+        parts.pop(1)
+        joined = "|".join(parts)
+    return joined[:SOURCES_MAX]
+
+
+def merge_into(person: PushedPerson, row: Row, *, source: str, pushed_at: dt.datetime) -> None:
+    """Fill what ``person`` lacks from ``row``, append the source, move the last push forward."""
+    if row.id_number and not person.id_hash:
+        seal_id_number(person, row.id_number)
+    if row.phone and not person.phone_hash:
+        person.set_phone(row.phone)
+    for key, attr in FILLED:
+        value = getattr(row, key)
+        if value and not getattr(person, attr):
+            setattr(person, attr, value)
+    person.sources = add_source(person.sources, source)
+    if person.last_pushed_at is None or pushed_at > person.last_pushed_at:
+        person.last_pushed_at = pushed_at
+
+
+def new_person(row: Row, *, batch, source: str, pushed_at: dt.datetime) -> PushedPerson:
+    person = PushedPerson(
+        name=row.name, birth_date=row.birth_date, sex=row.sex, origin=row.origin, via=row.via,
+        arrival_date=row.arrival_date, address_text=row.address, township_text=row.township,
+        community_text=row.community, sources=add_source("", source), first_batch=batch,
+        first_pushed_at=pushed_at, last_pushed_at=pushed_at, times_pushed=1)
+    seal_id_number(person, row.id_number)
+    person.set_phone(row.phone)
+    return person
+
+
+def merge_reason(match: Match, *, batch_row: int | None, pushed_before: dt.datetime | None) -> str:
+    """``与第 5 行同一人（身份证号）`` inside the file, ``与 2022-03-02 推送的记录合并（手机号）`` otherwise."""
+    if batch_row is not None:
+        return f"与第 {batch_row} 行同一人（{match.how}）"
+    day = timezone.localdate(pushed_before) if pushed_before else None
+    return f"与 {day:%Y-%m-%d} 推送的记录合并（{match.how}）" if day else f"与已推送的记录合并（{match.how}）"

@@ -1,0 +1,438 @@
+"""Importing pushed lists (大数据推送): file → batch → one result per row → pushed people, routed.
+
+``create_batch`` stores the upload as a PushBatch (the same file for the same unit and source returns the
+batch already there, so importing a file twice changes nothing) and processes it at once when it is small;
+a large one (more than ``INLINE_MAX_ROWS`` rows) is left to the ``pushes.process`` worker task.
+
+``process_batch`` is idempotent and resumable. It holds the batch by a lease (``core.worker.claim``), reads
+the file (``core.tabular``), finds the header row in the first ``HEADER_SEARCH_ROWS`` rows (``headers``),
+then works in chunks of ``CHUNK`` rows. Each chunk is one transaction: normalise (``normalize``), look up the
+people it may join (``dedupe``), create and merge people, write a PushRow for every row, add to the batch's
+counters and renew the lease. A row that already has its PushRow is skipped, so a rerun after a crash goes
+on where the last committed chunk ended. Chunks of different batches never interleave (an advisory lock on
+PostgreSQL; SQLite's IMMEDIATE transactions serialise writers), so two lists naming the same person at the
+same moment still make one person. After each chunk the new people are routed (``routing.route_people``).
+
+At the end the counters are recounted from the PushRows (rows_total = imported + merged + rejected, exactly),
+the file is dropped from the database (it holds clear personal data) and one audit row ``push.import`` is
+written with the counts. A file that cannot be read, or has no header row, fails the batch with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import io
+import logging
+from typing import Any
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Count, F
+from django.utils import timezone
+from openpyxl import Workbook
+
+from bihuan.core import audit
+from bihuan.core.roles import Perm
+from bihuan.core.tabular import UnreadableFile, cell_text, chunks, estimate_rows, is_blank, read_sheets
+from bihuan.core.worker import claim, worker_id
+from bihuan.register.access import access_unit, require, scope_of
+from bihuan.register.models import Resident, Unit
+
+from . import dedupe
+from .headers import FIELDS, IGNORE, detect_mapping, header_score, saved_mapping
+from .models import BatchState, PushBatch, PushedPerson, PushRow, RowResult
+from .normalize import Row, clean_text, masked_cell, normalize_row
+
+logger = logging.getLogger(__name__)
+
+INLINE_MAX_ROWS = 2000  # larger files go to the worker
+CHUNK = 500  # rows per transaction
+LEASE_SECONDS = 300
+HEADER_SEARCH_ROWS = 10
+_ADVISORY_LOCK = 0x62_69_68_75  # "bihu": serialises the chunks of all batches on PostgreSQL
+
+NO_HEADER = ("找不到表头行：前 10 行中没有同时含“姓名”或“身份证号”和其他已知列的行，请检查文件或保存列对应关系 "
+             "(no header row found in the first 10 rows)")
+EMPTY_FILE = "文件是空的 (the file is empty)"
+
+
+class LostLease(Exception):
+    """Another worker holds the batch now (ours ran out): stop without writing."""
+
+
+# --- reading ------------------------------------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Table:
+    """The header row and the data rows of the sheet that holds the list."""
+
+    sheet: str
+    header_row: int
+    headers: list[str]  # as in the file, one per column ("" for a column without a header)
+    fields: list[str | None]  # the field of each column (None: not read)
+    mapping: dict[str, str]  # header -> field, "" for the unmapped ones
+    unmapped: list[str]
+    rows: list[tuple[int, tuple]]  # (row number Excel shows, values); blank rows skipped
+
+    def cells(self, values: tuple) -> dict[str, Any]:
+        return {f: values[i] for i, f in enumerate(self.fields) if f and i < len(values)}
+
+    def masked(self, values: tuple, row: Row) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for i, value in enumerate(values):
+            if is_blank(value):
+                continue
+            header = self.headers[i] if i < len(self.headers) and self.headers[i] else f"第{i + 1}列"
+            key, n = header, 2
+            while key in out:
+                key, n = f"{header} ({n})", n + 1
+            out[key] = masked_cell(self.fields[i] if i < len(self.fields) else None, value, row)
+        return out
+
+
+def _blank(values: tuple) -> bool:
+    return all(is_blank(v) for v in values)
+
+
+def read_table(data: bytes, file_name: str, saved: dict[str, str] | None = None) -> Table:
+    """The first sheet with a header row, read whole (blank rows skipped). Raises UnreadableFile."""
+    if not data:
+        raise UnreadableFile(EMPTY_FILE)
+    for sheet, rows in read_sheets(data, file_name):
+        head: list[tuple[int, tuple]] = []
+        best: tuple | None = None  # (score, row number, values, mapping, unmapped)
+        for number, values in rows:
+            head.append((number, values))
+            if _blank(values):
+                continue
+            mapping, unmapped = detect_mapping(values, saved)
+            score = header_score(mapping)
+            if score and (best is None or score > best[0]):
+                best = (score, number, values, mapping, unmapped)
+            if sum(1 for _n, v in head if not _blank(v)) >= HEADER_SEARCH_ROWS:
+                break
+        if best is None:
+            continue
+        _score, header_row, header_values, mapping, unmapped = best
+        headers = [cell_text(v) for v in header_values]
+        fields: list[str | None] = []
+        for text in headers:
+            field = mapping.get(text)
+            fields.append(field if field and field not in fields else None)  # a repeated header: its first column
+        data_rows = [(n, tuple(v)) for n, v in head if n > header_row and not _blank(v)]
+        data_rows += [(n, tuple(v)) for n, v in rows if not _blank(v)]
+        return Table(sheet, header_row, headers, fields, {h: IGNORE for h in unmapped} | mapping, unmapped,
+                     data_rows)
+    raise UnreadableFile(NO_HEADER)
+
+
+@dataclasses.dataclass
+class Preview:
+    """What the upload page shows before importing: the header row and how its columns are read."""
+
+    sheet: str
+    header_row: int
+    mapping: dict[str, str]  # header -> field ("" = ignored)
+    unmapped: list[str]
+    rows: int
+    missing: list[str]  # fields no column gives (phone may be missing; name must not)
+
+
+def preview_file(file_bytes: bytes, file_name: str, *, unit: Unit | None = None, source: str = "",
+                 mapping: dict[str, str] | None = None) -> Preview:
+    """Read the file without importing it (for the mapping screen). Raises UnreadableFile."""
+    saved = mapping if mapping is not None else saved_mapping(unit, source)
+    table = read_table(file_bytes, file_name, saved)
+    given = set(table.mapping.values())
+    return Preview(table.sheet, table.header_row, table.mapping, table.unmapped, len(table.rows),
+                   [f for f in FIELDS if f not in given])
+
+
+# --- creating a batch ---------------------------------------------------------------------------------------
+
+def create_batch(file_bytes: bytes, file_name: str, *, source: str, unit: Unit, acting_user,
+                 mapping: dict[str, str] | None = None) -> PushBatch:
+    """Store an uploaded list for ``unit`` and process it now if it is small (see the module doc).
+
+    ``mapping`` (header -> field, ``""`` = ignore) overrides the mapping saved for (unit, source), which
+    overrides recognition. The same file (SHA-256) for the same unit and source returns the batch already there
+    (a failed one is tried again). ``acting_user=None`` is the system. Raises PermissionDenied without
+    ``Perm.IMPORT_PUSH``, Http404 for a unit outside the user's part of the district, ValueError for an empty
+    file or source.
+    """
+    source = clean_text(source, PushBatch._meta.get_field("source").max_length)
+    if not source:
+        raise ValueError("source: required (推送来源必填)")
+    if not file_bytes:
+        raise ValueError("file: empty (文件是空的)")
+    if acting_user is not None:
+        require(acting_user, Perm.IMPORT_PUSH)
+        unit = access_unit(acting_user, unit.pk)
+    file_name = (file_name or "upload").replace("\\", "/").rsplit("/", 1)[-1][:255]
+    sha = hashlib.sha256(file_bytes).hexdigest()
+    if mapping is None:
+        mapping = saved_mapping(unit, source)
+    try:
+        with transaction.atomic():
+            batch = (PushBatch.objects.select_for_update()
+                     .filter(unit=unit, source=source, file_sha256=sha).first())
+            if batch is not None and batch.state != BatchState.FAILED:
+                logger.info("push batch %s: the same file again, nothing to do", batch.pk)
+                return batch
+            if batch is not None:  # failed before: try again, perhaps with a new mapping
+                PushBatch.objects.filter(pk=batch.pk).update(
+                    file_data=file_bytes, file_name=file_name, column_mapping=mapping, state=BatchState.PENDING,
+                    error="", uploaded_by=acting_user, uploaded_at=timezone.now(), locked_by="", locked_until=None)
+                batch.refresh_from_db()
+            else:
+                batch = PushBatch.objects.create(
+                    source=source, file_name=file_name, file_sha256=sha, file_data=file_bytes, unit=unit,
+                    uploaded_by=acting_user, column_mapping=mapping)
+    except IntegrityError:  # the same file uploaded at the same moment: the other upload's batch
+        return PushBatch.objects.get(unit=unit, source=source, file_sha256=sha)
+    logger.info("push batch %s created: unit %s, %d bytes", batch.pk, unit.pk, len(file_bytes))
+    if estimate_rows(file_bytes, file_name, limit=INLINE_MAX_ROWS) <= INLINE_MAX_ROWS:
+        batch = process_batch(batch)
+    return batch
+
+
+# --- processing ---------------------------------------------------------------------------------------------
+
+def _route(person_ids: list[int], acting_user) -> None:
+    if not person_ids:
+        return
+    try:
+        from bihuan.pushes.routing import route_people
+    except ModuleNotFoundError as exc:
+        if exc.name != "bihuan.pushes.routing":
+            raise
+        logger.warning("pushes.routing is not there yet: %d people left unrouted", len(person_ids))
+        return
+    try:
+        route_people(person_ids, acting_user=acting_user)
+    except Exception:  # noqa: BLE001 - the people are imported; unrouted ones wait in the manual queue
+        logger.exception("routing %d pushed people failed", len(person_ids))
+
+
+def _renew(batch: PushBatch, owner: str, **fields) -> None:
+    updated = PushBatch.objects.filter(pk=batch.pk, locked_by=owner).update(
+        locked_until=timezone.now() + dt.timedelta(seconds=LEASE_SECONDS), **fields)
+    if updated != 1:
+        raise LostLease(f"push batch {batch.pk}: lease lost")
+
+
+def _serialise_chunks() -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK])
+
+
+class _Run:
+    """One run of process_batch over the rows not yet done."""
+
+    def __init__(self, batch: PushBatch, owner: str, window_days: int):
+        self.batch = batch
+        self.owner = owner
+        self.pushed_at = batch.uploaded_at
+        self.today = timezone.localdate(self.pushed_at)
+        self.since = dedupe.window_start(self.pushed_at, window_days)
+        # person id -> the first row of this batch that named them (for "与第 N 行同一人")
+        self.batch_rows: dict[int, int] = {}
+        for person_id, number in (PushRow.objects.filter(batch=batch, person__isnull=False).order_by()
+                                  .values_list("person_id", "row_number")):
+            self.batch_rows[person_id] = min(number, self.batch_rows.get(person_id, number))
+
+    def chunk(self, table: Table, rows: list[tuple[int, tuple]]) -> list[int]:
+        """Process and commit one chunk; returns the ids of the people it created."""
+        normalized = [(normalize_row(number, table.cells(values), today=self.today), values)
+                      for number, values in rows]
+        with transaction.atomic():
+            _renew(self.batch, self.owner)
+            _serialise_chunks()
+            index = dedupe.Index()
+            index.load((r for r, _v in normalized), since=self.since)
+            created: list[PushedPerson] = []
+            changed: dict[int, PushedPerson] = {}
+            results: list[PushRow] = []
+            counts = {RowResult.IMPORTED: 0, RowResult.MERGED: 0, RowResult.REJECTED: 0}
+            first_row: dict[int, int] = {}  # id(person) -> first row in this batch, for people made here
+            for row, values in normalized:
+                result = PushRow(batch=self.batch, row_number=row.number, masked=table.masked(values, row))
+                if row.rejected is not None:
+                    result.result, (result.field, result.reason) = RowResult.REJECTED, row.rejected
+                else:
+                    source = row.source or self.batch.source
+                    match = index.find(row)
+                    if match is None:
+                        person = dedupe.new_person(row, batch=self.batch, source=source, pushed_at=self.pushed_at)
+                        created.append(person)
+                        first_row[id(person)] = row.number
+                        result.result, result.reason = RowResult.IMPORTED, "；".join(row.notes)
+                    else:
+                        person = match.person
+                        seen = self.batch_rows.get(person.pk) if person.pk else first_row.get(id(person))
+                        result.result = RowResult.MERGED
+                        result.reason = dedupe.merge_reason(match, batch_row=seen,
+                                                            pushed_before=person.last_pushed_at)
+                        dedupe.merge_into(person, row, source=source, pushed_at=self.pushed_at)
+                        if seen is None:  # the first row of this batch to name them: one more push
+                            person.times_pushed += 1
+                            self.batch_rows[person.pk] = row.number
+                        if person.pk:
+                            changed[person.pk] = person
+                    index.add(person)
+                    result.person = person
+                result.reason = result.reason[:300]
+                counts[result.result] += 1
+                results.append(result)
+            self._match_residents([*created, *changed.values()])
+            PushedPerson.objects.bulk_create(created, batch_size=CHUNK)
+            if changed:
+                PushedPerson.objects.bulk_update(list(changed.values()), dedupe.UPDATED_FIELDS, batch_size=CHUNK)
+            for result in results:
+                if result.person is not None:
+                    result.person_id = result.person.pk  # set after bulk_create gave the new people their ids
+            PushRow.objects.bulk_create(results, batch_size=CHUNK)
+            for person in created:
+                self.batch_rows[person.pk] = first_row[id(person)]
+            _renew(self.batch, self.owner, rows_done=F("rows_done") + len(results),
+                   imported=F("imported") + counts[RowResult.IMPORTED], merged=F("merged") + counts[RowResult.MERGED],
+                   rejected=F("rejected") + counts[RowResult.REJECTED])
+        return [p.pk for p in created]
+
+    @staticmethod
+    def _match_residents(people: list[PushedPerson]) -> None:
+        """A pushed person with a registered ID number is that resident (routing sends them to their grid)."""
+        wanted = {p.id_hash for p in people if p.id_hash and p.resident_id is None}
+        found: dict[str, int] = {}
+        for chunk in chunks(sorted(wanted)):
+            for id_hash, pk in (Resident.objects.filter(id_hash__in=chunk).order_by("-pk")
+                                .values_list("id_hash", "pk")):
+                found[id_hash] = pk  # the lowest pk wins
+        for person in people:
+            if person.resident_id is None and person.id_hash in found:
+                person.resident_id = found[person.id_hash]
+
+
+def _claim(batch: PushBatch, owner: str) -> PushBatch | None:
+    todo = PushBatch.objects.filter(pk=batch.pk, state__in=[BatchState.PENDING, BatchState.RUNNING])
+    held = claim(todo, owner=owner, lease_seconds=LEASE_SECONDS, limit=1)
+    return held[0] if held else None
+
+
+def _close(batch: PushBatch, owner: str, *, state: str, error: str = "") -> PushBatch:
+    """Finish the batch: exact counts from its rows, the file dropped, one audit row."""
+    with transaction.atomic():
+        counts = dict(PushRow.objects.filter(batch=batch).order_by().values("result")
+                      .annotate(n=Count("pk")).values_list("result", "n"))
+        done = sum(counts.values())
+        fields = {"imported": counts.get(RowResult.IMPORTED, 0), "merged": counts.get(RowResult.MERGED, 0),
+                  "rejected": counts.get(RowResult.REJECTED, 0), "rows_done": done}
+        total = PushBatch.objects.filter(pk=batch.pk).values_list("rows_total", flat=True).get()
+        if state == BatchState.DONE and done != total:
+            raise RuntimeError(f"push batch {batch.pk}: {done} results for {total} rows")
+        updated = PushBatch.objects.filter(pk=batch.pk, locked_by=owner).update(
+            state=state, error=error[:2000], file_data=b"", locked_by="", locked_until=None, **fields)
+        if updated != 1:
+            raise LostLease(f"push batch {batch.pk}: lease lost before closing")
+        batch.refresh_from_db()
+        audit.record(actor=batch.uploaded_by, action="push.import", target=batch,
+                     changes={"file": batch.file_name[:200], "source": batch.source, "unit": batch.unit_id,
+                              "state": state, "rows": batch.rows_total, "imported": batch.imported,
+                              "merged": batch.merged, "rejected": batch.rejected, "error": error[:200]})
+    logger.info("push batch %s %s: %d rows = %d imported + %d merged + %d rejected", batch.pk, state,
+                batch.rows_total, batch.imported, batch.merged, batch.rejected)
+    return batch
+
+
+def process_batch(batch: PushBatch, *, owner: str | None = None,
+                  window_days: int = dedupe.DEFAULT_WINDOW_DAYS) -> PushBatch:
+    """Process the rows of ``batch`` not yet done (see the module doc); returns the batch as it is now.
+
+    Without ``owner`` the batch is claimed here (and left alone if someone else holds it); the worker passes the
+    owner it claimed the batch with.
+    """
+    if owner is None:
+        owner = f"{worker_id()}:inline"
+        held = _claim(batch, owner)
+        if held is None:
+            batch.refresh_from_db()
+            return batch
+        batch = held
+    elif batch.locked_by != owner:
+        batch.refresh_from_db()
+        if batch.locked_by != owner:
+            return batch
+    try:
+        _renew(batch, owner, state=BatchState.RUNNING)
+        try:
+            table = read_table(bytes(batch.file_data or b""), batch.file_name, batch.column_mapping)
+        except UnreadableFile as exc:
+            logger.info("push batch %s: unreadable (%s)", batch.pk, str(exc)[:80])
+            return _close(batch, owner, state=BatchState.FAILED, error=str(exc))
+        _renew(batch, owner, rows_total=len(table.rows), column_mapping=table.mapping)
+        run = _Run(batch, owner, window_days)
+        done = set(PushRow.objects.filter(batch=batch).values_list("row_number", flat=True))
+        if done:  # a resumed run: people an interrupted run created may not have been routed
+            _route(list(PushedPerson.objects.filter(first_batch=batch, routed_at__isnull=True)
+                        .values_list("pk", flat=True)), batch.uploaded_by)
+        todo = [r for r in table.rows if r[0] not in done]
+        table.rows = []
+        for rows in chunks(todo, CHUNK):
+            new_ids = run.chunk(table, rows)
+            _route(new_ids, batch.uploaded_by)
+        return _close(batch, owner, state=BatchState.DONE)
+    except LostLease:
+        logger.warning("push batch %s: lease lost, another worker goes on with it", batch.pk)
+        batch.refresh_from_db()
+        return batch
+
+
+# --- the report ---------------------------------------------------------------------------------------------
+
+REPORT_HEAD = ["行号", "结果", "原因", "相关列"]
+
+
+def batch_report_xlsx(batch: PushBatch, *, acting_user=None) -> bytes:
+    """An Excel report: the totals, and every row's result and reason with the row as read (masked).
+
+    With ``acting_user`` the batch's unit must be in their part of the district and the download is audited
+    (``push.report``): the report names people.
+    """
+    if acting_user is not None:
+        require(acting_user, Perm.IMPORT_PUSH)
+        access_unit(acting_user, batch.unit_id)
+    labels = dict(RowResult.choices)
+    field_headers = {f: h for h, f in batch.column_mapping.items() if f}
+    ordered = [field_headers[f] for f in FIELDS if f in field_headers]
+    ordered += sorted(h for h, f in batch.column_mapping.items() if not f)
+    book = Workbook(write_only=True)
+
+    totals = book.create_sheet("汇总")
+    for label, value in (("文件", batch.file_name), ("推送来源", batch.source), ("导入单位", batch.unit.name),
+                         ("上传时间", timezone.localtime(batch.uploaded_at).strftime("%Y-%m-%d %H:%M")),
+                         ("状态", batch.get_state_display()), ("总行数", batch.rows_total),
+                         (str(labels[RowResult.IMPORTED]), batch.imported), (str(labels[RowResult.MERGED]), batch.merged),
+                         (str(labels[RowResult.REJECTED]), batch.rejected),
+                         ("核对", "总行数 = 已导入 + 已合并 + 已拒绝" if batch.rows_total == batch.imported + batch.merged
+                          + batch.rejected else "不平衡")):
+        totals.append([label, value])
+    if batch.error:
+        totals.append(["错误", batch.error])
+
+    rows = book.create_sheet("逐行结果")
+    rows.append(REPORT_HEAD + ordered)
+    fields = {f: h for h, f in batch.column_mapping.items() if f}
+    for number, result, reason, field, masked in (PushRow.objects.filter(batch=batch).order_by("row_number")
+                                                  .values_list("row_number", "result", "reason", "field", "masked")
+                                                  .iterator(chunk_size=2000)):
+        extra = [k for k in masked if k not in batch.column_mapping]
+        rows.append([number, str(labels.get(result, result)), reason, fields.get(field, FIELDS.get(field, field)),
+                     *(masked.get(h, "") for h in ordered), *(f"{k}: {masked[k]}" for k in extra)])
+    buffer = io.BytesIO()
+    book.save(buffer)
+    if acting_user is not None:
+        audit.record(actor=acting_user, action="push.report", target=batch,
+                     changes={"rows": batch.rows_total, "unit": scope_of(acting_user).unit.pk})
+    return buffer.getvalue()

@@ -1,0 +1,296 @@
+"""The import pipeline: idempotent uploads, de-duplication across files, sources and days, access, the worker,
+resuming after a crash, routing after each chunk, saved mappings, unreadable files and the command."""
+
+import datetime as dt
+import sys
+import types
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db.models import F
+from django.http import Http404
+from django.utils import timezone
+
+from bihuan.core import crypto
+from bihuan.core.models import AuditEntry
+from bihuan.core.worker import run_tick
+from bihuan.pushes import importing
+from bihuan.pushes.headers import detect_mapping, save_mapping
+from bihuan.pushes.importing import create_batch, preview_file, process_batch
+from bihuan.pushes.models import BatchState, PushBatch, PushedPerson, PushRow, SourceMapping
+from bihuan.pushes.tasks import process_pending
+from bihuan.testing import make_id_number
+
+from .corpus import BUILDERS, simple_csv
+
+PROVINCE, CITY = "省大数据中心", "市公安局"
+
+
+def upload(district, path, source=PROVINCE, user="community_a", unit=None, **kw):
+    return create_batch(path.read_bytes(), path.name, source=source, unit=unit or district.community_a,
+                        acting_user=district.users[user], **kw)
+
+
+def people(id_number):
+    return PushedPerson.objects.filter(id_hash=crypto.lookup_hash("id", id_number))
+
+
+def results(batch):
+    return {r.row_number: (r.result, r.reason) for r in PushRow.objects.filter(batch=batch)}
+
+
+def counts():
+    return (PushBatch.objects.count(), PushRow.objects.count(), PushedPerson.objects.count(),
+            AuditEntry.objects.count())
+
+
+def test_importing_the_same_file_twice_changes_nothing(district, tmp_path):
+    corpus_file = BUILDERS["gbk_csv"](tmp_path, timezone.localdate())
+    first = upload(district, corpus_file.path, source=corpus_file.source)
+    before = counts()
+
+    again = upload(district, corpus_file.path, source=corpus_file.source)
+
+    assert again.pk == first.pk and again.state == BatchState.DONE
+    assert counts() == before
+    assert PushedPerson.objects.filter(times_pushed__gt=1).count() == 0
+
+
+def test_a_person_pushed_again_within_the_window_joins_the_record_across_sources(district, tmp_path):
+    zhang, li = make_id_number(dt.date(1980, 1, 2)), make_id_number(dt.date(1992, 5, 6), "F")
+    upload(district, simple_csv(tmp_path / "day1.csv", [
+        {"姓名": "张三", "身份证号": zhang, "来源地": "上海市"},
+        {"姓名": "李四", "手机号": "13912340000", "抵达时间": "2022-03-01"},
+    ]))
+    three_days_ago = timezone.now() - dt.timedelta(days=3)
+    PushedPerson.objects.update(last_pushed_at=three_days_ago)
+
+    batch = upload(district, simple_csv(tmp_path / "day4.csv", [
+        {"姓名": "张三", "身份证号": zhang, "手机号": "13800001111", "现住址": "锦悦小区3号楼"},
+        {"姓名": "李四", "身份证号": li, "手机号": "139 1234 0000"},
+        {"姓名": "王五", "手机号": "13912340000"},  # the same phone, another name: another person
+    ], encoding="gbk"), source=CITY)
+
+    day = timezone.localdate(three_days_ago).isoformat()
+    assert results(batch) == {
+        2: ("merged", f"与 {day} 推送的记录合并（身份证号）"),
+        3: ("merged", f"与 {day} 推送的记录合并（手机号）"),
+        4: ("imported", ""),
+    }
+    person = people(zhang).get()
+    assert person.times_pushed == 2 and person.sources == f"{PROVINCE}|{CITY}"
+    assert person.reveal_phone() == "13800001111" and person.address_text == "锦悦小区3号楼"  # filled in
+    assert person.origin == "上海市" and person.first_pushed_at < person.last_pushed_at
+    li_person = people(li).get()  # the ID number was filled into the record found by phone
+    assert li_person.name == "李四" and li_person.arrival_date == dt.date(2022, 3, 1)
+    assert PushedPerson.objects.count() == 3
+
+
+def test_a_person_pushed_again_outside_the_window_is_new_work(district, tmp_path):
+    zhang = make_id_number(dt.date(1980, 1, 2))
+    upload(district, simple_csv(tmp_path / "day1.csv", [{"姓名": "张三", "身份证号": zhang}]))
+    PushedPerson.objects.update(last_pushed_at=F("last_pushed_at") - dt.timedelta(days=15))
+
+    batch = upload(district, simple_csv(tmp_path / "day16.csv", [{"姓名": "张三", "身份证号": zhang, "来源地": "西安市"}]))
+
+    assert results(batch) == {2: ("imported", "无电话")}
+    assert people(zhang).count() == 2
+
+
+def test_the_window_is_an_argument(district, tmp_path, monkeypatch):
+    zhang = make_id_number(dt.date(1980, 1, 2))
+    upload(district, simple_csv(tmp_path / "a.csv", [{"姓名": "张三", "身份证号": zhang}]))
+    PushedPerson.objects.update(last_pushed_at=F("last_pushed_at") - dt.timedelta(days=15))
+    monkeypatch.setattr(importing, "INLINE_MAX_ROWS", 0)
+    batch = upload(district, simple_csv(tmp_path / "b.csv", [{"姓名": "张三", "身份证号": zhang, "来源地": "西安市"}]))
+    assert batch.state == BatchState.PENDING
+
+    batch = process_batch(batch, window_days=30)
+
+    assert results(batch)[2][0] == "merged" and people(zhang).count() == 1
+
+
+def test_the_same_list_from_two_sources_on_one_day_is_one_person(district, tmp_path):
+    zhang = make_id_number(dt.date(1980, 1, 2))
+    upload(district, simple_csv(tmp_path / "province.csv", [{"姓名": "张三", "身份证号": zhang}]))
+    batch = upload(district, simple_csv(tmp_path / "city.csv", [{"姓名": "张 三", "身份证号": zhang}]), source=CITY)
+
+    assert results(batch) == {2: ("merged", f"与 {timezone.localdate().isoformat()} 推送的记录合并（身份证号）")}
+    assert people(zhang).get().sources == f"{PROVINCE}|{CITY}"
+
+
+def test_an_outsider_cannot_upload_into_another_branch(district, tmp_path):
+    path = simple_csv(tmp_path / "x.csv", [{"姓名": "张三", "身份证号": make_id_number(dt.date(1980, 1, 2))}])
+    before = counts()
+    with pytest.raises(Http404):
+        upload(district, path, user="township_b")
+    with pytest.raises(PermissionDenied):
+        upload(district, path, user="grid_a")  # a grid worker verifies; they do not import
+    assert counts() == before
+    assert upload(district, path, user="township_a").state == BatchState.DONE  # an insider above may
+
+
+def test_a_registered_resident_is_recognised(district, tmp_path):
+    id_number = district.resident_a.reveal_id_number()
+    batch = upload(district, simple_csv(tmp_path / "r.csv", [{"姓名": "王建国", "身份证号": id_number}]))
+
+    person = PushRow.objects.get(batch=batch).person
+    assert person.resident_id == district.resident_a.pk
+
+
+def test_a_large_file_is_left_to_the_worker(district, tmp_path, monkeypatch):
+    monkeypatch.setattr(importing, "INLINE_MAX_ROWS", 3)
+    rows = [{"姓名": f"人{i}", "身份证号": make_id_number(dt.date(1970, 1, 1) + dt.timedelta(days=i))}
+            for i in range(6)]
+    batch = upload(district, simple_csv(tmp_path / "big.csv", rows))
+    assert batch.state == BatchState.PENDING and batch.rows_done == 0 and len(bytes(batch.file_data)) > 0
+
+    done = run_tick("test-worker")
+
+    assert done["pushes.process"] == 1
+    batch.refresh_from_db()
+    assert batch.state == BatchState.DONE and batch.rows_total == batch.imported == 6
+    assert bytes(batch.file_data) == b"" and batch.locked_by == ""
+    assert process_pending("test-worker") == 0  # nothing left
+
+
+def test_a_crashed_run_resumes_where_it_stopped(district, tmp_path, monkeypatch):
+    monkeypatch.setattr(importing, "INLINE_MAX_ROWS", 0)
+    monkeypatch.setattr(importing, "CHUNK", 2)
+    ids = [make_id_number(dt.date(1980, 1, 1) + dt.timedelta(days=i)) for i in range(3)]
+    path = simple_csv(tmp_path / "crash.csv", [
+        {"姓名": "甲", "身份证号": ids[0]}, {"姓名": "乙", "身份证号": ids[1]},
+        {"姓名": "丙", "身份证号": ids[2]}, {"姓名": "甲", "身份证号": ids[0]},
+        {"姓名": "", "身份证号": ids[1]},
+    ])
+    batch = upload(district, path)
+    real_chunk, calls = importing._Run.chunk, []
+
+    def crash_after_first(self, table, rows):
+        if calls:
+            raise RuntimeError("worker killed")
+        calls.append(1)
+        return real_chunk(self, table, rows)
+
+    monkeypatch.setattr(importing._Run, "chunk", crash_after_first)
+    with pytest.raises(RuntimeError):
+        process_batch(batch)
+    batch.refresh_from_db()
+    assert batch.state == BatchState.RUNNING and batch.rows_done == 2 and PushRow.objects.count() == 2
+    assert process_pending("other-worker") == 0  # the lease has not run out yet
+
+    monkeypatch.setattr(importing._Run, "chunk", real_chunk)
+    PushBatch.objects.update(locked_until=timezone.now() - dt.timedelta(seconds=1))
+    assert process_pending("other-worker") == 1
+
+    batch.refresh_from_db()
+    assert batch.state == BatchState.DONE
+    assert (batch.rows_total, batch.imported, batch.merged, batch.rejected) == (5, 3, 1, 1)
+    assert results(batch)[5] == ("merged", "与第 2 行同一人（身份证号）")  # found across chunks and runs
+    assert PushedPerson.objects.count() == 3 and people(ids[0]).get().times_pushed == 1
+    assert AuditEntry.objects.filter(action="push.import").count() == 1
+
+
+def test_new_people_are_routed_after_each_chunk(district, tmp_path, monkeypatch):
+    calls = []
+    fake = types.ModuleType("bihuan.pushes.routing")
+    fake.route_people = lambda person_ids, *, acting_user: calls.append((sorted(person_ids), acting_user))
+    monkeypatch.setitem(sys.modules, "bihuan.pushes.routing", fake)
+    monkeypatch.setattr(importing, "CHUNK", 2)
+    ids = [make_id_number(dt.date(1980, 1, 1) + dt.timedelta(days=i)) for i in range(3)]
+    path = simple_csv(tmp_path / "route.csv", [
+        {"姓名": "甲", "身份证号": ids[0]}, {"姓名": "乙", "身份证号": ids[1]},
+        {"姓名": "甲", "身份证号": ids[0]}, {"姓名": "丙", "身份证号": ids[2]},
+    ])
+
+    upload(district, path)
+
+    user = district.users["community_a"]
+    assert calls == [(sorted(people(i).get().pk for i in ids[:2]), user), ([people(ids[2]).get().pk], user)]
+
+
+def test_a_failing_router_does_not_lose_the_import(district, tmp_path, monkeypatch, caplog):
+    fake = types.ModuleType("bihuan.pushes.routing")
+
+    def route_people(person_ids, *, acting_user):
+        raise RuntimeError("router broken")
+
+    fake.route_people = route_people
+    monkeypatch.setitem(sys.modules, "bihuan.pushes.routing", fake)
+    batch = upload(district, simple_csv(tmp_path / "r.csv", [{"姓名": "甲", "手机号": "13900000000"}]))
+    assert batch.state == BatchState.DONE and batch.imported == 1
+    assert "routing 1 pushed people failed" in caplog.text
+
+
+def test_headers_are_recognised_and_the_rest_listed(district):
+    mapping, unmapped = detect_mapping(["序号", " 姓 名 ", "公民身份号码", "联系电话：", "出发地", "途经城市", "返回日期",
+                                        "居住地址", "数据来源", "所属乡镇(街道)", "所属社区（村）", "备注"])
+    assert mapping == {" 姓 名 ".strip(): "name", "公民身份号码": "id_number", "联系电话：": "phone",
+                       "出发地": "origin", "途经城市": "via", "返回日期": "arrival_date", "居住地址": "address",
+                       "数据来源": "source", "所属乡镇(街道)": "township", "所属社区（村）": "community"}
+    assert unmapped == ["序号", "备注"]
+
+
+def test_a_saved_mapping_reads_the_next_file_from_that_source(district, tmp_path):
+    id_number = make_id_number(dt.date(1980, 1, 2))
+    path = simple_csv(tmp_path / "odd.csv", [{"人员": "张三", "号码A": id_number, "号码B": "13900000000"}],
+                      header=["人员", "号码A", "号码B"])
+    with pytest.raises(importing.UnreadableFile):
+        preview_file(path.read_bytes(), path.name, unit=district.community_a, source="某系统")
+
+    save_mapping(district.community_a, "某系统", {"人员": "name", "号码A": "id_number", "号码B": "phone"},
+                 acting_user=district.users["community_a"])
+    preview = preview_file(path.read_bytes(), path.name, unit=district.community_a, source="某系统")
+    assert preview.mapping == {"人员": "name", "号码A": "id_number", "号码B": "phone"} and preview.rows == 1
+    batch = upload(district, path, source="某系统")
+
+    assert batch.imported == 1 and people(id_number).get().reveal_phone() == "13900000000"
+    assert AuditEntry.objects.filter(action="push.mapping.save").count() == 1
+    with pytest.raises(Http404):
+        save_mapping(district.community_a, "某系统", {}, acting_user=district.users["township_b"])
+    with pytest.raises(ValueError):
+        save_mapping(district.community_a, "某系统", {"人员": "shoe_size"}, acting_user=district.users["community_a"])
+    assert SourceMapping.objects.count() == 1
+
+
+def test_a_given_mapping_overrides_recognition(district, tmp_path):
+    id_number = make_id_number(dt.date(1980, 1, 2))
+    path = simple_csv(tmp_path / "m.csv", [{"姓名": "张三", "身份证号": id_number, "手机号": "13900000000",
+                                            "紧急联系人电话": "13800000000"}],
+                      header=["姓名", "身份证号", "紧急联系人电话", "手机号"])
+    batch = upload(district, path, mapping={"紧急联系人电话": "", "手机号": "phone"})
+    assert people(id_number).get().reveal_phone() == "13900000000"
+    assert batch.column_mapping["紧急联系人电话"] == ""
+
+
+def test_an_unreadable_file_fails_with_a_reason_and_can_be_sent_again(district, tmp_path):
+    path = tmp_path / "broken.xlsx"
+    path.write_bytes(b"PK\x03\x04 this is no workbook")
+    batch = upload(district, path)
+    assert batch.state == BatchState.FAILED and "无法读取文件" in batch.error and bytes(batch.file_data) == b""
+    assert batch.rows_total == 0
+
+    no_header = simple_csv(tmp_path / "nohead.csv", [{"a": "1", "b": "2"}], header=["a", "b"])
+    failed = upload(district, no_header)
+    assert failed.state == BatchState.FAILED and failed.error == importing.NO_HEADER
+
+    again = upload(district, no_header, mapping={"a": "name", "b": "phone"})
+    assert again.pk == failed.pk and again.state == BatchState.DONE and again.rows_total == 1
+
+
+def test_the_command_prints_the_reconciliation(district, tmp_path, capsys):
+    corpus_file = BUILDERS["utf8_bom_csv"](tmp_path, timezone.localdate())
+    call_command("import_push", str(corpus_file.path), source=corpus_file.source, user="community_a")
+    out = capsys.readouterr().out
+    assert "总行数 6 = 已导入 3 + 已合并 1 + 已拒绝 2" in out and "rows 6 = imported 3 + merged 1 + rejected 2" in out
+    assert "第 4 行：身份证号应为 18 位" in out
+    for secret in corpus_file.secrets:
+        assert secret not in out
+
+    call_command("import_push", str(corpus_file.path), source=corpus_file.source, user="community_a")
+    assert "总行数 6 = 已导入 3 + 已合并 1 + 已拒绝 2" in capsys.readouterr().out
+    assert PushBatch.objects.count() == 1
+    with pytest.raises(CommandError):
+        call_command("import_push", str(corpus_file.path), source="x", user="grid_a")
