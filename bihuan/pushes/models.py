@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from bihuan.register.models import MAX_LEVEL, SEGMENT, PersonalContactMixin, Resident, Unit
+from bihuan.register.models import MAX_LEVEL, SEGMENT, PersonalContactMixin, PersonalIdMixin, Resident, Unit
 
 VERIFICATION = "push.verification"
 TRANSFER = "push.transfer"
@@ -100,16 +100,12 @@ class RouteMethod(models.TextChoices):
     TRANSFER = "transfer", _("转办")
 
 
-class PushedPerson(PersonalContactMixin):
+class PushedPerson(PersonalIdMixin, PersonalContactMixin):
     """A person pushed for verification. Pushes of the same person within the window join this record."""
 
-    SEALED_FIELDS = PersonalContactMixin.SEALED_FIELDS | {"id_sealed": ("id", "id_hash")}
+    SEALED_FIELDS = PersonalContactMixin.SEALED_FIELDS | PersonalIdMixin.SEALED_FIELDS
 
     name = models.CharField(max_length=50)
-    id_sealed = models.BinaryField(blank=True, default=b"")
-    id_hash = models.CharField(max_length=40, blank=True, db_index=True)
-    id_masked = models.CharField(max_length=20, blank=True)
-    id_tail = models.CharField(max_length=4, blank=True)
     birth_date = models.DateField(null=True, blank=True)
     sex = models.CharField(max_length=1, blank=True)
     origin = models.CharField(max_length=200, blank=True)  # 来源地 / 出发地

@@ -170,11 +170,8 @@ def parse_sex(value: Any) -> str:
 
 
 def seal_id_number(person, id_number: str) -> None:
-    """Seal an ID number into ``person`` (sealed value, lookup hash, masked form, last four) exactly as the
-    register does for residents (``Resident.set_id_number`` sets only these four attributes)."""
-    from bihuan.register.models import Resident
-
-    Resident.set_id_number(person, id_number)
+    """Seal an ID number into ``person`` (sealed value, lookup hash, masked form, last four)."""
+    person.set_id_number(id_number)
 
 
 # --- one row ------------------------------------------------------------------------------------------------

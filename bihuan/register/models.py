@@ -194,8 +194,31 @@ class PersonalContactMixin(models.Model):
         return crypto.unseal(self.phone_sealed)
 
 
-class Resident(PersonalContactMixin):
-    SEALED_FIELDS = PersonalContactMixin.SEALED_FIELDS | {"id_sealed": ("id", "id_hash")}
+class PersonalIdMixin(models.Model):
+    """Sealed ID number with its lookup hash, masked form and last four characters (for search)."""
+
+    SEALED_FIELDS = {"id_sealed": ("id", "id_hash")}
+
+    id_sealed = models.BinaryField(blank=True, default=b"")
+    id_hash = models.CharField(max_length=40, blank=True, db_index=True)
+    id_masked = models.CharField(max_length=20, blank=True)
+    id_tail = models.CharField(max_length=4, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def set_id_number(self, id_number: str) -> None:
+        self.id_sealed = crypto.seal(id_number)
+        self.id_hash = crypto.lookup_hash("id", id_number)
+        self.id_masked = mask_id_number(id_number)
+        self.id_tail = id_number[-4:] if id_number else ""
+
+    def reveal_id_number(self) -> str:
+        return crypto.unseal(self.id_sealed)
+
+
+class Resident(PersonalIdMixin, PersonalContactMixin):
+    SEALED_FIELDS = PersonalContactMixin.SEALED_FIELDS | PersonalIdMixin.SEALED_FIELDS
 
     household = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="residents")
     # Copies of the household's unit and path: rollups group residents without a join.
@@ -205,10 +228,6 @@ class Resident(PersonalContactMixin):
     name_initials = models.CharField(max_length=20, db_index=True)
     sex = models.CharField(max_length=1, choices=Sex.choices)
     birth_date = models.DateField()
-    id_sealed = models.BinaryField(blank=True, default=b"")
-    id_hash = models.CharField(max_length=40, blank=True, db_index=True)
-    id_masked = models.CharField(max_length=20, blank=True)
-    id_tail = models.CharField(max_length=4, blank=True)
     relation = models.CharField(max_length=12, choices=Relation.choices, default=Relation.HEAD)
     status = models.CharField(max_length=12, choices=ResidentStatus.choices, default=ResidentStatus.PRESENT)
     elderly_alone = models.BooleanField(default=False)
@@ -231,15 +250,6 @@ class Resident(PersonalContactMixin):
 
     def __str__(self) -> str:
         return self.name
-
-    def set_id_number(self, id_number: str) -> None:
-        self.id_sealed = crypto.seal(id_number)
-        self.id_hash = crypto.lookup_hash("id", id_number)
-        self.id_masked = mask_id_number(id_number)
-        self.id_tail = id_number[-4:] if id_number else ""
-
-    def reveal_id_number(self) -> str:
-        return crypto.unseal(self.id_sealed)
 
     def age(self, on: dt.date | None = None) -> int:
         on = on or dt.date.today()
