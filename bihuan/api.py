@@ -17,6 +17,7 @@ from ninja.errors import AuthenticationError
 
 from bihuan.core.api_auth import API_AUTH
 from bihuan.directives.api import router as directives_router
+from bihuan.pushes.api import router as pushes_router
 from bihuan.register.actions import RegisterError
 from bihuan.register.api import router as register_router
 
@@ -34,6 +35,7 @@ api = NinjaAPI(
 ROUTERS = [
     ("", register_router),
     ("/directives", directives_router),
+    ("/pushes", pushes_router),
 ]
 for _prefix, _router in ROUTERS:
     api.add_router(_prefix, _router)

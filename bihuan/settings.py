@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from bihuan.env import BASE_DIR, ConfigError, env_bool, env_list, env_str, parse_database_url
+from bihuan.env import BASE_DIR, ConfigError, env_bool, env_int, env_list, env_str, parse_database_url
 
 # BIHUAN_DEMO=1 (set by `make demo` and the tests) allows the well-known development keys below.
 # Without it, both keys must come from the environment: a production start without them fails.
@@ -106,6 +106,10 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BIHUA
 
 # CAP 1.2 sender ids are this prefix plus the unit code (docs/api.md).
 CAP_SENDER_PREFIX = env_str("BIHUAN_CAP_SENDER_PREFIX", "bihuan:")
+
+# Pushed lists: verify within "24h" (or "<n>h", or "same_day"); the receiving unit signs a transfer within N hours.
+PUSH_VERIFY_DEADLINE = env_str("BIHUAN_PUSH_VERIFY_DEADLINE", "24h")
+PUSH_TRANSFER_SIGN_HOURS = env_int("BIHUAN_PUSH_TRANSFER_SIGN_HOURS", 2, minimum=1)
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 

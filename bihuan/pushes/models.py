@@ -116,7 +116,7 @@ class PushedPerson(PersonalIdMixin, PersonalContactMixin):
     community_text = models.CharField(max_length=100, blank=True)  # 所属社区（村） as pushed
     sources = models.CharField(max_length=300, blank=True)  # every source that pushed them, "|"-separated
     first_batch = models.ForeignKey(PushBatch, on_delete=models.PROTECT, related_name="+")
-    first_pushed_at = models.DateTimeField()
+    first_pushed_at = models.DateTimeField(db_index=True)  # the daily report's "pushed that day"
     last_pushed_at = models.DateTimeField()
     times_pushed = models.PositiveIntegerField(default=1)
     resident = models.ForeignKey(Resident, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -184,7 +184,7 @@ class Verification(models.Model):
     override_reason = models.CharField(max_length=300, blank=True)
     verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
-    verified_at = models.DateTimeField(null=True, blank=True)
+    verified_at = models.DateTimeField(null=True, blank=True, db_index=True)  # the daily report's "verified"
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -1,7 +1,44 @@
-"""URLs of the pushed-list pages (routing, verification, transfers)."""
+"""URLs of the pushed-list pages."""
 
 from django.urls import path
 
+from . import views
+
 app_name = "pushes"
 
-urlpatterns: list = []
+# --- the day's list, verification, transfers, manual dispatch, hand-off (routing / verify / transfers) ----
+# Every name here has an entry in bihuan/pushes/tests/test_views.py ROUTES (the access matrix).
+urlpatterns = [
+    path("", views.person_list, name="list"),
+    path("people/<int:person_id>/", views.person_detail, name="person"),
+    path("people/<int:person_id>/save/", views.save, name="save"),
+    path("people/<int:person_id>/call/", views.call, name="call"),
+    path("people/<int:person_id>/reveal/", views.reveal, name="reveal"),
+    path("people/<int:person_id>/transfer/", views.transfer, name="transfer"),
+    path("people/<int:person_id>/dispatch/", views.dispatch, name="dispatch"),
+    path("transfers/", views.transfers, name="transfers"),
+    path("transfers/<int:transfer_id>/accept/", views.accept, name="accept"),
+    path("transfers/<int:transfer_id>/return/", views.return_transfer, name="return"),
+    path("dispatch/", views.dispatch_queue, name="dispatch_queue"),
+    path("ping-pong/", views.ping_pong, name="ping_pong"),
+    path("handoff.xlsx", views.handoff, name="handoff"),
+]
+
+# --- report / policy / dashboard pages (owned by the report-and-policy work) ---------------------------
+# Add them below with `urlpatterns += [...]`; give each name an entry in a ROUTES dict in a test module of
+# bihuan/pushes/tests (test_views.py collects every module's ROUTES to check that no page lacks one).
+
+from . import report_views  # noqa: E402 - the report / policy pages, kept apart from the list pages above
+
+urlpatterns += [
+    path("dashboard/", report_views.dashboard, name="dashboard"),
+    path("report/", report_views.daily_report, name="report"),
+    path("report.xlsx", report_views.daily_report_xlsx, name="report_xlsx"),
+    path("policy/", report_views.policy_page, name="policy"),
+    path("policy/classify/", report_views.policy_classify, name="policy_classify"),
+    path("policy/template.xlsx", report_views.policy_template, name="policy_template"),
+    path("policy/areas/", report_views.policy_area_add, name="policy_area_add"),
+    path("policy/areas/<int:area_id>/end/", report_views.policy_area_end, name="policy_area_end"),
+    path("policy/areas/import/", report_views.policy_import, name="policy_import"),
+    path("policy/protocols/", report_views.policy_protocol_add, name="policy_protocol_add"),
+]

@@ -1,0 +1,423 @@
+"""Pushed-list pages: the day's list, a person's verification (HTMX section saves, call buttons, outcomes),
+transfers (转办 / 签收 / 退回), the command office's manual-dispatch queue, ping-pongs and the hand-off export.
+Views parse, authorize through ``register.access`` and call the actions; nothing else writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, Value, When
+from django.http import Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from bihuan.core.roles import Perm
+from bihuan.loops.engine import LoopError
+from bihuan.loops.models import OPEN_STATES, LoopEvent
+from bihuan.register.access import access_unit, scope_of, scoped, staff_required
+from bihuan.register.models import Unit, UnitKind, subtree_q
+
+from . import forms as pforms
+from .models import Measure, Outcome, PushedPerson, RouteMethod, Transfer, TransferState, Verification
+from .routing import RoutingError, do_dispatch, is_in_queue, push_day_bounds
+from .transfers import (
+    TransferError,
+    access_incoming,
+    do_accept_transfer,
+    do_return_transfer,
+    do_transfer,
+    history,
+    visible_transfers,
+)
+from .verify import (
+    DWELLING_TYPES,
+    HEALTH_STATUSES,
+    OUTCOME_FIELDS,
+    OUTCOME_OPTIONAL,
+    SYMPTOMS,
+    CallResult,
+    TestResult,
+    VerifyError,
+    access_person,
+    do_record_call,
+    do_reveal_person,
+    do_save_verification,
+    handoff_xlsx,
+    recommendation,
+)
+
+PAGE_SIZE = 50
+LIST_LIMIT = 100  # transfers / ping-pongs shown on one page
+DONE_OUTCOMES = [o for o in Outcome.values if o != Outcome.VERIFYING]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+# --- helpers ---------------------------------------------------------------------------------------------
+
+def _int(value) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise Http404("not a number") from None
+
+
+def _day(value: str | None) -> dt.date:
+    if not value:
+        return timezone.localdate()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise Http404("not a date") from None
+
+
+def _is_htmx(request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def _next(request, default: str) -> str:
+    target = request.POST.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+        return target
+    return default
+
+
+def _viewable_person(user, person_id: int) -> tuple[PushedPerson, Transfer | None]:
+    """(person, pending transfer to the user's part) — the owner side sees and edits; a receiving unit sees a
+    person transferred to it until it answers. Anything else is a 404."""
+    try:
+        return access_person(user, person_id), None
+    except Http404:
+        pass
+    root = scope_of(user).root.path
+    transfer = (Transfer.objects.select_related("person", "person__unit", "from_unit", "to_unit")
+                .filter(subtree_q(root, "to_unit__path"), person_id=person_id, state=TransferState.PENDING).first())
+    if transfer is None:
+        raise Http404("no such person in your part of the district")
+    return transfer.person, transfer
+
+
+def _unit_choices(scope) -> list:
+    return pforms.unit_groups(scope.root.path)
+
+
+# --- the day's list --------------------------------------------------------------------------------------
+
+def _pending_transfer():
+    return Transfer.objects.filter(person=OuterRef("pk"), state=TransferState.PENDING)
+
+
+def _list_queryset(user, unit: Unit, day: dt.date, now):
+    low, high = push_day_bounds(day)
+    overdue = Q(verification__loop__state__in=OPEN_STATES, verification__loop__due_at__lt=now)
+    done = Q(verification__outcome__in=DONE_OUTCOMES)
+    qs = (scoped(user, PushedPerson.objects).filter(subtree_q(unit.path), first_pushed_at__gte=low,
+                                                    first_pushed_at__lt=high)
+          .annotate(transferring=Exists(_pending_transfer()),
+                    rank=Case(When(overdue, then=Value(0)), When(done, then=Value(2)), default=Value(1),
+                              output_field=IntegerField())))
+    return qs, overdue, done
+
+
+@staff_required(Perm.VERIFY_PUSH)
+def person_list(request, scope):
+    """The day's pushed people of a unit: counts, overdue first, a filter by status."""
+    unit = access_unit(request.user, _int(request.GET.get("unit") or scope.root.id))
+    day = _day(request.GET.get("date"))
+    status = request.GET.get("status", "")
+    now = timezone.now()
+    qs, overdue, done = _list_queryset(request.user, unit, day, now)
+    counts = qs.aggregate(total=Count("id"), overdue=Count("id", filter=overdue), done=Count("id", filter=done),
+                          transferring=Count("id", filter=Exists(_pending_transfer())))
+    counts["open"] = counts["total"] - counts["done"]
+    rows = {"open": qs.exclude(done), "overdue": qs.filter(overdue), "done": qs.filter(done),
+            "transferring": qs.filter(transferring=True)}.get(status, qs)
+    rows = rows.select_related("unit", "verification", "verification__loop").order_by(
+        "rank", "first_pushed_at", "id")
+    page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "pushes/list.html", {
+        "unit": unit, "day": day, "status": status, "counts": counts, "page": page, "now": now,
+        "statuses": pforms.STATUSES, "prev_day": day - dt.timedelta(days=1), "next_day": day + dt.timedelta(days=1),
+        "can_dispatch": scope.can(Perm.DISPATCH_PUSH),
+    })
+
+
+# --- a person --------------------------------------------------------------------------------------------
+
+SCALARS = ("origin", "arrival_date", "destination", "compound", "building", "entrance", "room", "dwelling_type",
+           "cohabitants", "health_status", "vaccine_doses")
+
+
+def _values(ver: Verification | None, posted=None) -> dict:
+    """What the form shows: the stored values, or what was posted when a save was refused."""
+    v: dict = {}
+    for name in SCALARS:
+        x = getattr(ver, name, None) if ver else None
+        v[name] = x.isoformat() if isinstance(x, dt.date) else ("" if x is None else x)
+    v["visited"] = list(ver.visited or []) if ver else []
+    v["tests"] = list(ver.tests or []) if ver else []
+    v["symptoms"] = list(ver.symptoms or []) if ver else []
+    v["outcome"] = ver.outcome if ver else Outcome.VERIFYING
+    v["detail"] = dict(ver.outcome_detail or {}) if ver else {}
+    if posted is not None and posted.get("section") in pforms.SECTIONS:
+        data = pforms.section_data(posted, posted["section"])
+        v.update({k: data[k] for k in SCALARS if k in data})
+        v.update({k: data[k] for k in ("visited", "tests", "symptoms") if k in data})
+        if "outcome" in data:
+            v["outcome"] = data["outcome"]
+            v["detail"] = {k: x for k, x in data.items() if k != "outcome"}
+    return v
+
+
+def _outcome_groups(v: dict) -> list[dict]:
+    return [{"value": o.value, "label": o.label, "required": OUTCOME_FIELDS[o.value],
+             "optional": OUTCOME_OPTIONAL[o.value], "current": o.value == v["outcome"],
+             "detail": v["detail"] if o.value == v["outcome"] else {}} for o in Outcome]
+
+
+def _attempts(ver: Verification | None) -> list[dict]:
+    labels = dict(CallResult.choices)
+    out = []
+    for a in (ver.call_attempts or []) if ver else []:
+        try:
+            at = dt.datetime.fromisoformat(a.get("at", ""))
+        except ValueError:
+            at = None
+        out.append({"at": at, "result": a.get("result", ""), "label": labels.get(a.get("result"), a.get("result")),
+                    "note": a.get("note", "")})
+    return out
+
+
+def _person_context(request, scope, person: PushedPerson, incoming: Transfer | None, posted=None,
+                    **extra) -> dict:
+    ver = Verification.objects.select_related("loop", "verified_by").filter(person=person).first()
+    v = _values(ver, posted)
+    loop = ver.loop if ver else None
+    measure, basis = (ver.recommended_measure, ver.recommendation_basis) if ver else ("", "")
+    if ver is not None and not basis:
+        measure, basis = recommendation(person, ver)  # shown, not stored: a page view writes nothing
+    transfers = history(person)
+    pending_out = next((t for t in transfers if t.state == TransferState.PENDING), None)
+    can_edit = incoming is None and scope.can(Perm.VERIFY_PUSH)
+    in_queue = is_in_queue(person)
+    return {
+        "person": person, "ver": ver, "loop": loop, "incoming": incoming, "pending_out": pending_out,
+        "transfers": transfers, "can_edit": can_edit, "in_queue": in_queue,
+        "can_dispatch": in_queue and scope.can(Perm.DISPATCH_PUSH) and incoming is None,
+        "can_reveal": scope.can(Perm.REVEAL_PERSONAL) and incoming is None,
+        "events": list(LoopEvent.objects.filter(loop=loop).select_related("actor").order_by("id")) if loop else [],
+        "v": v, "attempts": _attempts(ver), "outcomes": _outcome_groups(v), "measures": Measure.choices, "rec_measure": measure, "rec_basis": basis,
+        "rec_label": dict(Measure.choices).get(measure, ""), "call_results": CallResult.choices,
+        "call_labels": dict(CallResult.choices), "dwelling_types": DWELLING_TYPES, "health_statuses": HEALTH_STATUSES,
+        "symptom_choices": SYMPTOMS, "test_results": TestResult.choices, "test_labels": dict(TestResult.choices),
+        "unit_groups": _unit_choices(scope) if can_edit else [], "now": timezone.now(),
+        "visited_rows": v["visited"] + [{}] * 2, "test_rows": v["tests"] + [{}],
+        "other_symptoms": "，".join(s for s in v["symptoms"] if s not in {k for k, _l in SYMPTOMS}),
+        **extra,
+    }
+
+
+@staff_required(Perm.VERIFY_PUSH)
+def person_detail(request, person_id: int, scope):
+    person, incoming = _viewable_person(request.user, person_id)
+    return render(request, "pushes/person.html", _person_context(request, scope, person, incoming))
+
+
+@require_POST
+@staff_required(Perm.VERIFY_PUSH)
+def save(request, person_id: int, scope):
+    """Save one section of the verification form; HTMX swaps the section (with its errors) in place."""
+    person = access_person(request.user, person_id)
+    section = request.POST.get("section", "")
+    if section not in pforms.SECTIONS:
+        raise Http404("no such section")
+    ver = Verification.objects.filter(person=person).first()
+    if ver is None:
+        raise Http404("this person has no verification yet")
+    error = None
+    try:
+        do_save_verification(ver, pforms.section_data(request.POST, section), acting_user=request.user)
+    except VerifyError as exc:
+        error = exc
+    except LoopError as exc:
+        error = VerifyError("outcome", str(exc))
+    if not _is_htmx(request):
+        if error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, _("已保存"))
+        return redirect("pushes:person", person.pk)
+    person.refresh_from_db()
+    context = _person_context(request, scope, person, None, posted=request.POST if error else None,
+                              section=section, saved=error is None, error=error,
+                              error_field=getattr(error, "field", ""))
+    return render(request, f"pushes/_section_{section}.html", context | {"oob": True})
+
+
+@require_POST
+@staff_required(Perm.VERIFY_PUSH)
+def call(request, person_id: int, scope):
+    person = access_person(request.user, person_id)
+    ver = Verification.objects.filter(person=person).first()
+    if ver is None:
+        raise Http404("this person has no verification yet")
+    error = ""
+    try:
+        do_record_call(ver, request.POST.get("result", ""), note=request.POST.get("note", "")[:100],
+                       acting_user=request.user)
+    except VerifyError as exc:
+        error = str(exc)
+    if not _is_htmx(request):
+        if error:
+            messages.error(request, error)
+        return redirect("pushes:person", person.pk)
+    return render(request, "pushes/_calls.html",
+                  _person_context(request, scope, person, None, call_error=error) | {"oob": True})
+
+
+@require_POST
+@staff_required(Perm.REVEAL_PERSONAL)
+def reveal(request, person_id: int, scope):
+    person = access_person(request.user, person_id)
+    values = do_reveal_person(person, acting_user=request.user, reason=request.POST.get("reason", "")[:200])
+    return render(request, "pushes/_revealed.html", values | {"person": person})
+
+
+# --- transfers -------------------------------------------------------------------------------------------
+
+@require_POST
+@staff_required(Perm.VERIFY_PUSH)
+def transfer(request, person_id: int, scope):
+    person = access_person(request.user, person_id)
+    form = pforms.TransferForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "; ".join(f"{k}: {' '.join(v)}" for k, v in form.errors.items()))
+        return redirect("pushes:person", person.pk)
+    to_unit = Unit.objects.filter(pk=form.cleaned_data["to_unit"]).first()
+    if to_unit is None:
+        messages.error(request, _("to_unit: 没有这个单位"))
+        return redirect("pushes:person", person.pk)
+    try:
+        do_transfer(person, to_unit, form.cleaned_data["reason"], acting_user=request.user)
+    except TransferError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("已转办给 %(unit)s，等待对方接收") % {"unit": to_unit.name})
+    return redirect("pushes:person", person.pk)
+
+
+def _answer_response(request, transfer: Transfer, error: str, default: str):
+    if _is_htmx(request):
+        transfer.refresh_from_db()
+        return render(request, "pushes/_transfer.html", {"t": transfer, "error": error, "incoming": True})
+    if error:
+        messages.error(request, error)
+    return redirect(_next(request, default))
+
+
+@require_POST
+@staff_required(Perm.VERIFY_PUSH)
+def accept(request, transfer_id: int, scope):
+    t = access_incoming(request.user, transfer_id)
+    error = ""
+    try:
+        do_accept_transfer(t, acting_user=request.user)
+    except (TransferError, LoopError) as exc:
+        error = str(exc)
+    else:
+        messages.success(request, _("已接收 %(name)s") % {"name": t.person.name})
+    return _answer_response(request, t, error, reverse("pushes:person", args=[t.person_id]) if not error
+                            else reverse("pushes:transfers"))
+
+
+@require_POST
+@staff_required(Perm.VERIFY_PUSH)
+def return_transfer(request, transfer_id: int, scope):
+    t = access_incoming(request.user, transfer_id)
+    error = ""
+    try:
+        do_return_transfer(t, request.POST.get("reason", "")[:300], acting_user=request.user)
+    except (TransferError, LoopError) as exc:
+        error = str(exc)
+    else:
+        messages.success(request, _("已退回"))
+    return _answer_response(request, t, error, reverse("pushes:transfers"))
+
+
+@staff_required(Perm.VERIFY_PUSH)
+def transfers(request, scope):
+    """Transfers waiting for my unit (and those below it) to answer, mine waiting for others, recent answers."""
+    root = scope.root.path
+    base = visible_transfers(request.user).select_related("person", "from_unit", "to_unit", "loop")
+    incoming = list(base.filter(subtree_q(root, "to_unit__path"), state=TransferState.PENDING)
+                    .order_by("created_at", "id")[:LIST_LIMIT])
+    outgoing = list(base.filter(subtree_q(root, "from_unit__path"), state=TransferState.PENDING)
+                    .exclude(subtree_q(root, "to_unit__path")).order_by("created_at", "id")[:LIST_LIMIT])
+    since = timezone.now() - dt.timedelta(days=3)
+    answered = list(base.filter(answered_at__gte=since).order_by("-answered_at", "-id")[:LIST_LIMIT])
+    return render(request, "pushes/transfers.html", {"incoming": incoming, "outgoing": outgoing,
+                                                     "answered": answered, "now": timezone.now()})
+
+
+@staff_required(Perm.VERIFY_PUSH)
+def ping_pong(request, scope):
+    """Ping-pong transfers between units of my subtree (I am their common parent or above), with each
+    person's whole chain."""
+    root = scope.root.path
+    flagged = list(Transfer.objects.filter(subtree_q(root, "from_unit__path"), subtree_q(root, "to_unit__path"),
+                                           ping_pong=True)
+                   .select_related("person", "from_unit", "to_unit").order_by("-created_at", "-id")[:LIST_LIMIT])
+    chains: dict[int, list[Transfer]] = {}
+    for t in (Transfer.objects.filter(person_id__in={f.person_id for f in flagged})
+              .select_related("from_unit", "to_unit").order_by("id")):
+        chains.setdefault(t.person_id, []).append(t)
+    rows = [{"t": f, "chain": chains.get(f.person_id, [])} for f in flagged]
+    return render(request, "pushes/ping_pong.html", {"rows": rows})
+
+
+# --- the command office ----------------------------------------------------------------------------------
+
+@staff_required(Perm.DISPATCH_PUSH)
+def dispatch_queue(request, scope):
+    qs = (scoped(request.user, PushedPerson.objects)
+          .filter(unit__kind=UnitKind.COMMAND_OFFICE, route_method=RouteMethod.MANUAL)
+          .select_related("verification__loop").order_by("first_pushed_at", "id"))
+    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "pushes/dispatch.html", {"page": page, "now": timezone.now()})
+
+
+@require_POST
+@staff_required(Perm.DISPATCH_PUSH)
+def dispatch(request, person_id: int, scope):
+    person = access_person(request.user, person_id)
+    form = pforms.DispatchForm(request.POST)
+    unit = Unit.objects.filter(pk=form.cleaned_data["unit"]).first() if form.is_valid() else None
+    if unit is None:
+        messages.error(request, _("unit: 请选择分派单位"))
+        return redirect(_next(request, reverse("pushes:person", args=[person.pk])))
+    try:
+        do_dispatch(person, unit, acting_user=request.user)
+    except (RoutingError, PermissionDenied) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, _("已分派给 %(unit)s") % {"unit": unit.name})
+    return redirect(_next(request, reverse("pushes:dispatch_queue")))
+
+
+# --- export ----------------------------------------------------------------------------------------------
+
+@staff_required(Perm.VERIFY_PUSH)
+def handoff(request, scope):
+    unit = access_unit(request.user, _int(request.GET.get("unit") or scope.root.id))
+    day = _day(request.GET.get("date"))
+    data = handoff_xlsx(unit, day, acting_user=request.user, reveal=scope.can(Perm.REVEAL_PERSONAL))
+    response = HttpResponse(data, content_type=XLSX)
+    response["Content-Disposition"] = f'attachment; filename="handoff-{unit.code}-{day:%Y%m%d}.xlsx"'
+    return response
+
