@@ -111,6 +111,9 @@ CAP_SENDER_PREFIX = env_str("BIHUAN_CAP_SENDER_PREFIX", "bihuan:")
 PUSH_VERIFY_DEADLINE = env_str("BIHUAN_PUSH_VERIFY_DEADLINE", "24h")
 PUSH_TRANSFER_SIGN_HOURS = env_int("BIHUAN_PUSH_TRANSFER_SIGN_HOURS", 2, minimum=1)
 
+# The address residents reach the system at, for links sent by SMS (e.g. https://bihuan.example.gov.cn).
+PUBLIC_URL = env_str("BIHUAN_PUBLIC_URL", "http://127.0.0.1:8000" if DEMO else "").rstrip("/")
+
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
 
 LOGGING = {

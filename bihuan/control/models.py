@@ -41,6 +41,9 @@ class CaseState(models.TextChoices):
     RELEASE_PROPOSED = "release_proposed", _("待解除")
     RELEASED = "released", _("已解除")
     MOVED_UP = "moved_up", _("已升级管控")
+    # This phase ended with its tests negative and the next phase of the chain opened as a new case
+    # (e.g. 7 days centralized, then 3 days home monitoring).
+    PHASE_ENDED = "phase_ended", _("已转入下一阶段")
     CANCELLED = "cancelled", _("已撤销")
 
 
@@ -205,7 +208,10 @@ class ServiceKind(models.TextChoices):
 
 
 SERVICE = "control.service"
-ALERT = "control.alert"
+ALERT = "control.alert"  # an abnormal check-in: subject_id = the CheckIn
+TEST_POSITIVE = "control.test_positive"  # a positive test: subject_id = the TestSample
+TEST_MISSED = "control.test_missed"  # a test not taken: subject_id = the TestSample
+ALERT_KINDS = (ALERT, TEST_POSITIVE, TEST_MISSED)
 
 
 class ServiceRequest(models.Model):
@@ -228,3 +234,61 @@ class ServiceRequest(models.Model):
 
     def __str__(self) -> str:
         return f"{self.case_id}: {self.kind}"
+
+
+class CareVisit(models.Model):
+    """The daily care visit (关爱走访) to a key-group resident (elderly living alone and the like) or a person
+    under home control: asked whether they need anything (food bought, medicine …) — one per person a day."""
+
+    resident = models.ForeignKey(Resident, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    case = models.ForeignKey(ControlCase, null=True, blank=True, on_delete=models.CASCADE, related_name="care_visits")
+    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+")  # the grid
+    path = models.CharField(max_length=SEGMENT * MAX_LEVEL)
+    date = models.DateField()
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                           related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+    note = models.CharField(max_length=300, blank=True)
+    needs = models.JSONField(default=list, blank=True)  # ServiceKind values asked for, e.g. ["groceries"]
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(resident__isnull=False) | models.Q(case__isnull=False),
+                                   name="care_visit_has_a_person"),
+            models.UniqueConstraint(fields=["resident", "date"], condition=models.Q(resident__isnull=False),
+                                    name="one_care_visit_per_resident_and_day"),
+            models.UniqueConstraint(fields=["case", "date"], condition=models.Q(resident__isnull=True),
+                                    name="one_care_visit_per_case_and_day"),
+        ]
+        indexes = [models.Index(fields=["path", "date"])]
+
+    def __str__(self) -> str:
+        return f"{self.resident_id or self.case_id} {self.date}"
+
+
+class MissedCheckIn(models.Model):
+    """A check-in slot whose deadline passed with no check-in: the ``control.checkins`` worker's job row.
+
+    The person is reminded once (``reminded_at``; by SMS when they have a phone), then, if the slot is still
+    missing at ``alert_at`` (deadline + grace period), the team is alerted once (``alerted_at``). A late
+    check-in resolves the row (``resolved_at``). Rows are written set-based, one per case, day and slot.
+    """
+
+    case = models.ForeignKey(ControlCase, on_delete=models.CASCADE, related_name="missed_checkins")
+    path = models.CharField(max_length=SEGMENT * MAX_LEVEL)  # the case's path: rollups without a join
+    date = models.DateField()
+    slot = models.CharField(max_length=2, choices=CheckInSlot.choices)
+    due_at = models.DateTimeField()  # the slot's deadline
+    alert_at = models.DateTimeField()  # the team is alerted from then on if still missing
+    reminded_at = models.DateTimeField(null=True, blank=True)
+    alerted_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)  # checked in late, or the case closed
+    locked_by = models.CharField(max_length=100, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["case", "date", "slot"], name="one_miss_per_slot")]
+        indexes = [models.Index(fields=["date", "path"]), models.Index(fields=["alerted_at", "alert_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.case_id} {self.date} {self.slot}: missed"

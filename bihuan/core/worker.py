@@ -23,13 +23,17 @@ from django.utils import timezone
 log = logging.getLogger("bihuan.worker")
 
 TASKS: dict[str, Callable[[str], int]] = {}
+_LAST: set[str] = set()
 
 
-def task(name: str):
-    """Register ``fn(worker_id) -> rows handled`` to run on every tick of every worker."""
+def task(name: str, *, last: bool = False):
+    """Register ``fn(worker_id) -> rows handled`` to run on every tick of every worker. ``last`` tasks run
+    after the others (delivery, so that what this tick's tasks enqueued goes out in the same tick)."""
 
     def register(fn):
         TASKS[name] = fn
+        if last:
+            _LAST.add(name)
         return fn
 
     return register
@@ -62,7 +66,7 @@ def claim(queryset: QuerySet, *, owner: str, lease_seconds: int = 60, limit: int
 def run_tick(owner: str | None = None) -> dict[str, int]:
     owner = owner or worker_id()
     done = {}
-    for name, fn in TASKS.items():
+    for name, fn in sorted(TASKS.items(), key=lambda item: item[0] in _LAST):
         try:
             done[name] = fn(owner)
         except Exception:  # noqa: BLE001 - one failing task must not stop the others; it is retried next tick

@@ -54,7 +54,7 @@ def due_q(now) -> Q:
     return Q(state__in=DUE_STATES, next_attempt_at__lte=now)
 
 
-@task("notify.deliver")
+@task("notify.deliver", last=True)
 def deliver(owner: str) -> int:
     """One round: direct messages, then robots. Returns how many messages were sent or failed."""
     config = conf.load()

@@ -1,0 +1,79 @@
+"""The daily care-visit list of a grid (关爱走访): the key-group residents the register flags — elderly living
+alone, disabled, pregnant, chronically ill — and the people under home control there, with whether today's
+visit (someone asked whether they need food bought, medicine …) is recorded. Three queries, whatever the
+size of the grid. Visits are recorded by ``actions.do_record_care_visit``; views authorize the grid first
+(``bihuan.register.access.access_unit``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.db.models import Q
+
+from bihuan.register.models import KEY_GROUPS, Resident, ResidentStatus, Unit, subtree_q
+
+from .models import OPEN_CASE_STATES, CareVisit, ControlCase
+
+# The key groups visited every day (infants are looked after by their families).
+CARE_GROUPS = ("elderly_alone", "disabled", "pregnant", "chronic_illness")
+
+
+@dataclass
+class CareRow:
+    """One person to visit: a key-group resident, a person under home control, or both."""
+
+    name: str
+    address: str
+    phone_masked: str
+    groups: list[str] = field(default_factory=list)  # labels of the key groups, e.g. ["独居老人"]
+    resident: Resident | None = None
+    case: ControlCase | None = None  # an open home case (isolation or monitoring)
+    visit: CareVisit | None = None  # today's, if recorded
+
+    @property
+    def visited(self) -> bool:
+        return self.visit is not None
+
+    @property
+    def needs(self) -> list[str]:
+        return list(self.visit.needs) if self.visit else []
+
+
+def care_visit_list(grid_unit: Unit, day: dt.date) -> list[CareRow]:
+    """Who to visit in ``grid_unit`` (any unit: its whole subtree) on ``day``: people under home control first
+    (by end date), then key-group residents (by household). Each row says whether the day's visit is done."""
+    in_grid = subtree_q(grid_unit.path)
+    flagged = Q()
+    for group in CARE_GROUPS:
+        flagged |= Q(**{group: True})
+    cases = list(
+        ControlCase.objects.filter(in_grid | subtree_q(grid_unit.path, "resident__path"),
+                                   state__in=OPEN_CASE_STATES, site_kind="home", start_date__lte=day)
+        .select_related("type", "resident__household").order_by("end_date", "id"))
+    case_by_resident = {c.resident_id: c for c in cases if c.resident_id}
+    residents = list(
+        Resident.objects.filter(in_grid, flagged, status=ResidentStatus.PRESENT).select_related("household")
+        .order_by("household__building", "household__entrance", "household__room", "household__house_number",
+                  "household_id", "id"))
+    visits = list(CareVisit.objects.filter(
+        Q(resident_id__in=[r.pk for r in residents] + list(case_by_resident))
+        | Q(case_id__in=[c.pk for c in cases]), date=day))
+    by_resident = {v.resident_id: v for v in visits if v.resident_id}
+    by_case = {v.case_id: v for v in visits if v.case_id}
+
+    def groups_of(resident: Resident | None) -> list[str]:
+        return [str(KEY_GROUPS[g]) for g in CARE_GROUPS if resident is not None and getattr(resident, g)]
+
+    rows: list[CareRow] = []
+    for c in cases:
+        visit = by_resident.get(c.resident_id) if c.resident_id else None
+        rows.append(CareRow(name=c.name, address=c.site_address + (c.site_room or ""),
+                            phone_masked=c.phone_masked, groups=groups_of(c.resident), resident=c.resident, case=c,
+                            visit=visit or by_case.get(c.pk)))
+    for r in residents:
+        if r.pk in case_by_resident:
+            continue
+        rows.append(CareRow(name=r.name, address=r.household.address, phone_masked=r.phone_masked,
+                            groups=groups_of(r), resident=r, visit=by_resident.get(r.pk)))
+    return rows

@@ -1,0 +1,372 @@
+"""Daily check-ins: by the person's signed link and by a team member; validation; access; missed check-ins
+(reminder once, then an alert after the grace period, no duplicates across ticks and workers).
+
+``build_care``, ``make_case``, ``Clock`` and ``sms_gateway`` are shared with the other control tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from datetime import timedelta
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from django.utils import timezone
+
+from bihuan.control import links
+from bihuan.control.checkins import (
+    GRACE,
+    CheckInError,
+    detect_missed,
+    do_record_checkin,
+    process_missed,
+    slot_deadline,
+)
+from bihuan.control.models import (
+    ALERT,
+    CheckIn,
+    ControlCase,
+    ControlType,
+    MissedCheckIn,
+    TeamMember,
+    TeamSlot,
+)
+from bihuan.control.models import TestSample as Sample
+from bihuan.core.models import AuditEntry
+from bihuan.core.roles import Role
+from bihuan.core.worker import TASKS, run_tick
+from bihuan.loops.models import Loop
+from bihuan.notify.models import Channel, InboxItem, Message
+from bihuan.testing import create_staff
+
+VOLUNTEER_PHONE = "13700001111"
+PERSON_PHONE = "13812345678"
+
+
+# ---- shared helpers --------------------------------------------------------------------------------------
+
+def make_case(unit, *, resident=None, type_code: str = "home_isolation", start: dt.date | None = None, days: int = 7,
+              tests=(1, 4, 7), phone: str = PERSON_PHONE, name: str | None = None, site_kind: str = "home",
+              site_address: str | None = None, site_room: str = "", state: str = "active",
+              past_result: str = "negative") -> ControlCase:
+    """A case made with the ORM, with one sample per test day (what opening a case writes); samples of days
+    before today carry ``past_result`` ("" leaves them untaken)."""
+    ctype = ControlType.objects.get(code=type_code)
+    start = start or timezone.localdate() - timedelta(days=2)
+    household = resident.household if resident is not None else None
+    case = ControlCase(type=ctype, unit=unit, path=unit.path, resident=resident,
+                       name=name or (resident.name if resident else "测试人员"), start_date=start,
+                       end_date=start + timedelta(days=days - 1), site_kind=site_kind,
+                       site_address=site_address or (household.address if household else f"{unit.name}某处"),
+                       site_room=site_room, state=state,
+                       phases=[{"type": type_code, "days": days, "tests": list(tests)}])
+    case.set_phone(phone)
+    case.save()
+    today = timezone.localdate()
+    for n in tests:
+        date = start + timedelta(days=n - 1)
+        Sample.objects.create(case=case, day=n, date=date, result=past_result if date < today else "")
+    return case
+
+
+def add_team(case, *, grid_worker=None, doctor=None, volunteer_phone: str | None = VOLUNTEER_PHONE, cadre=None):
+    if cadre is not None:
+        TeamMember.objects.create(case=case, slot=TeamSlot.CADRE, user=cadre, name=cadre.username)
+    if grid_worker is not None:
+        TeamMember.objects.create(case=case, slot=TeamSlot.GRID_WORKER, user=grid_worker, name=grid_worker.username)
+    if doctor is not None:
+        TeamMember.objects.create(case=case, slot=TeamSlot.DOCTOR, user=doctor, name=doctor.username)
+    if volunteer_phone:
+        member = TeamMember(case=case, slot=TeamSlot.VOLUNTEER, name="志愿者小李")
+        member.set_phone(volunteer_phone)
+        member.save()
+
+
+def build_care(d) -> SimpleNamespace:
+    """The base district plus: a doctor of the health bureau (outside branch A, but on the team), a volunteer
+    account in grid A, and a home-isolation case of 王建国 in grid A whose team is the grid worker, the doctor
+    and a volunteer known only by phone."""
+    c = SimpleNamespace(d=d)
+    c.doctor = create_staff(d.department, "doctor_a", Role.DEPARTMENT).user
+    c.volunteer = create_staff(d.grid_a, "volunteer_a", Role.VOLUNTEER).user
+    c.case = make_case(d.grid_a, resident=d.resident_a)
+    add_team(c.case, grid_worker=d.users["grid_a"], doctor=c.doctor)
+    c.team = {"grid_a", "doctor_a"}
+    return c
+
+
+class Clock:
+    def __init__(self, at: dt.datetime):
+        self.now = at
+
+    def __call__(self):
+        return self.now
+
+    def set_local(self, date: dt.date, hour: int, minute: int = 0) -> None:
+        self.now = timezone.make_aware(dt.datetime.combine(date, dt.time(hour, minute)))
+
+    def advance(self, **kw) -> None:
+        self.now += timedelta(**kw)
+
+
+def freeze(monkeypatch, date: dt.date, hour: int, minute: int = 0) -> Clock:
+    clock = Clock(timezone.make_aware(dt.datetime.combine(date, dt.time(hour, minute))))
+    monkeypatch.setattr(timezone, "now", clock)
+    return clock
+
+
+@pytest.fixture
+def sms_gateway(monkeypatch):
+    yield from sms_gateway_for(monkeypatch)
+
+
+def sms_gateway_for(monkeypatch):
+    """A real local SMS gateway (the notify tests' endpoint server) and the BIHUAN_SMS_* settings for it."""
+    from bihuan.notify.tests.conftest import SMS_TOKEN, Endpoints
+
+    server = Endpoints()
+    server.thread.start()
+    monkeypatch.setenv("BIHUAN_SMS_URL", server.url("/sms"))
+    monkeypatch.setenv("BIHUAN_SMS_TOKEN", SMS_TOKEN)
+    monkeypatch.setenv("BIHUAN_NOTIFY_TIMEOUT", "5")
+    yield server
+    server.server.shutdown()
+    server.server.server_close()
+
+
+def inbox_users() -> set[str]:
+    return set(InboxItem.objects.values_list("user__username", flat=True))
+
+
+def sms_phones(server) -> list[str]:
+    return [r["json"]["phone"] for r in server.to("/sms")]
+
+
+@pytest.fixture
+def care(district):
+    return build_care(district)
+
+
+# ---- recording -------------------------------------------------------------------------------------------
+
+def test_the_person_checks_in_through_their_signed_link(care, client):
+    token = links.token_for(care.case.pk)
+    assert links.person_path(care.case.pk) == f"/p/{token}/"
+    case = links.case_for_token(token)
+    checkin = do_record_checkin(case, date=timezone.localdate(), slot="am", temperature="36.5", symptoms=[])
+    assert (checkin.temperature, checkin.abnormal, checkin.entered_by) == (Decimal("36.5"), False, None)
+    entry = AuditEntry.objects.get(action="control.checkin")
+    assert entry.actor is None and entry.actor_unit_id == care.case.unit_id and entry.changes["by"] == "person"
+    assert not Loop.objects.filter(kind=ALERT).exists() and not Message.objects.exists()
+
+
+def test_a_team_member_outside_the_subtree_and_the_grid_worker_record_check_ins(care):
+    today = timezone.localdate()
+    by_doctor = do_record_checkin(care.case, date=today, slot="am", temperature=36.6, symptoms="无",
+                                  acting_user=care.doctor)
+    by_grid = do_record_checkin(care.case, date=today - timedelta(days=1), slot="pm", temperature="36.8 ℃",
+                                symptoms=None, acting_user=care.d.users["grid_a"])
+    assert by_doctor.entered_by == care.doctor and by_doctor.symptoms == []
+    assert by_grid.entered_by == care.d.users["grid_a"] and by_grid.temperature == Decimal("36.8")
+    assert AuditEntry.objects.filter(action="control.checkin", changes__by="staff").count() == 2
+
+
+@pytest.mark.parametrize("temperature", ["33.9", "43.1", "abc", ""])
+def test_an_impossible_temperature_is_refused(care, temperature):
+    with pytest.raises(CheckInError, match="^temperature:"):
+        do_record_checkin(care.case, date=timezone.localdate(), slot="am", temperature=temperature, symptoms=[])
+
+
+def test_the_person_checks_in_for_today_only_and_nobody_for_the_future(care):
+    today = timezone.localdate()
+    with pytest.raises(CheckInError, match="^date:"):
+        do_record_checkin(care.case, date=today - timedelta(days=1), slot="am", temperature="36.5", symptoms=[])
+    with pytest.raises(CheckInError, match="^date:"):
+        do_record_checkin(care.case, date=today + timedelta(days=1), slot="am", temperature="36.5", symptoms=[],
+                          acting_user=care.d.users["grid_a"])
+    with pytest.raises(CheckInError, match="^slot:"):
+        do_record_checkin(care.case, date=today, slot="noon", temperature="36.5", symptoms=[])
+
+
+def test_a_double_tap_returns_the_same_check_in_and_a_different_value_is_refused(care):
+    today = timezone.localdate()
+    first = do_record_checkin(care.case, date=today, slot="am", temperature="36.5", symptoms=[])
+    again = do_record_checkin(care.case, date=today, slot="am", temperature="36.5", symptoms=[])
+    assert again.pk == first.pk and CheckIn.objects.count() == 1
+    with pytest.raises(CheckInError, match="^slot:"):
+        do_record_checkin(care.case, date=today, slot="am", temperature="36.9", symptoms=[])
+
+
+def test_a_released_case_takes_no_check_ins(care):
+    ControlCase.objects.filter(pk=care.case.pk).update(state="released")
+    with pytest.raises(CheckInError, match="^case:"):
+        do_record_checkin(care.case, date=timezone.localdate(), slot="am", temperature="36.5", symptoms=[])
+
+
+def test_an_outsider_cannot_record_for_a_branch_a_case(care):
+    with pytest.raises(Http404):
+        do_record_checkin(care.case, date=timezone.localdate(), slot="am", temperature="36.5", symptoms=[],
+                          acting_user=care.d.users["township_b"])
+    with pytest.raises(PermissionDenied):  # no CARE and not on the team
+        do_record_checkin(care.case, date=timezone.localdate(), slot="am", temperature="36.5", symptoms=[],
+                          acting_user=care.d.users["department"])
+    assert not CheckIn.objects.exists()
+
+
+def test_a_forged_or_foreign_link_token_is_404(care, client):
+    from bihuan.directives import links as directive_links
+
+    token = links.token_for(care.case.pk)
+    forged = [token[:-1] + ("A" if token[-1] != "A" else "B"), f"{care.case.pk}-", "abc-def", "",
+              directive_links.token_for(care.case.pk), links.token_for(10**9)]
+    for bad in forged:
+        with pytest.raises(Http404):
+            links.case_for_token(bad)
+    assert client.get(f"/p/{forged[0]}/").status_code == 404
+
+
+def test_directive_links_keep_their_tokens_after_the_signing_moved_to_core():
+    import base64
+    import hashlib
+    import hmac
+
+    from django.conf import settings
+
+    from bihuan.directives import links as directive_links
+
+    mac = hmac.new(settings.SECRET_KEY.encode(), b"bihuan-reach|42", hashlib.sha256).digest()
+    assert directive_links.token_for(42) == "42-" + base64.urlsafe_b64encode(mac[:15]).decode()
+    assert directive_links.reach_id_from(directive_links.token_for(42)) == 42
+    assert directive_links.reach_id_from("42-forged") is None
+
+
+# ---- missed check-ins ------------------------------------------------------------------------------------
+
+DAY = dt.date(2026, 3, 10)
+
+
+@pytest.fixture
+def early(monkeypatch, district):
+    """The clock at 08:00 on DAY; the care setup made then (so today's slots count)."""
+    clock = freeze(monkeypatch, DAY, 8)
+    c = build_care(district)
+    c.clock = clock
+    return c
+
+
+def test_the_worker_task_is_registered():
+    assert {"control.checkins", "control.samples", "control.release"} <= set(TASKS)
+
+
+def test_nothing_is_missing_before_the_deadline(early):
+    early.clock.set_local(DAY, 9, 59)
+    assert detect_missed() == 0
+    run_tick("w1")
+    assert not MissedCheckIn.objects.exists() and not Message.objects.exists()
+
+
+def test_a_missed_check_in_reminds_the_person_once_then_alerts_the_team_after_the_grace_period(early, sms_gateway):
+    case = early.case
+    early.clock.set_local(DAY, 10, 1)
+    run_tick("w1")
+    miss = MissedCheckIn.objects.get()
+    assert (miss.case_id, miss.date, miss.slot, miss.due_at) == (case.pk, DAY, "am", slot_deadline(DAY, "am"))
+    assert miss.reminded_at and not miss.alerted_at and not miss.locked_by
+    reminder = Message.objects.get()
+    assert (reminder.channel, reminder.idempotency_key) == (Channel.SMS, f"checkin-remind:{case.pk}:{DAY}:am")
+    for owner in ("w1", "w2", "w1"):  # more ticks, another worker: nothing new
+        run_tick(owner)
+    assert Message.objects.count() == 1 and sms_phones(sms_gateway) == [PERSON_PHONE]
+    assert not InboxItem.objects.exists()
+
+    early.clock.set_local(DAY, 11, 0)  # deadline + GRACE
+    assert GRACE == timedelta(hours=1)
+    run_tick("w2")
+    run_tick("w1")  # notify.deliver runs before control.checkins in a tick: the next tick sends
+    miss.refresh_from_db()
+    assert miss.alerted_at
+    assert inbox_users() == early.team
+    keys = set(Message.objects.values_list("idempotency_key", flat=True))
+    assert f"checkin-alert:{case.pk}:{DAY}:am:m{TeamMember.objects.get(slot='volunteer').pk}:sms" in keys
+    assert sorted(sms_phones(sms_gateway)) == sorted([PERSON_PHONE, VOLUNTEER_PHONE] + staff_phones(early))
+    count = Message.objects.count()
+    for owner in ("w1", "w2", "w3"):
+        run_tick(owner)
+    assert Message.objects.count() == count and InboxItem.objects.count() == len(early.team)
+    assert AuditEntry.objects.filter(action="control.checkin_reminded").count() == 1
+    assert AuditEntry.objects.filter(action="control.checkin_missed_alert").count() == 1
+
+
+def staff_phones(c) -> list[str]:
+    from bihuan.register.models import Staff
+
+    return [s.reveal_phone() for s in Staff.objects.filter(user__username__in=c.team)]
+
+
+def test_a_late_check_in_resolves_the_missed_slot_and_no_alert_follows(early):
+    early.clock.set_local(DAY, 10, 30)
+    run_tick("w1")
+    miss = MissedCheckIn.objects.get()
+    assert miss.reminded_at and not Message.objects.exists()  # no SMS gateway: the step is taken, nothing sent
+    do_record_checkin(early.case, date=DAY, slot="am", temperature="36.4", symptoms=[])
+    miss.refresh_from_db()
+    assert miss.resolved_at
+    early.clock.set_local(DAY, 12, 0)
+    run_tick("w1")
+    run_tick("w1")
+    assert not Message.objects.exists() and not InboxItem.objects.exists()
+    assert AuditEntry.objects.get(action="control.checkin").changes["late"] is True
+
+
+def test_both_slots_are_detected_in_one_pass_and_a_catch_up_reminds_and_alerts_at_once(early):
+    early.clock.set_local(DAY, 20, 0)
+    assert detect_missed() == 2
+    assert detect_missed() == 0
+    assert process_missed("w1") == 2
+    rows = MissedCheckIn.objects.order_by("slot")
+    assert [r.slot for r in rows] == ["am", "pm"] and all(r.reminded_at and r.alerted_at for r in rows)
+    assert process_missed("w2") == 0
+    run_tick("w1")
+    assert inbox_users() == early.team
+    assert InboxItem.objects.count() == 2 * len(early.team)  # one per slot and person
+
+
+def test_a_case_opened_after_a_deadline_is_not_reminded_for_that_slot(early):
+    early.clock.set_local(DAY, 12, 0)
+    late_case = make_case(early.d.grid_a, resident=early.d.resident_a2, start=DAY)
+    detect_missed()
+    assert list(MissedCheckIn.objects.values_list("case_id", "slot")) == [(early.case.pk, "am")]
+    early.clock.set_local(DAY, 18, 30)
+    detect_missed()
+    assert set(MissedCheckIn.objects.filter(case=late_case).values_list("slot", flat=True)) == {"pm"}
+
+
+def test_a_type_with_one_check_in_a_day_is_missed_only_in_the_morning_and_closed_cases_never(early):
+    ControlType.objects.filter(code="home_monitoring").update(checkins_per_day=1)
+    once = make_case(early.d.grid_a, resident=early.d.resident_a2, type_code="home_monitoring")
+    make_case(early.d.grid_a, name="已解除", state="released")
+    make_case(early.d.grid_a, name="未开始", start=DAY + timedelta(days=1))
+    early.clock.set_local(DAY, 19, 0)
+    detect_missed()
+    assert set(MissedCheckIn.objects.values_list("case_id", "slot")) == {
+        (early.case.pk, "am"), (early.case.pk, "pm"), (once.pk, "am")}
+
+
+def test_a_case_closed_after_the_miss_is_resolved_without_messages(early):
+    early.clock.set_local(DAY, 10, 30)
+    detect_missed()
+    ControlCase.objects.filter(pk=early.case.pk).update(state="released")
+    early.clock.set_local(DAY, 12, 0)
+    assert process_missed("w1") == 1
+    assert MissedCheckIn.objects.get().resolved_at and not Message.objects.exists()
+
+
+def test_a_row_leased_by_another_worker_is_left_alone(early):
+    early.clock.set_local(DAY, 10, 30)
+    detect_missed()
+    MissedCheckIn.objects.update(locked_by="other", locked_until=timezone.now() + timedelta(minutes=2))
+    assert process_missed("w1") == 0
+    early.clock.advance(minutes=3)  # the other worker died: its lease runs out
+    assert process_missed("w1") == 1
