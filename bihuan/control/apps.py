@@ -7,4 +7,5 @@ class ControlConfig(AppConfig):
     verbose_name = "Graded control and care"
 
     def ready(self):
-        from . import tasks  # noqa: F401 - registers control.checkins, control.samples and control.release
+        # Registers control.checkins, control.samples, control.release and the purge of closed cases.
+        from . import retention, tasks  # noqa: F401

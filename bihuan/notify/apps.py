@@ -7,6 +7,6 @@ class NotifyConfig(AppConfig):
     verbose_name = "Notifications"
 
     def ready(self):
-        from . import conf, tasks  # noqa: F401 - registers notify.deliver with the worker
+        from . import conf, retention, tasks  # noqa: F401 - registers notify.deliver and the purge
 
         conf.load()  # a malformed BIHUAN_SMTP_* / BIHUAN_SMS_* / BIHUAN_NOTIFY_* fails the start, not a send

@@ -7,4 +7,4 @@ class PushesConfig(AppConfig):
     verbose_name = "Big-data push lists"
 
     def ready(self):
-        from . import tasks  # noqa: F401 - registers pushes.process with the worker
+        from . import retention, tasks  # noqa: F401 - registers pushes.process and the purge

@@ -3,12 +3,13 @@ import datetime as dt
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from bihuan.register.actions import do_purge_personal_data
+from bihuan.core.retention import purge_all
 
 
 class Command(BaseCommand):
-    help = ("Remove names, ID numbers and phones of residents who moved out or died before a date (default: "
-            "the retention period, --days, ago). Rows stay, so anonymous counts are kept. Idempotent.")
+    help = ("Remove personal data kept past the retention period (default --days 365): names, ID numbers and "
+            "phones of residents who moved out or died, of people pushed for verification, of closed control "
+            "cases, and delivered notifications. Rows that counts are derived from stay. Idempotent.")
 
     def add_arguments(self, parser):
         parser.add_argument("--before", help="YYYY-MM-DD: purge records last changed before this date")
@@ -19,5 +20,5 @@ class Command(BaseCommand):
             cutoff = dt.date.fromisoformat(before) if before else timezone.localdate() - dt.timedelta(days=days)
         except ValueError:
             raise CommandError("--before must be a date like 2023-01-31") from None
-        n = do_purge_personal_data(before=cutoff)
-        self.stdout.write(f"purged personal data of {n} residents (moved out or deceased before {cutoff})")
+        for name, n in purge_all(cutoff).items():
+            self.stdout.write(f"{name}: {n} purged (before {cutoff})")
