@@ -37,6 +37,7 @@ from .models import (
     ServiceRequest,
     TestResult,
     TestSample,
+    localized,
 )
 
 SAMPLED = (TestResult.PENDING, TestResult.NEGATIVE, TestResult.POSITIVE)
@@ -101,6 +102,10 @@ class TypeInfo:
     name_zh: str
     name_en: str
     checkins_per_day: int
+
+    @property
+    def label(self) -> str:
+        return localized(self.name_zh, self.name_en)
 
 
 def control_types() -> list[TypeInfo]:

@@ -14,10 +14,6 @@ from .models import CheckInSlot, ServiceKind, TeamSlot
 SITE_KINDS = [("home", _("居家")), ("hotel", _("集中隔离点"))]
 
 
-def type_label(t, language: str) -> str:
-    return t.name_en if language == "en" and t.name_en else t.name_zh
-
-
 class OpenCaseForm(forms.Form):
     type_code = forms.ChoiceField(label=_("管控类型"))
     name = forms.CharField(label=_("姓名"), max_length=50, required=False,
@@ -31,9 +27,9 @@ class OpenCaseForm(forms.Form):
     reason = forms.CharField(label=_("管控原因"), max_length=300, required=False,
                              widget=forms.Textarea(attrs={"rows": 2}))
 
-    def __init__(self, *args, types=(), language: str = "zh-hans", **kwargs):
+    def __init__(self, *args, types=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["type_code"].choices = [(t.code, type_label(t, language)) for t in types]
+        self.fields["type_code"].choices = [(t.code, t.label) for t in types]
         self.fields["type_code"].widget = forms.RadioSelect(choices=self.fields["type_code"].choices)
         self.initial.setdefault("start_date", timezone.localdate())
         self.initial.setdefault("site_kind", "home")
@@ -75,9 +71,9 @@ class MoveUpForm(forms.Form):
     site_address = forms.CharField(label=_("地址或隔离点"), max_length=200, required=False)
     site_room = forms.CharField(label=_("房间号"), max_length=20, required=False)
 
-    def __init__(self, *args, types=(), language: str = "zh-hans", **kwargs):
+    def __init__(self, *args, types=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["type_code"].choices = [(t.code, type_label(t, language)) for t in types]
+        self.fields["type_code"].choices = [(t.code, t.label) for t in types]
 
 
 class TeamForm(forms.Form):

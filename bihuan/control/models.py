@@ -12,9 +12,15 @@ import datetime as dt
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from bihuan.register.models import MAX_LEVEL, SEGMENT, PersonalContactMixin, Resident, Unit
+
+
+def localized(name_zh: str, name_en: str) -> str:
+    """A name kept in both languages as data, in the active one (Chinese unless the user chose English)."""
+    return name_en if (get_language() or "").startswith("en") and name_en else name_zh
 
 
 class ControlType(models.Model):
@@ -34,6 +40,10 @@ class ControlType(models.Model):
 
     def __str__(self) -> str:
         return self.name_zh
+
+    @property
+    def label(self) -> str:
+        return localized(self.name_zh, self.name_en)
 
 
 class CaseState(models.TextChoices):

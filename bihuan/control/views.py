@@ -20,7 +20,7 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
@@ -36,7 +36,7 @@ from bihuan.register.search import search_residents
 
 from . import actions, care, checkins, dashboard, links, release, sampling, services
 from .export import dashboard_workbook
-from .forms import CheckInForm, MoveUpForm, OpenCaseForm, PeriodForm, ServiceForm, TeamForm, type_label
+from .forms import CheckInForm, MoveUpForm, OpenCaseForm, PeriodForm, ServiceForm, TeamForm
 from .models import (
     ALERT_KINDS,
     OPEN_CASE_STATES,
@@ -89,10 +89,6 @@ def _is_htmx(request) -> bool:
     return request.headers.get("HX-Request") == "true"
 
 
-def _language() -> str:
-    return "en" if (translation.get_language() or "").startswith("en") else "zh-hans"
-
-
 def _unit(request, scope) -> Unit:
     raw = request.GET.get("unit") or request.POST.get("unit")
     return access_unit(request.user, _int(raw)) if raw else scope.root
@@ -133,10 +129,6 @@ def signed_in(view):
 def _care_case(request, case_id: int) -> ControlCase:
     """A case the user may care for (their subtree with CARE, or their five-for-one team), else 403 / 404."""
     return checkins.care_access(request.user, case_id)
-
-
-def _type_name(t) -> str:
-    return type_label(t, _language())
 
 
 def _back_to_case(case_id: int, anchor: str = "") -> str:
@@ -217,7 +209,7 @@ def case_list(request, scope):
     types = dashboard.control_types()
     return render(request, "control/cases.html", {
         "unit": unit, "breadcrumb": _breadcrumb(scope, unit), "page": page, "q": q, "state": state,
-        "type_code": type_code, "types": [(t.code, _type_name(t)) for t in types], "today": timezone.localdate(),
+        "type_code": type_code, "types": [(t.code, t.label) for t in types], "today": timezone.localdate(),
         "can_open": scope.can(Perm.MANAGE_CONTROL) and unit.level >= TODAY_LEVEL,
     })
 
@@ -235,7 +227,7 @@ def new_case(request, scope):
         if not resident.path.startswith(unit.path):
             unit = access_unit(request.user, resident.unit_id)
     types = list(ControlType.objects.order_by("rank", "id"))
-    form = OpenCaseForm(request.POST or None, types=types, language=_language())
+    form = OpenCaseForm(request.POST or None, types=types)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         if unit.level < TODAY_LEVEL:
@@ -294,7 +286,7 @@ def _case_context(request, case: ControlCase, scope, **extra) -> dict:
     person_url = request.build_absolute_uri(links.person_path(case.pk))
     context = {
         "case": case, "today": today, "day": case.day_number(today), "days": (case.end_date - case.start_date).days + 1,
-        "type_name": _type_name(case.type), "is_open": is_open, "can_manage": can_manage,
+        "type_name": case.type.label, "is_open": is_open, "can_manage": can_manage,
         "slots": slots, "checkins": case_checkins[:30],
         "checkin_form": CheckInForm(initial={"slot": _next_slot(slots)}, symptoms=[(s, s) for s in checkins.SYMPTOMS]),
         "can_checkin": is_open and bool(slots),
@@ -302,7 +294,7 @@ def _case_context(request, case: ControlCase, scope, **extra) -> dict:
         "team": team, "candidates": _candidates(case) if can_manage and is_open else [],
         "tests": list(case.tests.all()), "result_buttons": _result_buttons(),
         "services": _services_of(case), "service_form": ServiceForm(), "assignees": _assignees(case, team),
-        "period_form": PeriodForm(), "move_form": MoveUpForm(types=stricter, language=_language()) if stricter else None,
+        "period_form": PeriodForm(), "move_form": MoveUpForm(types=stricter) if stricter else None,
         "can_release": can_manage and case.end_date <= today and (
             case.state == CaseState.RELEASE_PROPOSED
             or (case.state == CaseState.ACTIVE and not actions.has_next_phase(case))),
@@ -419,7 +411,7 @@ def change_period(request, case_id: int, scope):
 def move_up(request, case_id: int, scope):
     case = actions.access_case(request.user, case_id)
     stricter = list(ControlType.objects.filter(rank__gt=case.type.rank))
-    form = MoveUpForm(request.POST, types=stricter, language=_language())
+    form = MoveUpForm(request.POST, types=stricter)
     if not form.is_valid():
         messages.error(request, "; ".join(" ".join(v) for v in form.errors.values()))
         return redirect(_back_to_case(case.pk))
@@ -430,7 +422,7 @@ def move_up(request, case_id: int, scope):
     except actions.ControlError as exc:
         messages.error(request, exc.message)
         return redirect(_back_to_case(case.pk))
-    messages.success(request, _("已升级为%(type)s") % {"type": _type_name(new.type)})
+    messages.success(request, _("已升级为%(type)s") % {"type": new.type.label})
     return redirect("control:case", new.pk)
 
 
@@ -730,7 +722,7 @@ def dashboard_page(request, scope):
     charted = [(u, c) for u, c in children if c.checkins_due or c.open_cases]
     if len(charted) < 2:  # one bar says nothing the KPIs do not
         charted = []
-    under = [(_type_name(t), counts.under.get(t.code, 0)) for t in types]
+    under = [(t.label, counts.under.get(t.code, 0)) for t in types]
     charts = {
         "under": {"labels": [label for label, _n in under], "values": [n for _label, n in under]},
         "today": {"labels": [_("健康打卡"), _("上门核酸")],
@@ -813,7 +805,7 @@ def person(request, token):
         checkin_form = CheckInForm(initial={"slot": _next_slot(slots)}, symptoms=symptoms)
     requests_ = list(case.service_requests.order_by("-requested_at")[:20])
     return render(request, "control/person.html", {
-        "case": case, "type_name": _type_name(case.type), "today": today, "day": case.day_number(today),
+        "case": case, "type_name": case.type.label, "today": today, "day": case.day_number(today),
         "days": (case.end_date - case.start_date).days + 1, "is_open": is_open, "slots": slots,
         "all_done": bool(slots) and all(s["checkin"] is not None for s in slots),
         "open_slots": [s for s in slots if s["checkin"] is None],
