@@ -130,3 +130,97 @@ def report(bench: str, scale: str, n: int, seconds: float, baseline: str, baseli
     }
     print(json.dumps(result, ensure_ascii=False), flush=True)
     return result
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_url() -> str:
+    """A DATABASE_URL naming the database Django is connected to (for a server or worker subprocess)."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{s['NAME']}"  # an absolute NAME gives sqlite:////abs/path
+    auth = quote(s.get("USER") or "")
+    if s.get("PASSWORD"):
+        auth += ":" + quote(s["PASSWORD"])
+    host = s.get("HOST") or "127.0.0.1"
+    port = f":{s['PORT']}" if s.get("PORT") else ""
+    return f"postgres://{auth}{'@' if auth else ''}{host}{port}/{quote(s['NAME'])}"
+
+
+class Gunicorn:
+    """``python -m gunicorn bihuan.wsgi`` on 127.0.0.1 as a subprocess, for benchmarks through the real stack.
+
+    Use as a context manager; ``base`` is the server's URL. The server uses the database Django is connected
+    to, with DEBUG off (as in production). Its log goes to ``log_path``, shown if it fails to start.
+    """
+
+    def __init__(self, workers: int = 2, env: dict | None = None, log_path: str | None = None,
+                 timeout: float = 60.0):
+        import sys
+        import tempfile
+
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.workers = workers
+        self.timeout = timeout
+        self.env = {**os.environ, "BIHUAN_DEMO": "1", "BIHUAN_DEBUG": "false", "DATABASE_URL": database_url(),
+                    "BIHUAN_ALLOWED_HOSTS": "127.0.0.1,localhost", "BIHUAN_LOG_LEVEL": "WARNING",
+                    **(env or {})}
+        self.log_path = log_path or tempfile.mkstemp(prefix="bihuan-gunicorn-", suffix=".log")[1]
+        self.command = [sys.executable, "-m", "gunicorn", "bihuan.wsgi", "-w", str(workers), "--bind",
+                        f"127.0.0.1:{self.port}", "--graceful-timeout", "5", "--timeout", "120"]
+        self.process = None
+
+    def __enter__(self) -> Gunicorn:
+        import subprocess
+        import urllib.request
+        from pathlib import Path
+
+        root = Path(__file__).resolve().parent.parent
+        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in __exit__
+        self.process = subprocess.Popen(self.command, cwd=root, env=self.env, stdout=self._log,
+                                        stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            if self.process.poll() is not None:
+                self.__exit__(None, None, None)
+                raise RuntimeError(f"gunicorn exited with {self.process.returncode}:\n{self.log()}")
+            try:
+                with urllib.request.urlopen(f"{self.base}/login/", timeout=5) as response:  # noqa: S310
+                    if response.status == 200:
+                        return self
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.__exit__(None, None, None)
+                raise RuntimeError(f"gunicorn did not answer within {self.timeout} s:\n{self.log()}")
+            time.sleep(0.2)
+
+    def log(self) -> str:
+        from pathlib import Path
+
+        return Path(self.log_path).read_text(errors="replace")[-5000:]
+
+    def __exit__(self, *exc) -> None:
+        import signal
+        import subprocess
+
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)  # gunicorn's graceful stop; it stops its own workers
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        self._log.close()

@@ -4,17 +4,31 @@ crashed worker resumes where it stopped and never writes a household twice)."""
 
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 
 from django.db import connection, transaction
 from django.db.models import Q
 
+from bihuan.env import ConfigError
 from bihuan.loops import engine
 from bihuan.register.models import Household, Resident, Unit, UnitKind, next_path, subtree_q
 
 from .models import RECEIPT, Directive, FanoutState, Reach
 
-CHUNK = 100_000  # households per transaction in the worker
+
+def _chunk_from_env() -> int:
+    """``BIHUAN_FANOUT_CHUNK``: household ids per worker transaction (default 100,000). Smaller chunks commit
+    progress more often; the crash test uses tiny ones so that a killed worker stops mid-fan-out."""
+    value = os.environ.get("BIHUAN_FANOUT_CHUNK", "").strip()
+    if not value:
+        return 100_000
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"BIHUAN_FANOUT_CHUNK must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
+CHUNK = _chunk_from_env()  # households per transaction in the worker
 INLINE_LIMIT = 3000  # scopes up to this many households fan out inside the issuing request
 
 

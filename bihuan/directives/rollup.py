@@ -1,5 +1,5 @@
-"""A directive's live state at all seven levels: two GROUP BYs (reach rows by grid and status; receipts by
-unit and state) and one walk up the unit tree, as for the register's coverage."""
+"""A directive's live state at all seven levels: two queries (the units of the subtree with their own receipt;
+the reach rows grouped by grid and status) and one walk up the unit tree, as for the register's coverage."""
 
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from django.db import connection
 from django.utils import timezone
 
 from bihuan.loops.models import Loop
-from bihuan.register.coverage import UnitRow, load_units
-from bihuan.register.models import Unit
+from bihuan.register.coverage import UnitRow
+from bihuan.register.models import Unit, next_path
 
 from .models import RECEIPT, Directive, Reach
 
 
-@dataclass
+@dataclass(slots=True)
 class DirectiveCounts:
     households: int = 0
     reached: int = 0
@@ -44,34 +44,66 @@ class DirectiveCounts:
                 "own_overdue": self.own_overdue}
 
 
+_OVERDUE_SQL = ("CASE WHEN {l}state IN ('issued', 'acknowledged', 'in_progress') AND "
+                "(({l}state = 'issued' AND {l}ack_due_at < %s) OR {l}due_at < %s) THEN 1 ELSE 0 END")
+
+
 def raw_counts(directive_id: int, now=None):
-    """The two GROUP BYs (also the benchmark's baseline)."""
+    """The rollup's database work as two plain reads: reach rows grouped by grid and status, and every receipt's
+    state (the benchmark's baseline; ``rollup`` reads the receipts joined to the units instead)."""
     q = connection.ops.quote_name
     now = connection.ops.adapt_datetimefield_value(now or timezone.now())
     with connection.cursor() as cur:
-        cur.execute(f"SELECT unit_id, status, COUNT(*) FROM {q(Reach._meta.db_table)} WHERE directive_id = %s "
-                    "GROUP BY unit_id, status", [directive_id])
+        cur.execute(_REACH_SQL.format(reach=q(Reach._meta.db_table)), [directive_id])
         reach = cur.fetchall()
-        cur.execute(
-            f"SELECT owner_unit_id, state, CASE WHEN state IN ('issued', 'acknowledged', 'in_progress') AND "
-            "((state = 'issued' AND ack_due_at < %s) OR due_at < %s) THEN 1 ELSE 0 END "
-            f"FROM {q(Loop._meta.db_table)} WHERE kind = %s AND subject_id = %s", [now, now, RECEIPT, directive_id])
+        cur.execute(f"SELECT owner_unit_id, state, {_OVERDUE_SQL.format(l='')} FROM {q(Loop._meta.db_table)} "
+                    "WHERE kind = %s AND subject_id = %s", [now, now, RECEIPT, directive_id])
         loops = cur.fetchall()
     return reach, loops
 
 
+_REACH_SQL = "SELECT unit_id, status, COUNT(*) FROM {reach} WHERE directive_id = %s GROUP BY unit_id, status"
+
 SIGNED = {"acknowledged", "in_progress", "reported", "closed"}
 RELAYED = {"in_progress", "reported", "closed"}
 REPORTED = {"reported", "closed"}
+# (signed, relayed, reported) as 0/1 per receipt state, looked up once per row instead of three set tests.
+_STATE_FLAGS = {s: (int(s in SIGNED), int(s in RELAYED), int(s in REPORTED))
+                for s in SIGNED | {"issued", "returned", "cancelled"}}
+_NO_FLAGS = (0, 0, 0)
 
 
 def rollup(directive: Directive, root: Unit | None = None) -> tuple[list[UnitRow], dict[int, DirectiveCounts]]:
+    """Every unit of ``root``'s subtree (the directive's scope by default) with its figures: two queries — the
+    units with their own receipt (one LEFT JOIN), the reach rows grouped by grid and status — and one walk up
+    the tree in Python. The units come in path order; the walk needs nothing else."""
     root = root or directive.scope_unit
-    units = load_units(root.path)
-    totals = {u.id: DirectiveCounts() for u in units}
-    reach, loops = raw_counts(directive.pk)
+    q = connection.ops.quote_name
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT u.id, u.parent_id, u.level, u.path, u.name, u.kind, l.state, {_OVERDUE_SQL.format(l='l.')} "
+            f"FROM {q(Unit._meta.db_table)} u LEFT JOIN {q(Loop._meta.db_table)} l "
+            "ON l.owner_unit_id = u.id AND l.kind = %s AND l.subject_id = %s "
+            "WHERE u.path >= %s AND u.path < %s ORDER BY u.path",
+            [now, now, RECEIPT, directive.pk, root.path, next_path(root.path)])
+        rows = cur.fetchall()
+        cur.execute(_REACH_SQL.format(reach=q(Reach._meta.db_table)), [directive.pk])
+        reach = cur.fetchall()
+    units: list[UnitRow] = []
+    totals: dict[int, DirectiveCounts] = {}
+    add_unit = units.append
+    for unit_id, parent_id, level, path, name, kind, state, overdue in rows:
+        add_unit(UnitRow(unit_id, parent_id, level, path, name, kind))
+        if state is None:
+            totals[unit_id] = DirectiveCounts()
+        else:
+            signed, relayed, reported = _STATE_FLAGS.get(state, _NO_FLAGS)
+            late = 1 if overdue else 0
+            totals[unit_id] = DirectiveCounts(0, 0, 0, 1, signed, relayed, reported, late, state, late == 1)
+    get = totals.get
     for unit_id, status, n in reach:
-        c = totals.get(unit_id)
+        c = get(unit_id)
         if c is None:
             continue
         c.households += n
@@ -79,20 +111,14 @@ def rollup(directive: Directive, root: Unit | None = None) -> tuple[list[UnitRow
             c.reached += n
         elif status == "unreachable":
             c.unreachable += n
-    for unit_id, state, overdue in loops:
-        c = totals.get(unit_id)
-        if c is None:
+    # Units come in path order, so in reverse every unit is finished (all its children added) before its parent.
+    for u in reversed(units):
+        p = get(u.parent_id)
+        if p is None:
             continue
-        c.state, c.own_overdue = state, bool(overdue)
-        c.units += 1
-        c.signed += state in SIGNED
-        c.relayed += state in RELAYED
-        c.reported += state in REPORTED
-        c.overdue += bool(overdue)
-    for u in sorted(units, key=lambda u: -len(u.path)):
-        if u.parent_id not in totals:
+        c = totals[u.id]
+        if not (c.households or c.units):
             continue
-        c, p = totals[u.id], totals[u.parent_id]
         p.households += c.households
         p.reached += c.reached
         p.unreachable += c.unreachable
