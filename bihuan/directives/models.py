@@ -98,15 +98,19 @@ class ReachMethod(models.TextChoices):
 class Reach(models.Model):
     """One household's record for one directive: reached, by whom, how, when."""
 
-    directive = models.ForeignKey(Directive, on_delete=models.CASCADE, related_name="reaches")
+    # Fan-out writes ~330,000 of these at once, so no index or check that another one already gives:
+    # (directive, household) is unique (its index serves directive lookups), reach_rollup serves units,
+    # and ``unit`` is a copy of the household's grid taken at fan-out (the household keyed and checked).
+    directive = models.ForeignKey(Directive, on_delete=models.CASCADE, related_name="reaches", db_index=False)
     household = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="+")
-    unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+")  # the household's grid
+    unit = models.ForeignKey(Unit, on_delete=models.DO_NOTHING, related_name="+", db_index=False,
+                             db_constraint=False)
     path = models.CharField(max_length=SEGMENT * MAX_LEVEL)
     status = models.CharField(max_length=12, choices=ReachStatus.choices, default=ReachStatus.PENDING)
     method = models.CharField(max_length=10, choices=ReachMethod.choices, blank=True)
     reason = models.CharField(max_length=200, blank=True)
     marked_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                  related_name="+")
+                                  related_name="+", db_index=False)
     marked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
