@@ -21,3 +21,12 @@ def district(db):
 def login(client, user):
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def as_user(district, client):
+    """``as_user(name, method, url, body, multipart)``: one API request with a bearer token of the named district
+    user."""
+    from bihuan.testing import token_requester
+
+    return token_requester(district, client)

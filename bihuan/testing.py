@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from types import SimpleNamespace
 
 from bihuan.core.personal import id_checksum
@@ -89,3 +90,125 @@ def build_base_district() -> SimpleNamespace:
     d.insiders = ["commander", "office", "department", "township_a", "community_a", "property_a", "grid_a"]
     d.outsiders = ["township_b", "village_b", "group_head_b", "rep_b"]
     return d
+
+
+# --- access matrices: the pages ---------------------------------------------------------------------------
+
+HX = {"HTTP_HX_REQUEST": "true"}  # an htmx request
+
+
+def url_names(resolver=None, prefix: str = ""):
+    """Every named URL of the project, with its namespace (``control:case``): what a page matrix must cover."""
+    from django.urls import URLPattern, URLResolver, get_resolver
+
+    for p in (resolver or get_resolver()).url_patterns:
+        if isinstance(p, URLResolver):
+            yield from url_names(p, prefix + (p.namespace + ":" if p.namespace else ""))
+        elif isinstance(p, URLPattern) and p.name:
+            yield prefix + p.name
+
+
+def assert_page_access(client, d, route: str, *, perm, request, ok: int = 200, scoped: bool = True,
+                       secrets: tuple[str, ...] = (), refused=None) -> None:
+    """Log in as every insider and outsider of the base district ``d`` in turn, ``request(client)`` the page and
+    assert its status: 403 without ``perm``; 404 for an outsider if the page is ``scoped`` (shows a branch-A
+    object); else what ``refused(username)`` says if it says anything (a page's own refusal); else ``ok``. A
+    page an outsider gets (200) must show none of the branch-A ``secrets``."""
+    from bihuan.core.roles import PERMISSIONS
+
+    for username in d.insiders + d.outsiders:
+        user = d.users[username]
+        client.force_login(user)
+        response = request(client)
+        if perm not in PERMISSIONS[user.staff.role]:
+            expected = 403
+        elif username in d.outsiders and scoped:
+            expected = 404
+        else:
+            expected = (refused(username) if refused else None) or ok
+        assert response.status_code == expected, f"{route} as {username}: {response.status_code}"
+        if response.status_code == 200 and username in d.outsiders:
+            for secret in secrets:
+                assert secret.encode() not in response.content
+
+
+def assert_route_access(client, ctx, route: str, entry: tuple, **kw) -> None:
+    """``assert_page_access`` for an entry of a ROUTES table ``(method, url_of(ctx), data, permission, status when
+    allowed, kind)``: data may be a function of ``ctx``; a POST answered with a fragment (200) is an htmx one;
+    every kind but "unscoped" is scoped."""
+    method, url_of, data, perm, ok, kind = entry
+
+    def request(client):
+        payload = data(ctx) if callable(data) else (data or {})
+        headers = HX if method == "post" and ok == 200 else {}
+        return getattr(client, method)(url_of(ctx), payload, **headers)
+
+    assert_page_access(client, ctx.d, route, perm=perm, request=request, ok=ok, scoped=kind != "unscoped", **kw)
+
+
+# --- access matrices: the API -----------------------------------------------------------------------------
+
+API_BASE = "/api/v1"
+
+
+def bearer(user) -> dict:
+    """Request headers with a fresh API token of ``user``."""
+    from bihuan.core.actions import do_create_api_token
+
+    _, key = do_create_api_token(user=user, name="test", acting_user=user)
+    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+
+def api_call(client, auth: dict, method: str, url: str, body: dict | None = None, multipart: bool = False):
+    """One API request: ``body`` as JSON (or as a multipart form)."""
+    if body is None:
+        return getattr(client, method.lower())(url, **auth)
+    if multipart:
+        return client.post(url, data=body, **auth)
+    return getattr(client, method.lower())(url, data=json.dumps(body), content_type="application/json", **auth)
+
+
+def token_requester(d, client):
+    """``request(name, method, url, body, multipart)``: one API request with a bearer token of the named user of
+    the base district ``d`` (one token per user). The ``as_user`` fixture."""
+    tokens: dict[str, dict] = {}
+
+    def request(name: str, method: str, url: str, body: dict | None = None, multipart: bool = False):
+        if name not in tokens:
+            tokens[name] = bearer(d.users[name])
+        return api_call(client, tokens[name], method, url, body, multipart)
+
+    return request
+
+
+def api_routes(tag: str) -> set[tuple[str, str]]:
+    """The routes ``(METHOD, path below /api/v1)`` of one router, by its OpenAPI tag: what its matrix must cover."""
+    from bihuan.api import api
+
+    return {(method.upper(), path.removeprefix(API_BASE))
+            for path, operations in api.get_openapi_schema()["paths"].items()
+            for method, operation in operations.items() if tag in operation.get("tags", [])}
+
+
+def route_id(key) -> str:
+    return f"{key[0]} {key[1]}"
+
+
+def assert_list_queries_fixed(client, user, url_of, most: int) -> None:
+    """A list of the API runs as many queries for a page of 20 as for a page of 1 (no query per item), at most
+    ``most``; ``url_of(limit)`` is the list's URL for a page size, and the list must hold more than one item."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    auth = bearer(user)
+    api_call(client, auth, "GET", f"{API_BASE}/me")  # the token's first use writes last_used_at; not counted
+    counts = {}
+    for limit in (1, 20):
+        with CaptureQueriesContext(connection) as ctx:
+            response = api_call(client, auth, "GET", url_of(limit))
+        assert response.status_code == 200, response.content
+        j = response.json()
+        assert len(j["items"]) == min(limit, j["total"]) and j["total"] > 1
+        counts[limit] = len(ctx.captured_queries)
+    assert counts[1] == counts[20], counts
+    assert counts[20] <= most, [q["sql"] for q in ctx.captured_queries]

@@ -25,7 +25,7 @@ from django.db import connection
 from django.utils import timezone
 
 from bihuan.loops.models import Loop
-from bihuan.register.coverage import UnitRow, load_units
+from bihuan.register.coverage import UnitRow, fold_up, load_units
 from bihuan.register.models import MAX_LEVEL, Unit, UnitKind, next_path
 
 from .models import (
@@ -215,10 +215,7 @@ def collect(root: Unit | None = None, day: dt.date | None = None, *, now: dt.dat
     for u in units:
         totals[u.id] = ControlCounts(under=dict.fromkeys(own[u.id].under, 0))
         totals[u.id].add(own[u.id])
-    # Children before parents (deepest paths first): fold each unit's totals into its parent.
-    for u in sorted(units, key=lambda u: -len(u.path)):
-        if u.parent_id in totals:
-            totals[u.parent_id].add(totals[u.id])
+    fold_up(units, totals, ControlCounts.add)
     return units, own, totals, types
 
 

@@ -4,10 +4,10 @@ header groups, one row per unit down to a level (indented), a totals row. Only c
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 from django.utils import timezone
 
+from bihuan.core import excel
 from bihuan.register.coverage import UnitRow
 from bihuan.register.models import Unit, UnitKind
 
@@ -59,91 +59,17 @@ def title(root: Unit, day: dt.date) -> str:
     return f"{root.name}分级分类管控日报（{day.year}年{day.month}月{day.day}日）"
 
 
-HEAD_ROW, SUB_ROW = 3, 4  # the header rows; data starts below them
+HEAD_ROW, SUB_ROW = excel.HEAD_ROW, excel.SUB_ROW  # the header rows; data starts below them
 
 
 def dashboard_workbook(root: Unit, day: dt.date | None = None, *, to_level: int | None = None,
                        now: dt.datetime | None = None) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-    from openpyxl.utils import get_column_letter
-
     day = day or timezone.localdate()
     units, _own, totals, types = dashboard.collect(root, day, now=now)
     to_level = to_level or dashboard.default_depth(root)
-    rows = rows_of(units, totals, root.id, to_level)
-    groups = columns(types)
-    width = 2 + sum(len(cols) for _g, cols in groups)
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "日报"
-    thin = Side(style="thin", color="000000")
-    border = Border(left=thin, right=thin, top=thin, bottom=thin)
-    center = Alignment(horizontal="center", vertical="center", wrap_text=True)
-    head_fill = PatternFill("solid", fgColor="DDEBF7")
-    bold = Font(bold=True)
-
-    ws.cell(1, 1, title(root, day)).font = Font(bold=True, size=16)
-    ws.cell(1, 1).alignment = center
-    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
-    ws.row_dimensions[1].height = 30
     stamp = timezone.localtime(now or timezone.now())
-    ws.cell(2, 1, f"填报单位：{root.name}")
-    ws.merge_cells(start_row=2, start_column=1, end_row=2, end_column=min(width, 6))
-    ws.cell(2, width - 5, f"统计时间：{stamp:%Y-%m-%d %H:%M}")
-    ws.merge_cells(start_row=2, start_column=width - 5, end_row=2, end_column=width)
-    ws.cell(2, width - 5).alignment = Alignment(horizontal="right")
-
-    for col, label in ((1, "序号"), (2, "单位")):
-        ws.cell(HEAD_ROW, col, label)
-        ws.merge_cells(start_row=HEAD_ROW, start_column=col, end_row=SUB_ROW, end_column=col)
-    col = 3
-    for group, cols in groups:
-        ws.cell(HEAD_ROW, col, group)
-        ws.merge_cells(start_row=HEAD_ROW, start_column=col, end_row=HEAD_ROW, end_column=col + len(cols) - 1)
-        for i, (label, _get) in enumerate(cols):
-            ws.cell(SUB_ROW, col + i, label)
-        col += len(cols)
-    for r in (HEAD_ROW, SUB_ROW):
-        ws.row_dimensions[r].height = 36 if r == SUB_ROW else 22
-        for c in range(1, width + 1):
-            cell = ws.cell(r, c)
-            cell.font, cell.alignment, cell.fill, cell.border = bold, center, head_fill, border
-
-    getters = [get for _g, cols in groups for _label, get in cols]
-    line = SUB_ROW + 1
-    for number, (unit, counts) in enumerate(rows, start=1):
-        ws.cell(line, 1, number)
-        ws.cell(line, 2, unit.name).alignment = Alignment(indent=max(0, unit.level - root.level - 1))
-        if unit.level <= root.level + 1:
-            ws.cell(line, 2).font = bold
-        for i, get in enumerate(getters):
-            ws.cell(line, 3 + i, get(counts))
-        line += 1
-    ws.cell(line, 1, "合计")
-    ws.merge_cells(start_row=line, start_column=1, end_row=line, end_column=2)
-    for i, get in enumerate(getters):
-        ws.cell(line, 3 + i, get(totals[root.id]))
-    for c in range(1, width + 1):
-        ws.cell(line, c).font = bold
-    ws.cell(line, 1).alignment = center
-    for r in range(SUB_ROW + 1, line + 1):
-        for c in range(1, width + 1):
-            ws.cell(r, c).border = border
-            if c >= 3:
-                ws.cell(r, c).alignment = Alignment(horizontal="center")
-
-    ws.column_dimensions["A"].width = 6
-    ws.column_dimensions["B"].width = 30
-    for c in range(3, width + 1):
-        ws.column_dimensions[get_column_letter(c)].width = 9
-    ws.freeze_panes = ws.cell(SUB_ROW + 1, 3)
-    ws.print_title_rows = f"{HEAD_ROW}:{SUB_ROW}"
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.fitToWidth = 1
-    ws.page_setup.fitToHeight = 0
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    rows = [excel.TableRow(unit.name, max(0, unit.level - root.level - 1), unit.level <= root.level + 1, counts)
+            for unit, counts in rows_of(units, totals, root.id, to_level)]
+    return excel.unit_table_workbook(sheet="日报", title=title(root, day), unit_name=root.name,
+                                     stamp=f"统计时间：{stamp:%Y-%m-%d %H:%M}", groups=columns(types), rows=rows,
+                                     totals=totals[root.id])

@@ -131,6 +131,11 @@ def _care_case(request, case_id: int) -> ControlCase:
     return checkins.care_access(request.user, case_id)
 
 
+def _form_errors(form) -> str:
+    """A form's errors as one message line."""
+    return "; ".join(" ".join(v) for v in form.errors.values())
+
+
 def _back_to_case(case_id: int, anchor: str = "") -> str:
     return reverse("control:case", args=[case_id]) + (f"#{anchor}" if anchor else "")
 
@@ -339,7 +344,7 @@ def record_checkin(request, case_id: int, scope):
         except ERRORS as exc:
             error = _message(exc)
     else:
-        error = "; ".join(" ".join(v) for v in form.errors.values())
+        error = _form_errors(form)
     if not _is_htmx(request):
         (messages.error if error else messages.success)(request, error or _("已记录体温"))
         return redirect(_back_to_case(case.pk, "checkins"))
@@ -369,7 +374,7 @@ def set_team(request, case_id: int, scope):
     case = actions.access_case(request.user, case_id)
     form = TeamForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "; ".join(" ".join(v) for v in form.errors.values()))
+        messages.error(request, _form_errors(form))
         return redirect(_back_to_case(case.pk, "team"))
     data = form.cleaned_data
     user = None
@@ -394,7 +399,7 @@ def change_period(request, case_id: int, scope):
     case = actions.access_case(request.user, case_id)
     form = PeriodForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "; ".join(" ".join(v) for v in form.errors.values()))
+        messages.error(request, _form_errors(form))
     else:
         try:
             case = actions.do_change_period(case, form.cleaned_data["days_delta"], form.cleaned_data["reason"],
@@ -413,7 +418,7 @@ def move_up(request, case_id: int, scope):
     stricter = list(ControlType.objects.filter(rank__gt=case.type.rank))
     form = MoveUpForm(request.POST, types=stricter)
     if not form.is_valid():
-        messages.error(request, "; ".join(" ".join(v) for v in form.errors.values()))
+        messages.error(request, _form_errors(form))
         return redirect(_back_to_case(case.pk))
     data = form.cleaned_data
     try:
@@ -493,7 +498,7 @@ def request_service(request, case_id: int, scope):
         except ERRORS as exc:
             error = _message(exc)
     else:
-        error = "; ".join(" ".join(v) for v in form.errors.values())
+        error = _form_errors(form)
     if not _is_htmx(request):
         (messages.error if error else messages.success)(request, error or _("已登记服务需求"))
         return redirect(_back_to_case(case.pk, "services"))

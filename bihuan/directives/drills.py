@@ -14,13 +14,13 @@ one of them never reaches 100 %.
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db.models import Count
 from django.utils import timezone
 
+from bihuan.core import excel
 from bihuan.loops.models import Loop
 from bihuan.register.coverage import load_units
 from bihuan.register.models import SEGMENT, LevelName
@@ -116,7 +116,7 @@ DURATION_FORMAT = "[h]:mm:ss"
 def readiness_workbook(directive: Directive, rows: list[ReadinessRow] | None = None) -> bytes:
     """The report as an .xlsx (openpyxl): one row per unit, indented by level, durations as [h]:mm:ss."""
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
+    from openpyxl.styles import Alignment
 
     rows = readiness_report(directive) if rows is None else rows
     level_names = dict(LevelName.objects.values_list("level", "name_zh"))
@@ -124,16 +124,14 @@ def readiness_workbook(directive: Directive, rows: list[ReadinessRow] | None = N
     ws = wb.active
     ws.title = "演练报告" if directive.is_exercise else "响应时效"
     kind = "演练" if directive.is_exercise else "实战"
-    ws.append([f"{directive.title}（{kind}，第 {directive.version} 版）"])
+    excel.title_row(ws, f"{directive.title}（{kind}，第 {directive.version} 版）")
     ws.append([f"下达时间：{timezone.localtime(directive.issued_at):%Y-%m-%d %H:%M:%S}",
                f"下达单位：{directive.issuer_unit.name}"])
-    ws["A1"].font = Font(bold=True, size=13)
     headers = ["层级", "单位", "户数", "已触达", "签收时间", "签收用时",
                *[f"触达 {p}% 用时" for p in THRESHOLDS]]
     ws.append([])
     ws.append(headers)
-    for cell in ws[ws.max_row]:
-        cell.font = Font(bold=True)
+    excel.header_style(ws[ws.max_row])
     for r in rows:
         signed = timezone.localtime(r.signed_at).replace(tzinfo=None) if r.signed_at else None
         ws.append([level_names.get(r.level, str(r.level)), r.name, r.households, r.reached, signed,
@@ -143,9 +141,6 @@ def readiness_workbook(directive: Directive, rows: list[ReadinessRow] | None = N
         ws.cell(line, 5).number_format = "yyyy-mm-dd hh:mm:ss"
         for col in range(6, 7 + len(THRESHOLDS)):
             ws.cell(line, col).number_format = DURATION_FORMAT
-    for col, width in zip("ABCDEFGHI", (22, 30, 8, 8, 20, 12, 14, 14, 14), strict=True):
-        ws.column_dimensions[col].width = width
+    excel.set_widths(ws, (22, 30, 8, 8, 20, 12, 14, 14, 14))
     ws.freeze_panes = "C5"
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    return excel.to_bytes(wb)

@@ -3,13 +3,11 @@ for the detail page, and the Excel export of every unit's answers with the rollu
 
 from __future__ import annotations
 
-import io
-
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from openpyxl import Workbook
 
-from bihuan.core import audit
+from bihuan.core import audit, excel
 from bihuan.loops.models import Loop, LoopState
 from bihuan.register.models import Unit, subtree_q
 
@@ -94,8 +92,7 @@ def feedback_workbook(directive: Directive, unit: Unit, *, acting_user) -> bytes
             summary.append(head + [""])
             for name, text in item["texts"]:
                 summary.append(["", "", "", "", name, text])
-    out = io.BytesIO()
-    wb.save(out)
+    data = excel.to_bytes(wb)
     audit.record(actor=acting_user, action="directive.export_feedback", target=directive,
                  changes={"unit": unit.pk, "rows": rows})
-    return out.getvalue()
+    return data

@@ -387,20 +387,29 @@ def list_people(request: HttpRequest, page: Query[PageParams], batch: int | None
 # ---------------------------------------------------------------------------------------------- the report
 
 
+def _report_args(request: HttpRequest, unit: int | None, day: dt.date | None, start: dt.date | None,
+                 end: dt.date | None, to_level: int | None):
+    """``((unit, first day, last day, depth), refusal)``: the refusal (400, naming the field) if any."""
+    root = _report_unit(request, unit)
+    try:
+        first, last = _period(day, start, end)
+    except ValueError as exc:
+        return (root, None, None, None), _refused("end", str(exc).split(": ", 1)[1])
+    depth = to_level or report.default_depth(root)
+    if not root.level <= depth <= 6:
+        return (root, first, last, None), _refused("to_level", f"应在 {root.level}–6 之间 (must be from {root.level} to 6)")
+    return (root, first, last, depth), None
+
+
 @router.get("/report", response={200: ReportOut, 400: RefusedOut, **ERRORS})
 def daily_report(request: HttpRequest, page: Query[PageParams], unit: int | None = None, day: dt.date | None = None,
                  start: dt.date | None = None, end: dt.date | None = None, to_level: int | None = None):
     """The daily report (日报) of ``unit`` (default: the top of your part) for ``day`` (default today) or the
     days ``start`` … ``end``: totals, and every unit below down to ``to_level`` (default: villages and
     communities for the district and townships, one level below further down) in tree order."""
-    root = _report_unit(request, unit)
-    try:
-        first, last = _period(day, start, end)
-    except ValueError as exc:
-        return _refused("end", str(exc).split(": ", 1)[1])
-    depth = to_level or report.default_depth(root)
-    if not root.level <= depth <= 6:
-        return _refused("to_level", f"应在 {root.level}–6 之间 (must be from {root.level} to 6)")
+    (root, first, last, depth), refusal = _report_args(request, unit, day, start, end, to_level)
+    if refusal:
+        return refusal
     now = timezone.now()
     units, own, totals = report.collect(root, first, last, now=now)
     rows = report.report_rows(units, own, totals, root.id, depth)
@@ -419,14 +428,9 @@ def daily_report_xlsx(request: HttpRequest, unit: int | None = None, day: dt.dat
                       start: dt.date | None = None, end: dt.date | None = None, to_level: int | None = None):
     """The daily report as a conventional 日报 workbook: title row, header groups 推送 / 核查 / 转办 / 核查结果 /
     管控措施, units indented by level, a totals row."""
-    root = _report_unit(request, unit)
-    try:
-        first, last = _period(day, start, end)
-    except ValueError as exc:
-        return _refused("end", str(exc).split(": ", 1)[1])
-    depth = to_level or report.default_depth(root)
-    if not root.level <= depth <= 6:
-        return _refused("to_level", f"应在 {root.level}–6 之间 (must be from {root.level} to 6)")
+    (root, first, last, depth), refusal = _report_args(request, unit, day, start, end, to_level)
+    if refusal:
+        return refusal
     data = report.report_workbook(root, first, last, to_level=depth)
     audit.record(actor=_user(request), action="push.daily_report.export", target=root,
                  changes={"start": first.isoformat(), "end": last.isoformat(), "to_level": depth})

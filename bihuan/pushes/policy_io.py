@@ -21,7 +21,6 @@ same row twice in one file is an error. ``Perm.EDIT_POLICY`` is required.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from typing import Any
 from django.db import transaction
 from openpyxl.utils.datetime import from_excel
 
-from bihuan.core import audit
+from bihuan.core import audit, excel
 from bihuan.core.roles import Perm
 from bihuan.core.tabular import (
     BadCell,
@@ -242,21 +241,16 @@ def template_bytes() -> bytes:
     """An empty risk-area workbook with the headers, one example row and notes."""
     from openpyxl import Workbook
     from openpyxl.comments import Comment
-    from openpyxl.styles import Font, PatternFill
 
     wb = Workbook()
     ws = wb.active
     ws.title = "风险区名单"
     ws.append([header for _k, header, *_ in COLUMNS])
+    excel.header_style(ws[1], fill=True)
     for cell, (_k, _h, required, _a, note) in zip(ws[1], COLUMNS, strict=True):
-        cell.font = Font(bold=True)
-        cell.fill = PatternFill("solid", fgColor="DDEBF7")
         cell.comment = Comment(("必填。" if required else "") + note, "闭环")
     ws.append(["高", "310115", "上海市浦东新区", "2022-06-01", ""])
     for row in ws.iter_rows(min_row=2, max_row=2):
         row[1].number_format = "@"
-    for col, width in zip("ABCDE", (10, 16, 30, 14, 14), strict=True):
-        ws.column_dimensions[col].width = width
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    excel.set_widths(ws, (10, 16, 30, 14, 14))
+    return excel.to_bytes(wb)

@@ -25,14 +25,14 @@ subtree counts as out and in at their common ancestors: each level's figure is t
 from __future__ import annotations
 
 import datetime as dt
-import io
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Q
 from django.utils import timezone, translation
 
+from bihuan.core import excel
 from bihuan.loops.models import OPEN_STATES, Loop
-from bihuan.register.coverage import UnitRow, load_units
+from bihuan.register.coverage import UnitRow, fold_up, load_units
 from bihuan.register.models import MAX_LEVEL, Unit, UnitKind, subtree_q
 
 from .models import (
@@ -208,10 +208,7 @@ def collect(root: Unit, start: dt.date, end: dt.date | None = None, *, now: dt.d
     for u in units:
         totals[u.id] = PushCounts()
         totals[u.id].add(own[u.id])
-    # Children before parents (deepest paths first): fold each unit's totals into its parent.
-    for u in sorted(units, key=lambda u: -len(u.path)):
-        if u.parent_id in totals:
-            totals[u.parent_id].add(totals[u.id])
+    fold_up(units, totals, PushCounts.add)
     return units, own, totals
 
 
@@ -336,91 +333,17 @@ def report_workbook(root: Unit, start: dt.date, end: dt.date | None = None, *, t
                     now: dt.datetime | None = None) -> bytes:
     """The report as a conventional 日报 in .xlsx: a title row, merged header groups (推送 / 核查 / 转办 /
     核查结果 / 管控措施), one row per unit indented by level, a totals row (合计), borders everywhere."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
-    from openpyxl.utils import get_column_letter
-
     end = end or start
     units, own, totals = collect(root, start, end, now=now)
     to_level = to_level or default_depth(root)
-    rows = report_rows(units, own, totals, root.id, to_level)
-    groups = columns()
-    width = 2 + sum(len(cols) for _g, cols in groups)
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "日报" if end == start else "汇总"
-    thin = Side(style="thin", color="000000")
-    border = Border(left=thin, right=thin, top=thin, bottom=thin)
-    center = Alignment(horizontal="center", vertical="center", wrap_text=True)
-    head_fill = PatternFill("solid", fgColor="DDEBF7")
-    bold = Font(bold=True)
-
-    ws.cell(1, 1, report_title(root, start, end)).font = Font(bold=True, size=16)
-    ws.cell(1, 1).alignment = center
-    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
-    ws.row_dimensions[1].height = 30
     stamp = timezone.localtime(as_of(end, now))
-    ws.cell(2, 1, f"填报单位：{root.name}")
-    ws.merge_cells(start_row=2, start_column=1, end_row=2, end_column=min(width, 6))
-    ws.cell(2, max(1, width - 5), f"统计截至：{stamp:%Y-%m-%d %H:%M}")
-    ws.merge_cells(start_row=2, start_column=max(1, width - 5), end_row=2, end_column=width)
-    ws.cell(2, max(1, width - 5)).alignment = Alignment(horizontal="right")
-
-    head, sub = 3, 4
-    for col, label in ((1, "序号"), (2, "单位")):
-        ws.cell(head, col, label)
-        ws.merge_cells(start_row=head, start_column=col, end_row=sub, end_column=col)
-    col = 3
-    for group, cols in groups:
-        ws.cell(head, col, group)
-        ws.merge_cells(start_row=head, start_column=col, end_row=head, end_column=col + len(cols) - 1)
-        for i, (label, _get) in enumerate(cols):
-            ws.cell(sub, col + i, label)
-        col += len(cols)
-    for r in (head, sub):
-        ws.row_dimensions[r].height = 36 if r == sub else 22
-        for c in range(1, width + 1):
-            cell = ws.cell(r, c)
-            cell.font, cell.alignment, cell.fill, cell.border = bold, center, head_fill, border
-
-    getters = [get for _g, cols in groups for _label, get in cols]
-    line = sub + 1
-    for number, (unit, counts, is_own) in enumerate(rows, start=1):
-        ws.cell(line, 1, number)
-        name = f"{unit.name}（本级）" if is_own else unit.name
-        ws.cell(line, 2, name).alignment = Alignment(indent=0 if is_own else max(0, unit.level - root.level - 1))
-        if unit.level <= root.level + 1 and not is_own:
-            ws.cell(line, 2).font = bold
-        for i, get in enumerate(getters):
-            ws.cell(line, 3 + i, get(counts))
-        line += 1
-    ws.cell(line, 1, "合计")
-    ws.merge_cells(start_row=line, start_column=1, end_row=line, end_column=2)
-    for i, get in enumerate(getters):
-        ws.cell(line, 3 + i, get(totals[root.id]))
-    for c in range(1, width + 1):
-        ws.cell(line, c).font = bold
-    ws.cell(line, 1).alignment = center
-    for r in range(sub + 1, line + 1):
-        for c in range(1, width + 1):
-            ws.cell(r, c).border = border
-            if c >= 3:
-                ws.cell(r, c).alignment = Alignment(horizontal="center")
-
-    ws.column_dimensions["A"].width = 6
-    ws.column_dimensions["B"].width = 30
-    for c in range(3, width + 1):
-        ws.column_dimensions[get_column_letter(c)].width = 9
-    ws.freeze_panes = ws.cell(sub + 1, 3)
-    ws.print_title_rows = f"{head}:{sub}"
-    ws.page_setup.orientation = "landscape"
-    ws.page_setup.fitToWidth = 1
-    ws.sheet_properties.pageSetUpPr.fitToPage = True
-    ws.page_setup.fitToHeight = 0
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    rows = [excel.TableRow(f"{unit.name}（本级）" if is_own else unit.name,
+                           0 if is_own else max(0, unit.level - root.level - 1),
+                           unit.level <= root.level + 1 and not is_own, counts)
+            for unit, counts, is_own in report_rows(units, own, totals, root.id, to_level)]
+    return excel.unit_table_workbook(sheet="日报" if end == start else "汇总", title=report_title(root, start, end),
+                                     unit_name=root.name, stamp=f"统计截至：{stamp:%Y-%m-%d %H:%M}",
+                                     groups=columns(), rows=rows, totals=totals[root.id])
 
 
 def flat_header() -> list[str]:

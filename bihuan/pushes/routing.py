@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from bihuan.core import audit
 from bihuan.core.roles import Perm
+from bihuan.core.tabular import chunks
 from bihuan.loops.models import Loop, LoopEvent, LoopState
 from bihuan.register.access import require, scoped
 from bihuan.register.models import ACTIVE_STATUSES, MAX_LEVEL, SEGMENT, Household, Resident, Unit, UnitKind
@@ -351,11 +352,6 @@ def _building_or_house(rest: str) -> tuple[str, str]:
 
 # --- routing ---------------------------------------------------------------------------------------------
 
-def _chunks(items: list, n: int = CHUNK):
-    for i in range(0, len(items), n):
-        yield items[i:i + n]
-
-
 def _resident_matches(people: list[PushedPerson]) -> dict[int, tuple[int, int, str, str]]:
     """person id -> (resident id, unit id, unit path, household address), for residents found."""
     by_resident = {p.resident_id: p.pk for p in people if p.resident_id}
@@ -365,10 +361,10 @@ def _resident_matches(people: list[PushedPerson]) -> dict[int, tuple[int, int, s
             by_hash[p.id_hash].append(p.pk)
     out: dict[int, tuple[int, int, str, str]] = {}
     fields = ("id", "id_hash", "unit_id", "path", "household__address")
-    for ids in _chunks(list(by_resident)):
+    for ids in chunks(list(by_resident), CHUNK):
         for rid, _h, unit_id, path, address in Resident.objects.filter(pk__in=ids).values_list(*fields):
             out[by_resident[rid]] = (rid, unit_id, path, address)
-    for hashes in _chunks(list(by_hash)):
+    for hashes in chunks(list(by_hash), CHUNK):
         rows = (Resident.objects.filter(id_hash__in=hashes, status__in=ACTIVE_STATUSES)
                 .order_by("id").values_list(*fields))
         for rid, h, unit_id, path, address in rows:
@@ -392,7 +388,7 @@ def _grids_by_building(idx: UnitIndex, wanted: dict[int, tuple[UnitInfo, str, st
     household_t = _q(Household._meta.db_table)
     found: dict[tuple[int, str, str], set[int]] = defaultdict(set)
     with connection.cursor() as cur:
-        for chunk in _chunks(sorted(pairs), 2000):
+        for chunk in chunks(sorted(pairs), 2000):
             cur.execute(
                 f"WITH w(grid, kind, value) AS (VALUES {', '.join(['(CAST(%s AS BIGINT), %s, %s)'] * len(chunk))}) "
                 f"SELECT DISTINCT w.grid, w.kind, w.value FROM w JOIN {household_t} h ON h.unit_id = w.grid "
@@ -420,7 +416,7 @@ def route_people(person_ids: list[int], *, acting_user, deadline: str | None = N
         return
     parse_deadline(deadline or getattr(settings, "PUSH_VERIFY_DEADLINE", DEFAULT_DEADLINE))  # fail early
     people: list[PushedPerson] = []
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids, CHUNK):
         people += list(PushedPerson.objects.filter(pk__in=chunk, routed_at__isnull=True).only(
             "id", "resident_id", "id_hash", "address_text", "township_text", "community_text", "first_batch_id",
             "first_pushed_at"))
@@ -487,7 +483,7 @@ def _write_decisions(people: list[PushedPerson], now: datetime) -> None:
     table = _q(PushedPerson._meta.db_table)
     row = "(CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT), %s, %s, %s)"
     with connection.cursor() as cur:
-        for chunk in _chunks(people):
+        for chunk in chunks(people, CHUNK):
             params: list = []
             for p in chunk:
                 params += [p.pk, p.resident_id, p.unit_id, p.path, p.route_method, p.route_reason]
@@ -545,7 +541,7 @@ def open_verifications(people: list[PushedPerson], *, acting_user, deadline: str
     user_id = getattr(acting_user, "pk", None)
     with connection.cursor() as cur:
         for due, pids in groups.items():
-            for chunk in _chunks(pids):
+            for chunk in chunks(pids, CHUNK):
                 marks = ", ".join(["%s"] * len(chunk))
                 cur.execute(
                     f"INSERT INTO {loop_t} (kind, subject_id, title, owner_unit_id, path, level, originator_unit_id, "
@@ -557,7 +553,7 @@ def open_verifications(people: list[PushedPerson], *, acting_user, deadline: str
                     f"WHERE p.id IN ({marks}) ON CONFLICT (kind, subject_id, owner_unit_id) DO NOTHING",
                     [VERIFICATION, "核查：", user_id, LoopState.ISSUED, _dt(due), REMINDER_INTERVAL, REMINDER_LIMIT,
                      _dt(due), "{}", _dt(now), *chunk])
-        for chunk in _chunks([p.pk for p in people]):
+        for chunk in chunks([p.pk for p in people], CHUNK):
             marks = ", ".join(["%s"] * len(chunk))
             cur.execute(
                 f"INSERT INTO {event_t} (loop_id, at, actor_id, action, from_state, to_state, note) "

@@ -430,22 +430,16 @@ def handoff_xlsx(unit: Unit, date: dt.date, *, acting_user=None, reveal: bool = 
 
     Full ID numbers and phones only with ``reveal`` (the receiving city must reach the person); masked
     otherwise. Every export is audited."""
-    import io
-
     from openpyxl import Workbook
-    from openpyxl.styles import Alignment, Font
 
-    from bihuan.core import crypto
+    from bihuan.core import crypto, excel
 
     wb = Workbook()
     ws = wb.active
     ws.title = "区外移交"
-    ws.append([f"{unit.name} 区外人员移交表（{date:%Y-%m-%d}）"])
-    ws["A1"].font = Font(bold=True, size=13)
+    excel.title_row(ws, f"{unit.name} 区外人员移交表（{date:%Y-%m-%d}）")
     ws.append(HANDOFF_HEADER)
-    for cell in ws[2]:
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(horizontal="center")
+    excel.header_style(ws[2], center=True)
     n = 0
     sexes = {"M": "男", "F": "女"}
     for n, ver in enumerate(handoff_rows(unit, date).iterator(chunk_size=500), start=1):
@@ -458,10 +452,7 @@ def handoff_xlsx(unit: Unit, date: dt.date, *, acting_user=None, reveal: bool = 
                    d.get("destination_city", ""), d.get("destination_address", ""), d.get("handoff_note", ""),
                    p.unit.name if p.unit else "", who,
                    f"{timezone.localtime(ver.verified_at):%Y-%m-%d %H:%M}" if ver.verified_at else ""])
-    for col, width in zip("ABCDEFGHIJKLMN", (6, 10, 6, 22, 14, 16, 16, 12, 12, 24, 20, 16, 10, 17), strict=True):
-        ws.column_dimensions[col].width = width
+    excel.set_widths(ws, (6, 10, 6, 22, 14, 16, 16, 12, 12, 24, 20, 16, 10, 17))
     audit.record(actor=acting_user, action="push.handoff.export", target=unit,
                  changes={"date": date.isoformat(), "rows": n, "revealed": reveal})
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    return excel.to_bytes(wb)

@@ -9,7 +9,9 @@ households that hang on a unit that is not a grid, grids with no responsible per
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.db import connection
 
@@ -37,6 +39,20 @@ class Counts:
     @property
     def blind_spots(self) -> int:
         return self.households_without_grid + self.grids_without_responsible + self.units_without_staff
+
+    def add(self, other: Counts) -> None:
+        for level, n in other.units_below.items():
+            self.units_below[level] += n
+        self.grids += other.grids
+        self.households += other.households
+        self.residents += other.residents
+        for g in GROUPS:
+            self.groups[g] += other.groups[g]
+        self.staff += other.staff
+        self.responsible += other.responsible
+        self.households_without_grid += other.households_without_grid
+        self.grids_without_responsible += other.grids_without_responsible
+        self.units_without_staff += other.units_without_staff
 
     def as_dict(self) -> dict:
         return {
@@ -102,6 +118,15 @@ def grid_level_counts(path: str | None = None):
     return households, residents, staff
 
 
+def fold_up(units: list[UnitRow], totals: dict, add: Callable[[Any, Any], None]) -> None:
+    """The walk up the unit tree: children before parents (deepest paths first), ``add(parent's totals, child's
+    totals)`` folds each unit's totals into its parent's, so each unit ends with its whole subtree's. Units whose
+    parent has no entry in ``totals`` (the root) are left where they are."""
+    for u in sorted(units, key=lambda u: -len(u.path)):
+        if u.parent_id in totals:
+            add(totals[u.parent_id], totals[u.id])
+
+
 def load_units(path: str | None = None) -> list[UnitRow]:
     qs = Unit.objects.order_by("path")
     if path is not None:
@@ -143,26 +168,11 @@ def rollup(root: Unit | None = None) -> tuple[list[UnitRow], dict[int, Counts]]:
         elif u.id not in staffed:
             c.units_without_staff = 1
 
-    # Walk children before parents (deepest paths first) and fold each into its parent.
     totals = own
-    for u in sorted(units, key=lambda u: -len(u.path)):
-        parent = u.parent_id
-        if parent is None or parent not in totals:
-            continue
-        c, p = totals[u.id], totals[parent]
-        p.units_below[u.level] += 1
-        for level, n in c.units_below.items():
-            p.units_below[level] += n
-        p.grids += c.grids
-        p.households += c.households
-        p.residents += c.residents
-        for g in GROUPS:
-            p.groups[g] += c.groups[g]
-        p.staff += c.staff
-        p.responsible += c.responsible
-        p.households_without_grid += c.households_without_grid
-        p.grids_without_responsible += c.grids_without_responsible
-        p.units_without_staff += c.units_without_staff
+    for u in units:  # each unit counts as one below its parent; fold_up adds the levels further down
+        if u.parent_id in totals:
+            totals[u.parent_id].units_below[u.level] += 1
+    fold_up(units, totals, Counts.add)
     return units, totals
 
 

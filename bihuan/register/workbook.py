@@ -68,16 +68,19 @@ from django.utils import timezone, translation
 from openpyxl import Workbook, load_workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.comments import Comment
-from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.styles import Alignment
 from openpyxl.utils import get_column_letter
 from openpyxl.utils.datetime import from_excel
 from openpyxl.worksheet.datavalidation import DataValidation
 
-from bihuan.core import audit, crypto
+from bihuan.core import audit, crypto, excel
 from bihuan.core.personal import birth_date_from_id, sex_from_id
 from bihuan.core.pinyin import initials
 from bihuan.core.roles import Perm
-from bihuan.core.tabular import MANGLED  # noqa: F401 - re-exported: the register's reason for mangled numbers
+from bihuan.core.tabular import (  # noqa: F401 - re-exported: the register's reason for mangled numbers
+    MANGLED,
+    chunks,
+)
 from bihuan.core.tabular import BadCell as _Bad
 from bihuan.core.tabular import cell_text as _text
 from bihuan.core.tabular import digits_text as _digits_text
@@ -439,17 +442,6 @@ def _read_sheet(name: str, columns: tuple[Column, ...], rows: Iterator[tuple]) -
 
 # --- import ----------------------------------------------------------------------------------------------
 
-def _chunks(items: Iterable, size: int = LOOKUP_BATCH) -> Iterator[list]:
-    batch: list = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 @dataclass
 class _UnitRef:
     code: str
@@ -514,7 +506,7 @@ class _Importer:
     @staticmethod
     def units_by_code(codes: Iterable[str]) -> dict[str, dict]:
         found = {}
-        for chunk in _chunks(sorted(set(codes))):
+        for chunk in chunks(sorted(set(codes)), LOOKUP_BATCH):
             for row in Unit.objects.filter(code__in=chunk).values(
                     "id", "code", "path", "level", "kind", "name", "aliases", "parent__code"):
                 found[row["code"]] = row
@@ -523,7 +515,7 @@ class _Importer:
     @staticmethod
     def households_by_code(codes: Iterable[str]) -> dict[str, dict]:
         found = {}
-        for chunk in _chunks(sorted(set(codes))):
+        for chunk in chunks(sorted(set(codes)), LOOKUP_BATCH):
             rows = Household.objects.filter(code__in=chunk).values("id", "code", "path", "unit_id", "unit__code")
             for row in rows:
                 found[row["code"]] = row
@@ -608,7 +600,7 @@ class _Importer:
         parents = {in_db[v["parent_code"]]["id"]: in_db[v["parent_code"]]["path"] for v in rows
                    if v.get("parent_code") in in_db and v.get("code") not in in_db}
         numbers: dict[str | None, int] = {}
-        for chunk in _chunks(sorted(parents)):
+        for chunk in chunks(sorted(parents), LOOKUP_BATCH):
             # Children are numbered under a locked parent (PostgreSQL), so two imports cannot take one path.
             list(Unit.objects.select_for_update().filter(pk__in=chunk).values_list("pk", flat=True))
             for row in (Unit.objects.filter(parent_id__in=chunk).order_by().values("parent_id")
@@ -853,7 +845,7 @@ class _Importer:
     @staticmethod
     def _registered_ids(hashes: Iterable[str]) -> dict[str, dict]:
         found = {}
-        for chunk in _chunks(sorted(set(hashes))):
+        for chunk in chunks(sorted(set(hashes)), LOOKUP_BATCH):
             rows = Resident.objects.filter(id_hash__in=chunk).values("id_hash", "household_id", "household__code", "path")
             for row in rows:
                 found.setdefault(row["id_hash"], row)
@@ -862,7 +854,7 @@ class _Importer:
     @staticmethod
     def _registered_without_id(household_ids: set[int]) -> set[tuple]:
         found = set()
-        for chunk in _chunks(sorted(household_ids)):
+        for chunk in chunks(sorted(household_ids), LOOKUP_BATCH):
             found.update(Resident.objects.filter(household_id__in=chunk, id_hash="")
                          .values_list("household_id", "name", "birth_date"))
         return found
@@ -888,16 +880,16 @@ class _Importer:
                 for v in batch], batch_size=BATCH)
         unit_ids.update(self._unit_ids({v["unit_code"] for v in self.new_households} - set(unit_ids)))
         unit_paths: dict[int, str] = {}
-        for chunk in _chunks(sorted(set(unit_ids.values()))):
+        for chunk in chunks(sorted(set(unit_ids.values())), LOOKUP_BATCH):
             unit_paths.update(Unit.objects.filter(pk__in=chunk).values_list("id", "path"))
-        for batch in _chunks(self.new_households, BATCH):
+        for batch in chunks(self.new_households, BATCH):
             Household.objects.bulk_create([
                 Household(unit_id=(unit_id := unit_ids[v["unit_code"]]), path=unit_paths[unit_id], code=v["code"],
                           kind=v["kind"], building=v.get("building") or "", entrance=v.get("entrance") or "",
                           room=v.get("room") or "", house_number=v.get("house_number") or "", address=v["address"])
                 for v in batch])
         households = self.households_by_code(v["household_code"] for v in self.new_residents)
-        for batch in _chunks(self.new_residents, BATCH):
+        for batch in chunks(self.new_residents, BATCH):
             objects = []
             for v in batch:
                 h = households[v["household_code"]]
@@ -914,7 +906,7 @@ class _Importer:
     @staticmethod
     def _unit_ids(codes: set[str]) -> dict[str, int]:
         found = {}
-        for chunk in _chunks(sorted(codes)):
+        for chunk in chunks(sorted(codes), LOOKUP_BATCH):
             found.update(Unit.objects.filter(code__in=chunk).values_list("code", "id"))
         return found
 
@@ -935,7 +927,7 @@ def refresh_households(household_ids: Iterable[int]) -> None:
                                  output_field=IntegerField()), "id")
     count = members.order_by().values("household").annotate(n=Count("id")).values("n")
     now = timezone.now()
-    for chunk in _chunks(sorted(set(household_ids))):
+    for chunk in chunks(sorted(set(household_ids)), LOOKUP_BATCH):
         Household.objects.filter(pk__in=chunk).update(
             head_name=Coalesce(Subquery(head.values("name")[:1]), Value("")),
             head_initials=Coalesce(Subquery(head.values("name_initials")[:1]), Value("")),
@@ -989,9 +981,6 @@ def import_workbook(source: Any, *, acting_user, root_unit: Unit | None = None) 
 
 # --- template and export ---------------------------------------------------------------------------------
 
-_HEADER_FONT = Font(bold=True)
-_HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
-
 
 def _notes_rows() -> list[list[str]]:
     choices = _choices()
@@ -1041,7 +1030,7 @@ def template_workbook() -> Workbook:
         for index, column in enumerate(columns, start=1):
             letter = get_column_letter(index)
             cell = ws.cell(row=1, column=index)
-            cell.font, cell.fill = _HEADER_FONT, _HEADER_FILL
+            cell.font, cell.fill = excel.HEADER_FONT, excel.HEADER_FILL
             if column.note:
                 cell.comment = Comment(column.note, "闭环")
             ws.column_dimensions[letter].width = column.width
@@ -1058,7 +1047,7 @@ def template_workbook() -> Workbook:
     notes.column_dimensions["A"].width, notes.column_dimensions["B"].width = 16, 14
     notes.column_dimensions["C"].width = 80
     for cell in notes[5]:
-        cell.font = _HEADER_FONT
+        cell.font = excel.HEADER_FONT
     for row in notes.iter_rows(min_row=6):
         for cell in row:
             cell.alignment = Alignment(wrap_text=True, vertical="top")
@@ -1066,16 +1055,14 @@ def template_workbook() -> Workbook:
 
 
 def template_bytes() -> bytes:
-    buffer = io.BytesIO()
-    template_workbook().save(buffer)
-    return buffer.getvalue()
+    return excel.to_bytes(template_workbook())
 
 
 def _header_cells(ws, columns: tuple[Column, ...]) -> list[WriteOnlyCell]:
     cells = []
     for column in columns:
         cell = WriteOnlyCell(ws, value=column.header)
-        cell.font, cell.fill = _HEADER_FONT, _HEADER_FILL
+        cell.font, cell.fill = excel.HEADER_FONT, excel.HEADER_FILL
         cells.append(cell)
     return cells
 
@@ -1089,8 +1076,7 @@ def _text_cell(ws, value: str) -> WriteOnlyCell | str:
 def _sheet(book: Workbook, name: str, columns: tuple[Column, ...]):
     ws = book.create_sheet(name)
     ws.freeze_panes = "A2"
-    for index, column in enumerate(columns, start=1):
-        ws.column_dimensions[get_column_letter(index)].width = column.width
+    excel.set_widths(ws, [column.width for column in columns])
     ws.append(_header_cells(ws, columns))
     return ws
 

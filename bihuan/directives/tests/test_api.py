@@ -4,25 +4,28 @@ permission 403), refusals as 400 naming the field, CAP and Excel exports, and fi
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from openpyxl import load_workbook
 
 from bihuan.api import api
-from bihuan.core.actions import do_create_api_token
 from bihuan.core.roles import PERMISSIONS, Perm
 from bihuan.directives import rollup
 from bihuan.directives.actions import do_issue_directive, do_sign_receipt
 from bihuan.directives.models import RECEIPT, Directive, DirectiveStatus, Reach, ReachStatus
 from bihuan.directives.tests import test_cap
 from bihuan.loops.models import Loop, LoopState
-from bihuan.testing import create_household, create_unit
+from bihuan.testing import (
+    api_call,
+    api_routes,
+    assert_list_queries_fixed,
+    create_household,
+    create_unit,
+    route_id,
+)
 
 BASE = "/api/v1"
 D = f"{BASE}/directives"
@@ -30,29 +33,6 @@ FORM = [{"key": "tested", "label": "已检测人数", "type": "number"},
         {"key": "done", "label": "是否完成", "type": "bool"}]
 
 schema = test_cap.schema  # the CAP 1.2 XSD fixture
-
-
-def bearer(user) -> dict:
-    _, key = do_create_api_token(user=user, name="test", acting_user=user)
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
-
-
-def call(client, auth: dict, method: str, url: str, body: dict | None = None):
-    if body is None:
-        return getattr(client, method.lower())(url, **auth)
-    return getattr(client, method.lower())(url, data=json.dumps(body), content_type="application/json", **auth)
-
-
-@pytest.fixture
-def as_user(district, client):
-    tokens: dict[str, dict] = {}
-
-    def request(name: str, method: str, url: str, body: dict | None = None):
-        if name not in tokens:
-            tokens[name] = bearer(district.users[name])
-        return call(client, tokens[name], method, url, body)
-
-    return request
 
 
 def issue_in_a(d, **kw) -> Directive:
@@ -158,16 +138,6 @@ def _target(d, case: Case) -> SimpleNamespace:
     return SimpleNamespace(directive=d.directive, loop=d.loop)
 
 
-def api_routes(tag: str) -> set[tuple[str, str]]:
-    return {(method.upper(), path.removeprefix(BASE))
-            for path, operations in api.get_openapi_schema()["paths"].items()
-            for method, operation in operations.items() if tag in operation.get("tags", [])}
-
-
-def route_id(key) -> str:
-    return f"{key[0]} {key[1]}"
-
-
 def test_every_directives_route_is_in_the_access_matrix():
     assert api_routes("directives") == set(MATRIX), "a route without an access test (or a test for a gone route)"
 
@@ -223,7 +193,7 @@ def test_insiders_reach_branch_a_and_outsiders_get_404(world, as_user, route):
 @pytest.mark.parametrize("route", sorted(MATRIX), ids=route_id)
 def test_every_route_refuses_a_request_without_credentials(world, client, route):
     case = MATRIX[route]
-    response = call(client, {}, route[0], case.url(world, _target(world, case)), _body(case, world))
+    response = api_call(client, {}, route[0], case.url(world, _target(world, case)), _body(case, world))
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
 
@@ -473,18 +443,7 @@ def crowded(world):
 ], ids=["directives", "units", "households"])
 def test_lists_run_a_fixed_number_of_queries_whatever_the_page_size(crowded, client, url):
     d = crowded
-    auth = bearer(d.users["township_a"])
-    call(client, auth, "GET", f"{BASE}/me")  # the token's first use writes last_used_at; not counted
-    counts = {}
-    for limit in (1, 20):
-        with CaptureQueriesContext(connection) as ctx:
-            response = call(client, auth, "GET", f"{url(d)}limit={limit}")
-        assert response.status_code == 200, response.content
-        j = response.json()
-        assert len(j["items"]) == min(limit, j["total"]) and j["total"] > 1
-        counts[limit] = len(ctx.captured_queries)
-    assert counts[1] == counts[20], counts
-    assert counts[20] <= 10, [q["sql"] for q in ctx.captured_queries]
+    assert_list_queries_fixed(client, d.users["township_a"], lambda limit: f"{url(d)}limit={limit}", most=10)
 
 
 def test_households_can_be_filtered_by_status(world, as_user):

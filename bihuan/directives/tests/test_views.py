@@ -6,23 +6,22 @@ import pytest
 import qrcode
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 from qrcode.image.svg import SvgPathImage
 
 from bihuan.core.models import AuditEntry
-from bihuan.core.roles import PERMISSIONS, Perm
+from bihuan.core.roles import Perm
 from bihuan.directives import links
 from bihuan.directives.actions import do_issue_directive, do_mark_households, do_report_receipt
 from bihuan.directives.models import RECEIPT, Directive, DirectiveStatus, Reach, ReachMethod, ReachStatus
 from bihuan.loops.models import Loop, LoopState
 from bihuan.register.models import HouseholdKind
-from bihuan.testing import create_household, create_resident
+from bihuan.testing import HX, assert_route_access, create_household, create_resident, url_names
 
 FORM = [{"key": "tested", "label": "核酸检测人数", "type": "number"},
         {"key": "closed", "label": "是否封闭管理", "type": "bool"},
         {"key": "level", "label": "风险等级", "type": "choice", "choices": ["低", "中", "高"]},
         {"key": "notes", "label": "情况说明", "type": "text"}]
-HX = {"HTTP_HX_REQUEST": "true"}
 
 
 def issue(user, **kw):
@@ -85,16 +84,8 @@ ROUTES = {
 PUBLIC = {"confirm"}  # the resident's link: no login (tested below)
 
 
-def _names(resolver, prefix=""):
-    for p in resolver.url_patterns:
-        if isinstance(p, URLResolver):
-            yield from _names(p, prefix + (p.namespace + ":" if p.namespace else ""))
-        elif isinstance(p, URLPattern) and p.name:
-            yield prefix + p.name
-
-
 def test_every_directive_page_is_in_the_access_matrix():
-    names = {n for n in _names(get_resolver()) if n.startswith("directives:") or n in PUBLIC}
+    names = {n for n in url_names() if n.startswith("directives:") or n in PUBLIC}
     assert names == set(ROUTES) | PUBLIC, "add new pages to ROUTES"
 
 
@@ -106,26 +97,13 @@ def _can_manage(username, c):
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
 def test_insiders_see_branch_a_and_outsiders_get_404(client, ctx, route):
-    method, url_of, data, perm, ok, kind = ROUTES[route]
     d = ctx.d
-    for username in d.insiders + d.outsiders:
-        user = d.users[username]
-        client.force_login(user)
-        payload = data(ctx) if callable(data) else (data or {})
-        headers = HX if method == "post" and ok == 200 else {}
-        response = getattr(client, method)(url_of(ctx), payload, **headers)
-        if perm not in PERMISSIONS[user.staff.role]:
-            expected = 403
-        elif username in d.outsiders and kind != "unscoped":
-            expected = 404
-        elif kind == "issuer" and not _can_manage(username, ctx):
-            expected = 403
-        else:
-            expected = ok
-        assert response.status_code == expected, f"{route} as {username}: {response.status_code}"
-        if response.status_code == 200 and username in d.outsiders:
-            assert d.household_a.address.encode() not in response.content
-            assert d.grid_a.name.encode() not in response.content
+
+    def refused(username):
+        return 403 if ROUTES[route][5] == "issuer" and not _can_manage(username, ctx) else None
+
+    assert_route_access(client, ctx, route, ROUTES[route], secrets=(d.household_a.address, d.grid_a.name),
+                        refused=refused)
 
 
 def test_anonymous_users_are_sent_to_login(client, ctx):

@@ -14,27 +14,18 @@ from types import SimpleNamespace
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from openpyxl import load_workbook
 
-from bihuan.api import api
-from bihuan.core.actions import do_create_api_token
 from bihuan.core.models import AuditEntry
 from bihuan.core.roles import PERMISSIONS, Perm
 from bihuan.pushes import report
 from bihuan.pushes.models import PushBatch, PushedPerson, PushRow, RowResult
 from bihuan.pushes.tests.test_report import DAY, NOW, Builder, build_day, local
-from bihuan.testing import make_id_number
+from bihuan.testing import api_call, api_routes, assert_list_queries_fixed, make_id_number, route_id
 
 BASE = "/api/v1"
 P = f"{BASE}/pushes"
-
-
-def bearer(user) -> dict:
-    _, key = do_create_api_token(user=user, name="test", acting_user=user)
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
 
 
 ONE = make_id_number(dt.date(1990, 1, 2))
@@ -49,26 +40,6 @@ def upload_file(name: str = "推送名单.csv", rows: list[str] | None = None) -
     ]
     text = "姓名,身份证号,手机号,来源地,抵达时间,现住址\n" + "\n".join(rows) + "\n"
     return SimpleUploadedFile(name, text.encode("gbk"), content_type="text/csv")
-
-
-def call(client, auth: dict, method: str, url: str, body: dict | None = None, multipart: bool = False):
-    if body is None:
-        return getattr(client, method.lower())(url, **auth)
-    if multipart:
-        return client.post(url, data=body, **auth)
-    return getattr(client, method.lower())(url, data=json.dumps(body), content_type="application/json", **auth)
-
-
-@pytest.fixture
-def as_user(district, client):
-    tokens: dict[str, dict] = {}
-
-    def request(name: str, method: str, url: str, body: dict | None = None, multipart: bool = False):
-        if name not in tokens:
-            tokens[name] = bearer(district.users[name])
-        return call(client, tokens[name], method, url, body, multipart)
-
-    return request
 
 
 def batch_for(b: Builder, unit, people: list[PushedPerson]) -> PushBatch:
@@ -143,16 +114,6 @@ MATRIX: dict[tuple[str, str], Case] = {
 }
 
 
-def api_routes(tag: str) -> set[tuple[str, str]]:
-    return {(method.upper(), path.removeprefix(BASE))
-            for path, operations in api.get_openapi_schema()["paths"].items()
-            for method, operation in operations.items() if tag in operation.get("tags", [])}
-
-
-def route_id(key) -> str:
-    return f"{key[0]} {key[1]}"
-
-
 def test_every_pushes_route_is_in_the_access_matrix():
     assert api_routes("pushes") == set(MATRIX), "a route without an access test (or a test for a gone route)"
 
@@ -198,7 +159,7 @@ def test_an_outsiders_list_never_contains_branch_a_records(world, as_user, route
 @pytest.mark.parametrize("route", sorted(MATRIX), ids=route_id)
 def test_every_route_refuses_a_request_without_credentials(world, client, route):
     case = MATRIX[route]
-    response = call(client, {}, route[0], case.url(world), _body(case, world), case.upload)
+    response = api_call(client, {}, route[0], case.url(world), _body(case, world), case.upload)
     assert response.status_code == 401
 
 
@@ -383,15 +344,4 @@ def crowded(world):
 ], ids=["batches", "rows", "people", "people-of-batch", "report"])
 def test_lists_run_a_fixed_number_of_queries_whatever_the_page_size(crowded, client, url):
     d = crowded.d
-    auth = bearer(d.users["township_a"])
-    call(client, auth, "GET", f"{BASE}/me")  # the token's first use writes last_used_at; not counted
-    counts = {}
-    for limit in (1, 20):
-        with CaptureQueriesContext(connection) as ctx:
-            response = call(client, auth, "GET", f"{url(d)}limit={limit}")
-        assert response.status_code == 200, response.content
-        j = response.json()
-        assert len(j["items"]) == min(limit, j["total"]) and j["total"] > 1
-        counts[limit] = len(ctx.captured_queries)
-    assert counts[1] == counts[20], counts
-    assert counts[20] <= 12, [q["sql"] for q in ctx.captured_queries]
+    assert_list_queries_fixed(client, d.users["township_a"], lambda limit: f"{url(d)}limit={limit}", most=12)

@@ -146,7 +146,7 @@ def test_the_dashboard_shows_the_rollup_with_charts_and_drill_down(district, cli
     assert sum(o["value"] for o in charts["outcomes"]) == top.verified
     assert sum(charts["measures"]["values"]) == sum(top.measures.values())
     assert len(charts["days"]["labels"]) == 14 and charts["days"]["pushed"][-1] == top.pushed
-    assert "echarts-5.6.0.min.js" in html and "pushes_dashboard.js" in html
+    assert "echarts-5.6.0.min.js" in html and "js/charts.js" in html
     assert f'data-testid="child-{d.office.id}"' in html  # the district's children: the command office
     # Drill down to a township: its children are listed, with their figures.
     response = client.get(reverse("pushes:dashboard"), {"unit": d.township_a.id, "date": DAY.isoformat()})

@@ -10,18 +10,17 @@ from types import SimpleNamespace
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 from django.utils import timezone
 
 from bihuan.core.models import AuditEntry
-from bihuan.core.roles import PERMISSIONS, Perm
+from bihuan.core.roles import Perm
 from bihuan.loops.models import Loop, LoopState
 from bihuan.pushes.models import Outcome, PushedPerson, Transfer, TransferState, Verification
 from bihuan.pushes.transfers import do_accept_transfer, do_transfer
+from bihuan.testing import HX, assert_route_access, url_names
 
 from .test_routing import assert_one_owner, loop_of, make_batch, push, routed
-
-HX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
@@ -70,14 +69,6 @@ ROUTES = {
 }
 
 
-def _names(resolver, prefix=""):
-    for p in resolver.url_patterns:
-        if isinstance(p, URLResolver):
-            yield from _names(p, prefix + (p.namespace + ":" if p.namespace else ""))
-        elif isinstance(p, URLPattern) and p.name:
-            yield prefix + p.name
-
-
 def _other_matrices() -> set[str]:
     """Route names covered by the ROUTES dict of any other test module of this package (the report and policy
     pages keep their own matrix)."""
@@ -92,7 +83,7 @@ def _other_matrices() -> set[str]:
 
 
 def test_every_pushes_page_is_in_an_access_matrix():
-    names = {n for n in _names(get_resolver()) if n.startswith("pushes:")}
+    names = {n for n in url_names() if n.startswith("pushes:")}
     missing = names - set(ROUTES) - _other_matrices()
     assert not missing, f"add these pages to a ROUTES access matrix: {sorted(missing)}"
     assert set(ROUTES) <= names
@@ -100,24 +91,7 @@ def test_every_pushes_page_is_in_an_access_matrix():
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
 def test_insiders_see_branch_a_and_outsiders_get_404(client, ctx, route):
-    method, url_of, data, perm, ok, kind = ROUTES[route]
-    d = ctx.d
-    for username in d.insiders + d.outsiders:
-        user = d.users[username]
-        client.force_login(user)
-        payload = data(ctx) if callable(data) else (data or {})
-        headers = HX if method == "post" and ok == 200 else {}
-        response = getattr(client, method)(url_of(ctx), payload, **headers)
-        if perm not in PERMISSIONS[user.staff.role]:
-            expected = 403
-        elif username in d.outsiders and kind != "unscoped":
-            expected = 404
-        else:
-            expected = ok
-        assert response.status_code == expected, f"{route} as {username}: {response.status_code}"
-        if response.status_code == 200 and username in d.outsiders:
-            assert "王建国".encode() not in response.content
-            assert d.household_a.address.encode() not in response.content
+    assert_route_access(client, ctx, route, ROUTES[route], secrets=("王建国", ctx.d.household_a.address))
 
 
 def test_anonymous_users_are_sent_to_login(client, ctx):

@@ -8,43 +8,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 
-from bihuan.api import api
-from bihuan.core.actions import do_create_api_token
 from bihuan.core.models import AuditEntry
 from bihuan.core.roles import PERMISSIONS, Perm, Role
 from bihuan.register.api import MAX_LIMIT
 from bihuan.register.coverage import rollup
 from bihuan.register.models import Resident
-from bihuan.testing import create_household, create_resident, create_unit
+from bihuan.testing import (
+    api_call,
+    api_routes,
+    assert_list_queries_fixed,
+    bearer,
+    create_household,
+    create_resident,
+    create_unit,
+    route_id,
+)
 
 BASE = "/api/v1"
-
-
-def bearer(user) -> dict:
-    _, key = do_create_api_token(user=user, name="test", acting_user=user)
-    return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
-
-
-def call(client, auth: dict, method: str, url: str, body: dict | None = None):
-    if body is None:
-        return getattr(client, method.lower())(url, **auth)
-    return getattr(client, method.lower())(url, data=json.dumps(body), content_type="application/json", **auth)
-
-
-@pytest.fixture
-def as_user(district, client):
-    """``as_user(name, method, url, body)``: one request with a bearer token of the named district user."""
-    tokens: dict[str, dict] = {}
-
-    def request(name: str, method: str, url: str, body: dict | None = None):
-        if name not in tokens:
-            tokens[name] = bearer(district.users[name])
-        return call(client, tokens[name], method, url, body)
-
-    return request
 
 
 def branch_a_records(d) -> set[tuple[str, int]]:
@@ -97,23 +78,8 @@ MATRIX: dict[tuple[str, str], Case] = {
 }
 
 
-def api_routes(tag: str = "register") -> set[tuple[str, str]]:
-    """The routes of one router (by its OpenAPI tag); other apps' routes have their own matrix."""
-    schema = api.get_openapi_schema()
-    return {
-        (method.upper(), path.removeprefix(BASE))
-        for path, operations in schema["paths"].items()
-        for method, operation in operations.items()
-        if tag in operation.get("tags", [])
-    }
-
-
-def route_id(key) -> str:
-    return f"{key[0]} {key[1]}"
-
-
 def test_every_api_route_is_in_the_access_matrix():
-    assert api_routes() == set(MATRIX), "a route without an access test (or a test for a route that is gone)"
+    assert api_routes("register") == set(MATRIX), "a route without an access test (or a test for a route that is gone)"
 
 
 @pytest.mark.parametrize("route", sorted(MATRIX), ids=route_id)
@@ -178,7 +144,7 @@ def test_outsiders_walking_the_unit_tree_never_meet_branch_a(district, as_user):
 @pytest.mark.parametrize("route", sorted(MATRIX), ids=route_id)
 def test_every_route_refuses_a_request_without_credentials(district, client, route):
     case = MATRIX[route]
-    response = call(client, {}, route[0], case.url(district), case.body)
+    response = api_call(client, {}, route[0], case.url(district), case.body)
     assert response.status_code == 401
     assert response["WWW-Authenticate"].startswith("Bearer")
 
@@ -373,20 +339,11 @@ def many_households(district):
 @pytest.mark.parametrize("path", ["/households", "/residents", "/units"])
 def test_lists_run_a_fixed_number_of_queries_whatever_the_page_size(many_households, client, path):
     d = many_households
-    auth = bearer(d.users["commander"])
     unit = f"?parent={d.community_a.id}" if path == "/units" else f"?unit={d.grid_a.id}"
     for i in range(3):
         create_unit(d.community_a, f"扩展小区{i}", "compound")
-    call(client, auth, "GET", f"{BASE}/me")  # the token's first use writes last_used_at; not counted
-    counts = {}
-    for limit in (1, 20):
-        with CaptureQueriesContext(connection) as ctx:
-            response = call(client, auth, "GET", f"{BASE}{path}{unit}&limit={limit}")
-        assert response.status_code == 200
-        assert len(response.json()["items"]) == min(limit, response.json()["total"])
-        counts[limit] = len(ctx.captured_queries)
-    assert counts[1] == counts[20], counts
-    assert counts[20] <= 10, [q["sql"] for q in ctx.captured_queries]
+    assert_list_queries_fixed(client, d.users["commander"], lambda limit: f"{BASE}{path}{unit}&limit={limit}",
+                              most=10)
 
 
 def test_household_detail_runs_a_fixed_number_of_queries(many_households, client, django_assert_max_num_queries):
@@ -394,9 +351,9 @@ def test_household_detail_runs_a_fixed_number_of_queries(many_households, client
     for i in range(10):
         create_resident(d.household_a, f"家人{i}", relation="child")
     auth = bearer(d.users["grid_a"])
-    call(client, auth, "GET", f"{BASE}/me")
+    api_call(client, auth, "GET", f"{BASE}/me")
     with django_assert_max_num_queries(6):
-        assert call(client, auth, "GET", f"{BASE}/households/{d.household_a.id}").status_code == 200
+        assert api_call(client, auth, "GET", f"{BASE}/households/{d.household_a.id}").status_code == 200
 
 
 # ---------------------------------------------------------------------------------------------- OpenAPI

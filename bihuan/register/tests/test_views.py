@@ -3,12 +3,12 @@
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
 
 from bihuan.core.models import AuditEntry
-from bihuan.core.roles import PERMISSIONS, Perm
+from bihuan.core.roles import Perm
 from bihuan.register.models import Staff
-from bihuan.testing import create_household, create_resident
+from bihuan.testing import assert_page_access, create_household, create_resident, url_names
 
 # route name -> (method, url for a branch-A object, permission needed)
 ROUTES = {
@@ -31,16 +31,8 @@ ROUTES = {
 UNSCOPED = {"home", "register:import", "register:template"}
 
 
-def _names(resolver, prefix=""):
-    for p in resolver.url_patterns:
-        if isinstance(p, URLResolver):
-            yield from _names(p, prefix + (p.namespace + ":" if p.namespace else ""))
-        elif isinstance(p, URLPattern) and p.name:
-            yield prefix + p.name
-
-
 def test_every_register_page_is_in_the_access_matrix():
-    names = {n for n in _names(get_resolver()) if n.startswith("register:") or n == "home"}
+    names = {n for n in url_names() if n.startswith("register:") or n == "home"}
     assert names == set(ROUTES), "add new pages to ROUTES"
 
 
@@ -48,21 +40,9 @@ def test_every_register_page_is_in_the_access_matrix():
 def test_insiders_see_branch_a_and_outsiders_get_404(client, district, route):
     method, url_of, perm = ROUTES[route]
     url = url_of(district)
-    for username in district.insiders + district.outsiders:
-        user = district.users[username]
-        client.force_login(user)
-        response = getattr(client, method)(url)
-        allowed = perm in PERMISSIONS[user.staff.role]
-        if not allowed:
-            expected = 403
-        elif username in district.outsiders and route not in UNSCOPED:
-            expected = 404
-        else:
-            expected = 200
-        assert response.status_code == expected, f"{route} as {username}: {response.status_code}"
-        if response.status_code == 200 and username in district.outsiders:
-            assert district.resident_a.name.encode() not in response.content
-            assert district.household_a.address.encode() not in response.content
+    assert_page_access(client, district, route, perm=perm, request=lambda c: getattr(c, method)(url),
+                       scoped=route not in UNSCOPED,
+                       secrets=(district.resident_a.name, district.household_a.address))
 
 
 def test_anonymous_users_are_sent_to_login(client, district):

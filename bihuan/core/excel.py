@@ -1,0 +1,129 @@
+"""The look of the workbooks the app writes (openpyxl), in one place: header styles, borders, column widths,
+title rows, and the conventional per-unit daily table (日报) of the dashboards' exports."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+
+HEADER_FONT = Font(bold=True)
+HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+THIN = Side(style="thin", color="000000")
+BORDER = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
+CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
+
+
+def to_bytes(wb: Workbook) -> bytes:
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def set_widths(ws, widths: Iterable[float], first: int = 1) -> None:
+    """Column widths from column ``first`` on (1 = A)."""
+    for index, width in enumerate(widths, start=first):
+        ws.column_dimensions[get_column_letter(index)].width = width
+
+
+def title_row(ws, text: str, size: int = 13) -> None:
+    """Append a one-cell title row in bold."""
+    ws.append([text])
+    ws.cell(ws.max_row, 1).font = Font(bold=True, size=size)
+
+
+def header_style(cells: Iterable, *, fill: bool = False, center: bool = False) -> None:
+    """Bold header cells, optionally shaded and centred."""
+    for cell in cells:
+        cell.font = HEADER_FONT
+        if fill:
+            cell.fill = HEADER_FILL
+        if center:
+            cell.alignment = Alignment(horizontal="center")
+
+
+@dataclass(frozen=True)
+class TableRow:
+    name: str
+    indent: int
+    bold: bool
+    counts: object
+
+
+Groups = Sequence[tuple[str, Sequence[tuple[str, Callable[[object], object]]]]]
+
+HEAD_ROW, SUB_ROW = 3, 4  # the header rows of a unit table; data starts below them
+
+
+def unit_table_workbook(*, sheet: str, title: str, unit_name: str, stamp: str, groups: Groups,
+                        rows: Iterable[TableRow], totals: object) -> bytes:
+    """A conventional daily table: a merged title row, 填报单位 and ``stamp`` (right) on row 2, merged header
+    groups (序号 / 单位 / each group's columns), one row per unit, a totals row (合计), borders everywhere,
+    landscape and fitted to the page width. ``groups`` is [(group label, [(column label, getter(counts))])]."""
+    width = 2 + sum(len(cols) for _g, cols in groups)
+    wb = Workbook()
+    ws = wb.active
+    ws.title = sheet
+
+    ws.cell(1, 1, title).font = Font(bold=True, size=16)
+    ws.cell(1, 1).alignment = CENTER
+    ws.merge_cells(start_row=1, start_column=1, end_row=1, end_column=width)
+    ws.row_dimensions[1].height = 30
+    ws.cell(2, 1, f"填报单位：{unit_name}")
+    ws.merge_cells(start_row=2, start_column=1, end_row=2, end_column=min(width, 6))
+    right = max(1, width - 5)
+    ws.cell(2, right, stamp)
+    ws.merge_cells(start_row=2, start_column=right, end_row=2, end_column=width)
+    ws.cell(2, right).alignment = Alignment(horizontal="right")
+
+    for col, label in ((1, "序号"), (2, "单位")):
+        ws.cell(HEAD_ROW, col, label)
+        ws.merge_cells(start_row=HEAD_ROW, start_column=col, end_row=SUB_ROW, end_column=col)
+    col = 3
+    for group, cols in groups:
+        ws.cell(HEAD_ROW, col, group)
+        ws.merge_cells(start_row=HEAD_ROW, start_column=col, end_row=HEAD_ROW, end_column=col + len(cols) - 1)
+        for i, (label, _get) in enumerate(cols):
+            ws.cell(SUB_ROW, col + i, label)
+        col += len(cols)
+    for r in (HEAD_ROW, SUB_ROW):
+        ws.row_dimensions[r].height = 36 if r == SUB_ROW else 22
+        for c in range(1, width + 1):
+            cell = ws.cell(r, c)
+            cell.font, cell.alignment, cell.fill, cell.border = HEADER_FONT, CENTER, HEADER_FILL, BORDER
+
+    getters = [get for _g, cols in groups for _label, get in cols]
+    line = SUB_ROW + 1
+    for number, row in enumerate(rows, start=1):
+        ws.cell(line, 1, number)
+        ws.cell(line, 2, row.name).alignment = Alignment(indent=row.indent)
+        if row.bold:
+            ws.cell(line, 2).font = HEADER_FONT
+        for i, get in enumerate(getters):
+            ws.cell(line, 3 + i, get(row.counts))
+        line += 1
+    ws.cell(line, 1, "合计")
+    ws.merge_cells(start_row=line, start_column=1, end_row=line, end_column=2)
+    for i, get in enumerate(getters):
+        ws.cell(line, 3 + i, get(totals))
+    for c in range(1, width + 1):
+        ws.cell(line, c).font = HEADER_FONT
+    ws.cell(line, 1).alignment = CENTER
+    for r in range(SUB_ROW + 1, line + 1):
+        for c in range(1, width + 1):
+            ws.cell(r, c).border = BORDER
+            if c >= 3:
+                ws.cell(r, c).alignment = Alignment(horizontal="center")
+
+    set_widths(ws, [6, 30] + [9] * (width - 2))
+    ws.freeze_panes = ws.cell(SUB_ROW + 1, 3)
+    ws.print_title_rows = f"{HEAD_ROW}:{SUB_ROW}"
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    return to_bytes(wb)
