@@ -189,7 +189,7 @@ def test_generate_refuses_a_non_empty_register_unless_reset(tiny):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_no_clear_id_number_or_phone_reaches_the_database_file_or_the_logs(caplog, capsys, settings):
+def test_no_clear_id_number_or_phone_reaches_the_database_file_or_the_logs_after_generation_and_import(caplog, capsys, settings):
     if connection.vendor != "sqlite":
         pytest.skip("reads the SQLite database file; on PostgreSQL the rows live in the server's files")
     path = Path(connection.settings_dict["NAME"])
@@ -200,6 +200,17 @@ def test_no_clear_id_number_or_phone_reaches_the_database_file_or_the_logs(caplo
     caplog.set_level(logging.DEBUG, logger="django.db.backends")
     out = io.StringIO()
     call_command("generate", "--preset", "tiny", stdout=out)
+    # … and after an import: a grid's households go out as a workbook and come back in.
+    from bihuan.register.models import Household, Unit
+    from bihuan.register.workbook import export_workbook, import_workbook
+
+    grid = Unit.objects.filter(level=6).order_by("path").first()
+    commander = Staff.objects.get(unit__level=1).user
+    workbook = export_workbook(grid, acting_user=commander)
+    Resident.objects.filter(household__unit=grid).delete()
+    Household.objects.filter(unit=grid).delete()
+    assert import_workbook(io.BytesIO(workbook), acting_user=commander).ok
+    assert Household.objects.filter(unit=grid).exists()
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     data = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal"), Path(f"{path}-journal")) if p.exists())
