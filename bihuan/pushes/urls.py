@@ -42,3 +42,16 @@ urlpatterns += [
     path("policy/areas/import/", report_views.policy_import, name="policy_import"),
     path("policy/protocols/", report_views.policy_protocol_add, name="policy_protocol_add"),
 ]
+
+# --- uploading pushed lists: the batches, the two-step upload, a batch's progress and report -------------
+# Every name here has an entry in bihuan/pushes/tests/test_upload_views.py ROUTES.
+
+from . import upload_views  # noqa: E402 - the upload pages, kept apart from the list pages above
+
+urlpatterns += [
+    path("batches/", upload_views.batches, name="batches"),
+    path("upload/", upload_views.upload, name="upload"),
+    path("batches/<int:batch_id>/", upload_views.batch_detail, name="batch"),
+    path("batches/<int:batch_id>/progress/", upload_views.batch_progress, name="batch_progress"),
+    path("batches/<int:batch_id>/report.xlsx", upload_views.batch_report, name="batch_report"),
+]
