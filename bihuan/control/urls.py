@@ -13,6 +13,7 @@ urlpatterns = [
     path("dashboard/", views.dashboard_page, name="dashboard"),
     path("dashboard.xlsx", views.export, name="export"),
     path("cases/", views.case_list, name="cases"),
+    path("cases/from-verification/<int:person_id>/", views.open_from_verification, name="from_verification"),
     path("cases/new/", views.new_case, name="new"),
     path("cases/<int:case_id>/", views.case_detail, name="case"),
     path("cases/<int:case_id>/checkins/", views.record_checkin, name="checkin"),

@@ -221,6 +221,27 @@ def case_list(request, scope):
 
 # --- opening a case --------------------------------------------------------------------------------------
 
+@require_POST
+@staff_required(Perm.MANAGE_CONTROL)
+def open_from_verification(request, person_id: int, scope):
+    """Open the case a verification's "new control" outcome asked for, from the person's page."""
+    from bihuan.pushes.verify import access_person
+
+    person = access_person(request.user, person_id)
+    ver = getattr(person, "verification", None)
+    if ver is None:
+        raise Http404("this person has no verification")
+    try:
+        case = actions.do_open_case_from_verification(
+            ver, acting_user=request.user, site_address=request.POST.get("site_address", "").strip()[:200],
+            site_room=request.POST.get("site_room", "").strip()[:20])
+    except actions.ControlError as exc:
+        messages.error(request, exc.message)
+        return redirect("pushes:person", person.pk)
+    messages.success(request, _("已建立管控：%(name)s") % {"name": case.name})
+    return redirect("control:case", case.pk)
+
+
 @staff_required(Perm.MANAGE_CONTROL)
 def new_case(request, scope):
     """Open a case directly: pick a resident of the unit (search) or type a name and phone."""

@@ -219,8 +219,19 @@ def _person_context(request, scope, person: PushedPerson, incoming: Transfer | N
         "unit_groups": _unit_choices(scope) if can_edit else [], "now": timezone.now(),
         "visited_rows": v["visited"] + [{}] * 2, "test_rows": v["tests"] + [{}],
         "other_symptoms": "，".join(s for s in v["symptoms"] if s not in {k for k, _l in SYMPTOMS}),
+        **_control_context(scope, person, ver),
         **extra,
     }
+
+
+def _control_context(scope, person: PushedPerson, ver: Verification | None) -> dict:
+    """The control case a "new control" outcome led to, or whether the user may open it from here."""
+    from bihuan.control.models import OPEN_CASE_STATES, ControlCase
+
+    wants = ver is not None and ver.outcome == Outcome.NEW_CONTROL and ver.measure not in ("", Measure.NONE)
+    case = (ControlCase.objects.filter(pushed_person=person, state__in=OPEN_CASE_STATES).only("id", "type_id")
+            .first() if wants else None)
+    return {"control_case": case, "can_open_control": wants and case is None and scope.can(Perm.MANAGE_CONTROL)}
 
 
 @staff_required(Perm.VERIFY_PUSH)

@@ -50,7 +50,20 @@ def ctx(district):
                                   temperature="37.9", symptoms=["咳嗽"], acting_user=d.users["community_a"])
     alert = Loop.objects.get(kind=ALERT, subject_id=yesterday.pk)
     sample = m.TestSample.objects.get(case=case, date=timezone.localdate())
-    return SimpleNamespace(d=d, case=case, service=service, alert=alert, sample=sample)
+    return SimpleNamespace(d=d, case=case, service=service, alert=alert, sample=sample, pushed=pushed_person(d))
+
+
+def pushed_person(d):
+    """A person pushed to grid A whose verification asks for home isolation."""
+    from bihuan.pushes.models import Outcome, PushBatch, PushedPerson, Verification
+
+    now = timezone.now()
+    batch = PushBatch.objects.create(source="省大数据中心", file_name="a.csv", file_sha256="1" * 64, file_data=b"",
+                                     unit=d.community_a)
+    person = PushedPerson.objects.create(name="钱来凤", first_batch=batch, first_pushed_at=now, last_pushed_at=now,
+                                         unit=d.grid_a, path=d.grid_a.path, address_text="锦悦小区3号楼1单元202")
+    Verification.objects.create(person=person, outcome=Outcome.NEW_CONTROL, measure="home_isolation")
+    return person
 
 
 # route name -> (method, url, data, permission, expected status when allowed, kind)
@@ -98,6 +111,8 @@ ROUTES = {
                                 Perm.CARE, 200, "scoped"),
     "control:care_visit": ("post", lambda c: reverse("control:care_visit"), lambda c: {"case": c.case.pk},
                            Perm.CARE, 200, "scoped"),
+    "control:from_verification": ("post", lambda c: reverse("control:from_verification", args=[c.pushed.pk]),
+                                  None, Perm.MANAGE_CONTROL, 302, "scoped"),
     "control:resolve_alert": ("post", lambda c: reverse("control:resolve_alert", args=[c.alert.pk]),
                               {"note": "已上门复测 36.8℃"}, Perm.CARE, 200, "community"),
 }
@@ -419,3 +434,15 @@ def test_the_communitys_care_summary_counts_what_each_grids_list_shows(client, c
                 f'<span title="已走访 / 应走访">{visited} / {len(rows)}</span>') in page, grid.name
     whole = care.care_visit_list(d.community_a, today)
     assert f"{sum(r.visited for r in whole)} / {len(whole)}</small>" in page
+
+
+def test_a_verification_asking_for_control_opens_its_case_from_the_persons_page(client, ctx):
+    client.force_login(ctx.d.users["community_a"])
+    page = client.get(reverse("pushes:person", args=[ctx.pushed.pk])).content.decode()
+    assert 'data-testid="open-control"' in page
+    response = client.post(reverse("control:from_verification", args=[ctx.pushed.pk]))
+    case = ControlCase.objects.get(pushed_person=ctx.pushed)
+    assert response.status_code == 302 and response["Location"] == reverse("control:case", args=[case.pk])
+    assert case.type.code == "home_isolation" and case.unit == ctx.d.grid_a and case.name == "钱来凤"
+    page = client.get(reverse("pushes:person", args=[ctx.pushed.pk])).content.decode()
+    assert 'data-testid="control-case"' in page and 'data-testid="open-control"' not in page
