@@ -52,6 +52,7 @@ def scope_of(user) -> Scope:
             raise PermissionDenied("the register is empty") from None
         scope = Scope(user.pk, root, root, Role.DISTRICT_COMMANDER, PERMISSIONS[Role.DISTRICT_COMMANDER])
     else:
+        user.staff = staff  # cache the relation: templates and audit rows read user.staff without a query
         root = staff.unit
         # Departments serve the whole district (they may issue to any part of it).
         if staff.unit.kind == UnitKind.DEPARTMENT and staff.unit.parent_id:

@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from bihuan.core import audit
-from bihuan.core.personal import normalize_id_number, normalize_phone
+from bihuan.core.personal import birth_date_from_id, normalize_id_number, normalize_phone, sex_from_id
 from bihuan.core.pinyin import initials
 from bihuan.core.roles import Perm
 
@@ -98,8 +98,6 @@ def do_create_resident(*, household: Household, name: str, id_number: str = "", 
             id_number = normalize_id_number(id_number)
         except ValueError as exc:
             raise RegisterError(f"id_number: {exc}") from exc
-        from bihuan.core.personal import birth_date_from_id, sex_from_id
-
         birth_date = birth_date or birth_date_from_id(id_number)
         sex = sex or sex_from_id(id_number)
     if phone:
