@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db import connection
+
 from .models import AuditEntry
 
 
@@ -25,3 +27,12 @@ def record(*, actor, action: str, target=None, target_type: str = "", target_id:
         target_id=str(target_id),
         changes=changes or {},
     )
+
+
+def insert_sql() -> str:
+    """The audit row of an anonymous actor (a resident's link) as ``INSERT … SELECT`` SQL, for a hot path that
+    writes it in the same statement or transaction as its change; append ``FROM <rows>`` to write one per
+    row. Parameters: %(now)s (adapted for the database), %(action)s, %(target_type)s, %(target_id)s."""
+    q = connection.ops.quote_name
+    return (f"INSERT INTO {q(AuditEntry._meta.db_table)} (created_at, actor_id, actor_unit_id, action, target_type, "
+            "target_id, changes) SELECT %(now)s, NULL, NULL, %(action)s, %(target_type)s, %(target_id)s, '{}'")
