@@ -26,6 +26,10 @@ ALLOWED_HOSTS = env_list("BIHUAN_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "tes
 CSRF_TRUSTED_ORIGINS = env_list("BIHUAN_CSRF_TRUSTED_ORIGINS", [])
 
 DATABASES = {"default": parse_database_url(env_str("DATABASE_URL", "sqlite:///var/bihuan.sqlite3"))}
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Lets core.prepared prepare its statements (the ORM binds on the client and never prepares). Off for a
+    # pooler in transaction mode that cannot keep prepared statements.
+    DATABASES["default"]["OPTIONS"] = {"prepare_threshold": 5 if env_bool("BIHUAN_DB_PREPARE", True) else None}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [

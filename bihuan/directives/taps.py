@@ -1,6 +1,7 @@
 """A resident's one tap on their household's link: the hottest path of the system. When an order goes out,
 every household of the district may tap within the same few minutes, so a tap is written in plain SQL,
-compiled once: the ORM's compiling cost more than running the statements.
+composed once, and prepared on PostgreSQL (``core.prepared``): the ORM's compiling, and PostgreSQL's planning,
+cost more than running the statements.
 
 ``tap(reach_id, confirm=True)`` marks the household reached (self-confirmed) if it is not yet and the
 directive is still open, writes the audit row, and reads what the page shows:
@@ -25,7 +26,7 @@ from functools import cache
 from django.db import connection, transaction
 from django.utils import timezone
 
-from bihuan.core import audit
+from bihuan.core import audit, prepared
 from bihuan.register.models import Household
 
 from .models import Directive, DirectiveStatus, Reach, ReachMethod, ReachStatus
@@ -48,8 +49,9 @@ class Page:
 
 
 @cache
-def _statements(vendor: str) -> tuple[str, str, str]:
-    """(update, audit insert, read), with %(name)s parameters; quoted once per database vendor."""
+def _statements(vendor: str) -> tuple[str, str, str, str]:
+    """(update, audit insert, read, all three as one statement for PostgreSQL), with %(name)s parameters;
+    composed once per database vendor."""
     q = connection.ops.quote_name
     reach, directive, household = (q(m._meta.db_table) for m in (Reach, Directive, Household))
     update = (f"UPDATE {reach} SET status = %(reached)s, method = %(self)s, reason = '', marked_by_id = NULL, "
@@ -59,40 +61,36 @@ def _statements(vendor: str) -> tuple[str, str, str]:
     read = (f"SELECT r.status, d.id, d.title, d.body, d.urgency, d.is_exercise, d.status, d.issued_at, h.address "
             f"FROM {reach} r JOIN {directive} d ON d.id = r.directive_id JOIN {household} h ON h.id = r.household_id "
             f"WHERE r.id = %(id)s")
-    return update, insert, read
+    # The outer SELECT sees the row as it was before this statement's UPDATE, hence the count of changed rows.
+    in_one = (f"WITH changed AS ({update} RETURNING id), audited AS ({insert} FROM changed) "
+              f"SELECT (SELECT count(*) FROM changed), page.* FROM ({read}) page")
+    return update, insert, read, in_one
 
 
 def tap(reach_id: int, *, confirm: bool) -> Page | None:
     """Confirm (if ``confirm``) and read the page; None if there is no such reach row."""
-    update, insert, read = _statements(connection.vendor)
-    now = timezone.now()
+    update, insert, read, in_one = _statements(connection.vendor)
     params = {"id": reach_id, "reached": ReachStatus.REACHED, "self": ReachMethod.SELF, "open": DirectiveStatus.ISSUED,
-              "now": connection.ops.adapt_datetimefield_value(now), "action": ACTION,
+              "now": connection.ops.adapt_datetimefield_value(timezone.now()), "action": ACTION,
               "target_type": "directives.reach", "target_id": str(reach_id)}
     changed = 0
-    with connection.cursor() as cur:
-        if not confirm:
+    if not confirm:
+        row = prepared.fetchone(read, params)
+    elif connection.vendor == "postgresql":
+        row = prepared.fetchone(in_one, params)
+        changed, row = (row[0], row[1:]) if row else (0, None)
+        if row and not changed and row[0] != ReachStatus.REACHED and row[6] == DirectiveStatus.ISSUED:
+            # Unchanged yet pending and open: a concurrent tap reached it after this statement's snapshot was
+            # taken (the UPDATE waited for it and re-checked). Read again to show it confirmed.
+            row = prepared.fetchone(read, params)
+    else:
+        with transaction.atomic(), connection.cursor() as cur:
+            cur.execute(update, params)
+            changed = cur.rowcount
+            if changed:
+                cur.execute(insert, params)
             cur.execute(read, params)
             row = cur.fetchone()
-        elif connection.vendor == "postgresql":
-            # The outer SELECT sees the row as it was before this statement's UPDATE, hence ``changed``.
-            cur.execute(f"WITH changed AS ({update} RETURNING id), audited AS ({insert} FROM changed) "
-                        f"SELECT (SELECT count(*) FROM changed), page.* FROM ({read}) page", params)
-            row = cur.fetchone()
-            changed, row = (row[0], row[1:]) if row else (0, None)
-            if row and not changed and row[0] != ReachStatus.REACHED and row[6] == DirectiveStatus.ISSUED:
-                # Unchanged yet pending and open: a concurrent tap reached it after this statement's snapshot
-                # was taken (the UPDATE waited for it and re-checked). Read again to show it confirmed.
-                cur.execute(read, params)
-                row = cur.fetchone()
-        else:
-            with transaction.atomic():
-                cur.execute(update, params)
-                changed = cur.rowcount
-                if changed:
-                    cur.execute(insert, params)
-                cur.execute(read, params)
-                row = cur.fetchone()
     if row is None:
         return None
     status, directive_id, title, body, urgency, is_exercise, directive_status, issued_at, address = row

@@ -1,0 +1,64 @@
+"""core.prepared: one-statement hot paths, prepared on PostgreSQL, run again once on a dead connection."""
+
+import psycopg
+import pytest
+from django.db import OperationalError, connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from bihuan.core import prepared
+from bihuan.core.models import AuditEntry
+
+on_postgres = pytest.mark.skipif("connection.vendor != 'postgresql'", reason="PostgreSQL behaviour")
+
+SQL = f"SELECT count(*), %(word)s FROM {AuditEntry._meta.db_table} WHERE action = %(action)s"
+
+
+def _kill_this_connection() -> None:
+    """End this connection's server process from another connection, as a database restart would."""
+    pid = connection.connection.info.backend_pid
+    settings = connection.settings_dict
+    with psycopg.connect(dbname=settings["NAME"], user=settings["USER"] or None, host=settings["HOST"] or None,
+                         port=settings["PORT"] or None, password=settings["PASSWORD"] or None,
+                         autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+@pytest.mark.django_db
+def test_fetchone_reads_through_a_logged_django_cursor():
+    AuditEntry.objects.create(action="x.y")
+    with CaptureQueriesContext(connection) as queries:
+        assert tuple(prepared.fetchone(SQL, {"word": "ok", "action": "x.y"})) == (1, "ok")
+        assert prepared.fetchone(f"SELECT id FROM {AuditEntry._meta.db_table} WHERE action = %(action)s",
+                                 {"action": "none such"}) is None
+    assert len(queries) == 2  # counted like any other query (the N+1 checks see them)
+
+
+@on_postgres
+@pytest.mark.django_db
+def test_the_statement_is_prepared_on_the_server():
+    prepared.fetchone(SQL, {"word": "ok", "action": "x.y"})
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%count(*), $1%"])
+        assert cur.fetchone()[0] == 1
+
+
+@on_postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_dead_connection_is_replaced_and_the_statement_run_again():
+    AuditEntry.objects.create(action="x.y")
+    assert prepared.fetchone(SQL, {"word": "a", "action": "x.y"})[0] == 1
+    _kill_this_connection()
+    assert tuple(prepared.fetchone(SQL, {"word": "b", "action": "x.y"})) == (1, "b")
+    assert connection.is_usable()
+
+
+@on_postgres
+@pytest.mark.django_db(transaction=True)
+def test_inside_a_transaction_a_dead_connection_fails_the_transaction():
+    AuditEntry.objects.create(action="x.y")
+    with pytest.raises(OperationalError), transaction.atomic():
+        AuditEntry.objects.create(action="x.z")
+        _kill_this_connection()
+        prepared.fetchone(SQL, {"word": "a", "action": "x.y"})
+    connection.close()
+    assert not AuditEntry.objects.filter(action="x.z").exists()
