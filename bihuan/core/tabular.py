@@ -13,7 +13,8 @@ Files
 -----
 ``read_sheets(data, file_name)`` yields ``(sheet name, rows)`` where rows are ``(row number, values)`` with the
 row numbers Excel shows (1-based; CSV: the record number, blank lines included). The kind of file is told by
-its first bytes (an .xls that is really an .xlsx or a CSV is read as what it is). CSV text is decoded strictly
+its first bytes (an .xls that is really an .xlsx, a CSV or a web page is read as what it is: many government
+systems export an HTML table named .xls, which Excel opens as a sheet). CSV and HTML text is decoded strictly
 as UTF-8 (with or without BOM), UTF-16 (with BOM) or GB18030 (a superset of GBK), else as charset-normalizer
 guesses; the delimiter is the most frequent of comma, tab and semicolon in the first line.
 """
@@ -27,6 +28,7 @@ import io
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
+from html.parser import HTMLParser
 from typing import Any
 
 from bihuan.core.personal import normalize_id_number, normalize_phone
@@ -141,16 +143,19 @@ class UnreadableFile(ValueError):
     """The file is no spreadsheet or CSV we can read; the message says why (for the user)."""
 
 
-XLSX, XLS, CSV = "xlsx", "xls", "csv"
+XLSX, XLS, CSV, HTML = "xlsx", "xls", "csv", "html"
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_HTML_START = re.compile(rb"\s*(<\?xml[^>]*>\s*)?(<!--.*?-->\s*)*<(!doctype\s+html|html|head|meta|table)", re.I | re.S)
 
 
 def file_kind(data: bytes, file_name: str = "") -> str:
-    """``xlsx``, ``xls`` or ``csv``, from the first bytes (the name only breaks no ties)."""
+    """``xlsx``, ``xls``, ``html`` or ``csv``, from the first bytes (the name only breaks no ties)."""
     if data[:4] == b"PK\x03\x04":
         return XLSX
     if data[:8] == _OLE2:
         return XLS
+    if _HTML_START.match(data.removeprefix(codecs.BOM_UTF8), 0, 4096) and re.search(rb"<table", data, re.I):
+        return HTML
     return CSV
 
 
@@ -236,6 +241,114 @@ def _xls_sheets(data: bytes) -> Iterator[tuple[str, Rows]]:
         book.release_resources()
 
 
+class _HtmlRows(HTMLParser):
+    """The rows of a web page as Excel opens it: each ``<tr>`` a row, and each title or paragraph outside the
+    tables a row of one cell. A merged cell (``colspan``, ``rowspan``) holds its value in its first cell and
+    leaves the others empty, as in Excel; ``<br>`` and runs of spaces become one space."""
+
+    BLOCKS = {"p", "div", "h1", "h2", "h3", "h4", "h5", "h6", "caption", "title"}
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.rows: list[tuple] = []
+        self.tables = 0  # depth: cells of a nested table are text of the outer cell
+        self.row: list | None = None
+        self.text: list[str] | None = None  # the cell or block being read
+        self.spans: dict[int, int] = {}  # column -> rows it is still covered by a rowspan from above
+        self.colspan = 1
+        self.rowspan = 1
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables += 1
+            if self.text is not None:
+                self.text.append(" ")  # a nested table's text is apart from its cell's
+        elif self.tables == 1 and tag == "tr":
+            self._end_row()
+            self.row = []
+        elif self.tables == 1 and tag in ("td", "th"):
+            if self.row is None:
+                self.row = []
+            self._end_cell()
+            attrs = dict(attrs)
+            self.colspan, self.rowspan = _span(attrs.get("colspan")), _span(attrs.get("rowspan"))
+            self.text = []
+        elif tag == "br" and self.text is not None:
+            self.text.append(" ")
+        elif tag in self.BLOCKS and self.tables == 0:
+            self._end_block()
+            self.text = []
+
+    def handle_endtag(self, tag):
+        if tag == "table":
+            if self.tables == 1:
+                self._end_row()
+            self.tables = max(0, self.tables - 1)
+        elif self.tables == 1 and tag in ("td", "th"):
+            self._end_cell()
+        elif self.tables == 1 and tag == "tr":
+            self._end_row()
+        elif tag in self.BLOCKS and self.tables == 0:
+            self._end_block()
+
+    def handle_data(self, data):
+        if self.text is not None:
+            self.text.append(data)
+
+    def close(self):
+        super().close()
+        self._end_row()
+        self._end_block()
+
+    def _take_text(self) -> str | None:
+        text = " ".join("".join(self.text or []).split())
+        self.text = None
+        return text or None
+
+    def _skip_spanned(self) -> None:
+        while self.spans.get(len(self.row), 0) > 0:
+            self.row.append(None)
+
+    def _end_cell(self) -> None:
+        if self.row is None or self.text is None:
+            return
+        self._skip_spanned()
+        first = len(self.row)
+        self.row.append(self._take_text())
+        self.row.extend([None] * (self.colspan - 1))
+        for column in range(first, first + self.colspan):
+            if self.rowspan > 1:
+                self.spans[column] = self.rowspan  # counted down as rows end, this one included
+        self.colspan = self.rowspan = 1
+
+    def _end_row(self) -> None:
+        if self.row is None:
+            return
+        self._end_cell()
+        self._skip_spanned()
+        self.rows.append(tuple(self.row))
+        self.spans = {c: n - 1 for c, n in self.spans.items() if n > 1}
+        self.row = None
+
+    def _end_block(self) -> None:
+        if self.tables == 0 and self.text is not None:
+            text = self._take_text()
+            if text:
+                self.rows.append((text,))
+
+
+def _span(value: str | None) -> int:
+    return min(int(value), 1000) if value and value.strip().isdigit() and int(value) > 0 else 1
+
+
+def _html_rows(data: bytes) -> Rows:
+    text, _encoding = decode_text(data)
+    parser = _HtmlRows()
+    parser.feed(text)
+    parser.close()
+    yield from enumerate(parser.rows, start=1)
+
+
 def read_sheets(data: bytes, file_name: str = "") -> Iterator[tuple[str, Rows]]:
     """Every sheet of the file (a CSV file is one sheet named after the file). Raises UnreadableFile."""
     kind = file_kind(data, file_name)
@@ -244,6 +357,8 @@ def read_sheets(data: bytes, file_name: str = "") -> Iterator[tuple[str, Rows]]:
             yield from _xlsx_sheets(data)
         elif kind == XLS:
             yield from _xls_sheets(data)
+        elif kind == HTML:
+            yield file_name or "html", _html_rows(data)
         else:
             yield file_name or "csv", _csv_rows(data)
     except UnreadableFile:
@@ -291,6 +406,8 @@ def estimate_rows(data: bytes, file_name: str = "", limit: int = 10**9) -> int:
                 return book.sheet_by_index(0).nrows
             finally:
                 book.release_resources()
+        if kind == HTML:
+            return len(re.findall(rb"<tr[\s>]", data, re.I))
     except Exception:  # noqa: BLE001 - an unreadable file is reported when it is read
         return 0
     return data.count(b"\n") + 1

@@ -1,4 +1,5 @@
-"""A corpus of messy pushed lists, as they arrive: GBK, UTF-8 with BOM and GB18030 CSV, .xlsx and .xls, with
+"""A corpus of messy pushed lists, as they arrive: GBK, UTF-8 with BOM and GB18030 CSV, .xlsx, .xls and a web
+page named .xls, with
 title rows, blank lines, renamed and missing columns, full-width digits, 15-digit and Excel-mangled ID
 numbers, phones with +86 and dashes, Chinese, slashed and serial dates, and duplicate rows.
 
@@ -322,7 +323,42 @@ def xls(folder: Path, today: dt.date) -> CorpusFile:
     return out
 
 
-BUILDERS = {"gbk_csv": gbk_csv, "utf8_bom_csv": utf8_bom_csv, "gb18030_csv": gb18030_csv, "xlsx": xlsx, "xls": xls}
+# --- a web page named .xls: what many government systems export; Excel opens it as a sheet -------------------
+
+HTML_HEADER = ["序号", "姓名", "证件号码", "联系电话", "来源地区", "抵达日期", "现居住地址"]
+
+
+def html_xls(folder: Path, today: dt.date) -> CorpusFile:
+    out = CorpusFile(folder / "协查名单导出.xls", "市公安局")
+    # Row 1: a heading above the table; row 2: a title cell merged across the table.
+    sheet = _Sheet(out, [["协查推送名单"], ["导出时间：2022-03-05 08:00"]], HTML_HEADER)
+    ids = {k: make_id_number(b, s) for k, b, s in (("guan", dt.date(1979, 9, 9), "M"), ("ma", dt.date(1996, 2, 2), "F"))}
+    out.people.update(ids)
+    guan = sheet.add({"序号": 1, "姓名": "关 羽", "证件号码": ids["guan"], "联系电话": f"139-{_phone(401)[3:7]}-{_phone(401)[7:]}",
+                      "来源地区": "上海市浦东新区", "抵达日期": "2022-03-05", "现居住地址": "锦悦小区<br>5号楼1单元"},
+                     Expect(IMPORTED), arrival=dt.date(2022, 3, 5), secrets=(ids["guan"], _phone(401)))
+    sheet.add({"序号": 2, "姓名": "马超", "证件号码": _bad_checksum(ids["ma"]), "联系电话": _phone(402)},
+              Expect(REJECTED, CHECKSUM, "id_number", exact=False), secrets=(_bad_checksum(ids["ma"]), _phone(402)))
+    sheet.blank()
+    sheet.add({"序号": 3, "姓名": "关羽", "证件号码": ids["guan"], "联系电话": _phone(401), "来源地区": "上海&amp;浦东"},
+              Expect(MERGED, f"与第 {guan} 行同一人（{BY_ID}）"))
+    heading, title, *table = sheet.cells
+
+    def tr(row: list[Any]) -> str:
+        # ID numbers as the exporters write them: text, kept so by Excel's number format for text.
+        return "<tr>" + "".join(f"<td style=\"mso-number-format:'\\@'\">{'' if v is None else v}</td>" for v in row) + "</tr>"
+
+    page = ('<html xmlns:o="urn:schemas-microsoft-com:office:office" xmlns:x="urn:schemas-microsoft-com:office:excel">'
+            '<head><meta http-equiv="Content-Type" content="text/html; charset=gb2312"></head><body>'
+            f"<h3>{heading[0]}</h3><table border=1>"
+            f'<tr><td colspan="{len(HTML_HEADER)}" align="center">{title[0]}</td></tr>'
+            + "\n".join(tr(row) for row in table) + "</table></body></html>")
+    out.path.write_bytes(page.encode("gbk"))
+    return out
+
+
+BUILDERS = {"gbk_csv": gbk_csv, "utf8_bom_csv": utf8_bom_csv, "gb18030_csv": gb18030_csv, "xlsx": xlsx, "xls": xls,
+            "html_xls": html_xls}
 
 
 def simple_csv(path: Path, rows: list[dict[str, Any]], *, encoding: str = "utf-8-sig",
