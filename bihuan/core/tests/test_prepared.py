@@ -62,3 +62,15 @@ def test_inside_a_transaction_a_dead_connection_fails_the_transaction():
         prepared.fetchone(SQL, {"word": "a", "action": "x.y"})
     connection.close()
     assert not AuditEntry.objects.filter(action="x.z").exists()
+
+
+@on_postgres
+@pytest.mark.django_db
+def test_with_preparing_off_the_statement_runs_unprepared(monkeypatch):
+    """BIHUAN_DB_PREPARE=false (a pooler in transaction mode) leaves psycopg's prepare_threshold unset."""
+    connection.ensure_connection()
+    monkeypatch.setattr(connection.connection, "prepare_threshold", None)
+    assert tuple(prepared.fetchone(SQL, {"word": "off", "action": "x.y"})) == (0, "off")
+    with connection.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%count(*), $1%"])
+        assert cur.fetchone()[0] == 0
