@@ -6,7 +6,7 @@ unreachable, the rest pending; of the receipts about 70 % signed, 45 % relayed, 
 deadlines of some unsigned and unreported ones in the past (overdue).
 
 Times ``directives.rollup.rollup(directive)`` for the whole district (best of 5 after a warm-up);
-n = units rolled up. Baseline: ``rollup.raw_counts``, the raw GROUP BY of the reach rows by grid and status
+n = units rolled up. Baseline: ``rollup.raw_counts``, the raw GROUP BY of the reach rows by unit path and status
 and the read of the receipts, which is the rollup's database work. The directive and its rows are deleted
 afterwards.
 """
@@ -42,7 +42,7 @@ def run(scale: str) -> dict:
     finally:
         cleanup(TITLE)
     return report("rollup-directive", scale, Unit.objects.count(), seconds,
-                  "rollup.raw_counts(): the raw GROUP BY of reach rows by grid and status, and the receipts read",
+                  "rollup.raw_counts(): the raw GROUP BY of reach rows by unit path and status, and the receipts read",
                   baseline_seconds)
 
 

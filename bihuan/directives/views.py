@@ -187,7 +187,7 @@ def detail(request, directive_id: int, scope):
         Loop.objects.filter(kind=RECEIPT, subject_id=directive.pk, owner_unit=scope.unit).first())
     households = None
     if unit.level == MAX_LEVEL:
-        households = list(Reach.objects.filter(directive=directive, unit=unit).select_related("household")
+        households = list(Reach.objects.filter(directive=directive, path=unit.path).select_related("household")
                           .order_by("household__building", "household__entrance", "household__room",
                                     "household__house_number", "household_id")[:HOUSEHOLD_LIMIT])
         households.sort(key=lambda r: (_natural(r.household.building), _natural(r.household.entrance),
@@ -381,7 +381,7 @@ def mark(request, directive_id: int, scope):
                 total=Count("id"), pending=Count("id", filter=Q(status=ReachStatus.PENDING)))
             .order_by("-pending", "unit__name")[:GRID_LIMIT])
     else:
-        reaches = list(scoped(request.user, Reach.objects.filter(directive=directive, unit=unit))
+        reaches = list(scoped(request.user, Reach.objects.filter(directive=directive, path=unit.path))
                        .select_related("household")[:HOUSEHOLD_LIMIT])
         parent_name = Unit.objects.filter(pk=unit.parent_id).values_list("name", flat=True).first() or unit.name
         context["groups"] = _groups(reaches, parent_name)
