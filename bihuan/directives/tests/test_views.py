@@ -422,10 +422,12 @@ def test_resident_confirms_without_login_and_repeats_are_harmless(client, ctx):
     page = client.get(url).content.decode()
     assert ctx.directive.title in page and d.household_a.address in page and 'data-testid="confirm-button"' in page
     assert "<script" not in page and 'data-testid="nav-directives"' not in page  # a light page for any phone
-    for _ in range(3):
+    for i in range(3):
         with CaptureQueriesContext(connection) as queries:
             response = client.post(url)
-        assert response.status_code == 200 and 'data-testid="confirmed"' in response.content.decode()
+        body = response.content.decode()
+        assert response.status_code == 200 and 'data-testid="confirmed"' in body
+        assert ("谢谢您的配合" in body) == (i == 0) and ("无需再点" in body) == (i > 0)  # this tap, or an earlier one
         if connection.vendor == "postgresql":  # change, audit row and page in one statement
             assert len(queries) == 1, [q["sql"] for q in queries]
     reach.refresh_from_db()
