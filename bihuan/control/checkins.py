@@ -29,6 +29,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from bihuan.core import audit
+from bihuan.core.bulk import update_rows
 from bihuan.core.models import AuditEntry
 from bihuan.core.roles import RESPONSIBLE_ROLES, Perm
 from bihuan.core.worker import claim
@@ -419,8 +420,7 @@ def _handle_missed(row_ids: list[int], owner: str, now: dt.datetime) -> int:
                 entries.append(_entry(row, "control.checkin_missed_alert", {**what, **recipients.summary()}))
         for row in rows:
             row.locked_by, row.locked_until = "", None
-        MissedCheckIn.objects.bulk_update(rows, ["reminded_at", "alerted_at", "resolved_at", "locked_by",
-                                                 "locked_until"])
+        update_rows(MissedCheckIn, rows, ["reminded_at", "alerted_at", "resolved_at", "locked_by", "locked_until"])
         AuditEntry.objects.bulk_create(entries)
     return len(rows)
 

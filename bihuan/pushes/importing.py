@@ -33,6 +33,7 @@ from django.utils import timezone
 from openpyxl import Workbook
 
 from bihuan.core import audit
+from bihuan.core.bulk import update_rows
 from bihuan.core.roles import Perm
 from bihuan.core.tabular import UnreadableFile, cell_text, chunks, estimate_rows, is_blank, read_sheets
 from bihuan.core.worker import claim, worker_id
@@ -289,7 +290,7 @@ class _Run:
             self._match_residents([*created, *changed.values()])
             PushedPerson.objects.bulk_create(created, batch_size=CHUNK)
             if changed:
-                PushedPerson.objects.bulk_update(list(changed.values()), dedupe.UPDATED_FIELDS, batch_size=CHUNK)
+                update_rows(PushedPerson, list(changed.values()), dedupe.UPDATED_FIELDS)
             for result in results:
                 if result.person is not None:
                     result.person_id = result.person.pk  # set after bulk_create gave the new people their ids

@@ -11,7 +11,7 @@
 3. else the command office's manual-dispatch queue (``do_dispatch`` hands them out).
 
 Everything is set-based per call: one in-memory index of the unit tree, a handful of queries for the
-residents and households, ``bulk_update`` of the people, and one ``INSERT … SELECT`` each for the loops,
+residents and households, one ``update_rows`` of the people, and one ``INSERT … SELECT`` each for the loops,
 their first events and the verification rows. Every decision is written to ``route_method`` /
 ``route_reason``; each call leaves one audit row.
 """
@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from bihuan.core import audit
+from bihuan.core.bulk import update_rows
 from bihuan.core.roles import Perm
 from bihuan.core.tabular import chunks
 from bihuan.loops.models import Loop, LoopEvent, LoopState
@@ -469,7 +470,7 @@ def route_people(person_ids: list[int], *, acting_user, deadline: str | None = N
             p.route_method, p.route_reason = d.method, reason[:300]
         counts[p.route_method] += 1
     with transaction.atomic():
-        _write_decisions(people, now)
+        _write_decisions(people)
         open_verifications(people, acting_user=acting_user, deadline=deadline)
         audit.record(actor=acting_user, action="push.route", target_type="pushes.pushbatch",
                      target_id=",".join(str(b) for b in sorted(batch_units))[:64],
@@ -477,23 +478,8 @@ def route_people(person_ids: list[int], *, acting_user, deadline: str | None = N
                               "first": people[0].pk, "last": people[-1].pk})
 
 
-def _write_decisions(people: list[PushedPerson], now: datetime) -> None:
-    """One ``WITH v(…) AS (VALUES …) UPDATE … FROM v`` per chunk (SQLite ≥ 3.33 and PostgreSQL): Django's
-    ``bulk_update`` builds a CASE per field and row and costs ~2 ms a row in Python."""
-    table = _q(PushedPerson._meta.db_table)
-    row = "(CAST(%s AS BIGINT), CAST(%s AS BIGINT), CAST(%s AS BIGINT), %s, %s, %s)"
-    with connection.cursor() as cur:
-        for chunk in chunks(people, CHUNK):
-            params: list = []
-            for p in chunk:
-                params += [p.pk, p.resident_id, p.unit_id, p.path, p.route_method, p.route_reason]
-            cur.execute(
-                f"WITH v(id, resident_id, unit_id, path, route_method, route_reason) AS "
-                f"(VALUES {', '.join([row] * len(chunk))}) "
-                f"UPDATE {table} SET resident_id = v.resident_id, unit_id = v.unit_id, path = v.path, "
-                f"route_method = v.route_method, route_reason = v.route_reason, routed_at = %s "
-                f"FROM v WHERE {table}.id = v.id",
-                [*params, _dt(now)])
+def _write_decisions(people: list[PushedPerson]) -> None:
+    update_rows(PushedPerson, people, ["resident", "unit", "path", "route_method", "route_reason", "routed_at"])
 
 
 # --- the verification loops, set-based -------------------------------------------------------------------

@@ -74,6 +74,7 @@ from openpyxl.utils.datetime import from_excel
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from bihuan.core import audit, crypto, excel
+from bihuan.core.bulk import update_rows
 from bihuan.core.personal import birth_date_from_id, sex_from_id
 from bihuan.core.pinyin import initials
 from bihuan.core.roles import Perm
@@ -863,8 +864,8 @@ class _Importer:
 
     def write(self) -> None:
         if self.unit_updates:
-            Unit.objects.bulk_update([Unit(id=u["id"], name=u["name"], aliases=u["aliases"])
-                                      for u in self.unit_updates], ["name", "aliases"], batch_size=BATCH)
+            update_rows(Unit, [Unit(id=u["id"], name=u["name"], aliases=u["aliases"]) for u in self.unit_updates],
+                        ["name", "aliases"])
         unit_ids: dict[str, int] = {}
         by_level: dict[int, list[dict]] = defaultdict(list)
         for values in self.new_units:

@@ -1,0 +1,41 @@
+"""core.bulk.update_rows writes many rows' fields by primary key, values of every type as Django stores them."""
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from bihuan.core.bulk import update_rows
+from bihuan.core.models import AuditEntry
+
+
+@pytest.mark.django_db
+def test_rows_get_their_own_values_in_one_statement_per_chunk():
+    user = get_user_model().objects.create(username="u")
+    rows = [AuditEntry.objects.create(action=f"a{i}", target_id=str(i)) for i in range(7)]
+    untouched = AuditEntry.objects.create(action="keep", target_id="k")
+    when = dt.datetime(2022, 3, 5, 8, 30, tzinfo=dt.UTC)
+    for i, row in enumerate(rows):
+        row.action = f"b{i}"
+        row.created_at = when + dt.timedelta(hours=i)
+        row.changes = {"n": i, "名": ["一", None]} if i % 2 else {}
+        row.actor = user if i % 3 == 0 else None
+        row.target_id = "" if i == 6 else f"t{i}"
+    with CaptureQueriesContext(connection) as queries:
+        update_rows(AuditEntry, rows, ["action", "created_at", "changes", "actor", "target_id"], chunk=3)
+    assert len(queries) == 3  # 3 + 3 + 1
+    for i, row in enumerate(AuditEntry.objects.filter(pk__in=[r.pk for r in rows]).order_by("pk")):
+        assert (row.action, row.created_at, row.actor_id, row.target_id) == (
+            f"b{i}", when + dt.timedelta(hours=i), user.pk if i % 3 == 0 else None, "" if i == 6 else f"t{i}")
+        assert row.changes == ({"n": i, "名": ["一", None]} if i % 2 else {})
+    untouched.refresh_from_db()
+    assert (untouched.action, untouched.target_id) == ("keep", "k")
+
+
+@pytest.mark.django_db
+def test_nothing_to_write_is_no_statement():
+    with CaptureQueriesContext(connection) as queries:
+        update_rows(AuditEntry, [], ["action"])
+    assert len(queries) == 0
