@@ -128,7 +128,8 @@ class PushedPerson(PersonalIdMixin, PersonalContactMixin):
     routed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        indexes = [models.Index(fields=["phone_hash"]), models.Index(fields=["name", "birth_date"])]
+        # phone_hash and id_hash are indexed by the mixins (de-duplication looks people up by them).
+        indexes = [models.Index(fields=["name", "birth_date"])]
 
     def __str__(self) -> str:
         return self.name
