@@ -73,24 +73,27 @@ def tap(reach_id: int, *, confirm: bool) -> Page | None:
     params = {"id": reach_id, "reached": ReachStatus.REACHED, "self": ReachMethod.SELF, "open": DirectiveStatus.ISSUED,
               "now": connection.ops.adapt_datetimefield_value(timezone.now()), "action": ACTION,
               "target_type": "directives.reach", "target_id": str(reach_id)}
-    changed = 0
     if not confirm:
-        row = prepared.fetchone(read, params)
-    elif connection.vendor == "postgresql":
+        return _page(prepared.fetchone(read, params), changed=0)
+    if connection.vendor == "postgresql":
         row = prepared.fetchone(in_one, params)
-        changed, row = (row[0], row[1:]) if row else (0, None)
-        if row and not changed and row[0] != ReachStatus.REACHED and row[6] == DirectiveStatus.ISSUED:
+        page = _page(row[1:], changed=row[0]) if row else None
+        if page is not None and not page.confirmed and page.is_open:
             # Unchanged yet pending and open: a concurrent tap reached it after this statement's snapshot was
             # taken (the UPDATE waited for it and re-checked). Read again to show it confirmed.
-            row = prepared.fetchone(read, params)
-    else:
-        with transaction.atomic(), connection.cursor() as cur:
-            cur.execute(update, params)
-            changed = cur.rowcount
-            if changed:
-                cur.execute(insert, params)
-            cur.execute(read, params)
-            row = cur.fetchone()
+            page = _page(prepared.fetchone(read, params), changed=0)
+        return page
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute(update, params)
+        changed = cur.rowcount
+        if changed:
+            cur.execute(insert, params)
+        cur.execute(read, params)
+        return _page(cur.fetchone(), changed=changed)
+
+
+def _page(row: tuple | None, *, changed: int) -> Page | None:
+    """The page from the read's row (None: no such reach row); ``changed``: rows this tap changed."""
     if row is None:
         return None
     status, directive_id, title, body, urgency, is_exercise, directive_status, issued_at, address = row
