@@ -18,7 +18,7 @@ from ninja.errors import AuthenticationError
 from bihuan.core.api_auth import API_AUTH
 from bihuan.directives.api import router as directives_router
 from bihuan.pushes.api import router as pushes_router
-from bihuan.register.actions import RegisterError
+from bihuan.core.errors import Refused
 from bihuan.register.api import router as register_router
 
 api = NinjaAPI(
@@ -59,8 +59,7 @@ def _not_found(request, exc: Http404):
     return api.create_response(request, {"detail": str(exc) or "not found"}, status=404)
 
 
-@api.exception_handler(RegisterError)
-def _refused(request, exc: RegisterError):
-    message = str(exc)
-    field = message.split(":", 1)[0].strip() if ":" in message else None
-    return api.create_response(request, {"detail": message, "field": field}, status=400)
+@api.exception_handler(Refused)
+def _refused(request, exc: Refused):
+    # Every refusal of every app, one shape: {"detail": "<field>: <message>", "field": "<field>" | null}.
+    return api.create_response(request, {"detail": str(exc), "field": exc.field or None}, status=400)

@@ -23,6 +23,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from bihuan.core import audit, crypto
+from bihuan.core.errors import Refused
 from bihuan.core.personal import normalize_phone
 from bihuan.core.roles import Perm
 from bihuan.notify.outbox import notify_user
@@ -53,7 +54,7 @@ PHOTO_MAX_BYTES = 10 * 1024 * 1024
 PHOTO_FORMATS = {b"\x89PNG\r\n\x1a\n": ".png", b"\xff\xd8\xff": ".jpg", b"GIF87a": ".gif", b"GIF89a": ".gif"}
 
 
-class ControlError(ValueError):
+class ControlError(Refused):
     """Refused; ``field`` names the form field, and the message starts with it."""
 
     def __init__(self, field: str, message: str):

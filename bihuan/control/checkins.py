@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from bihuan.core import audit
 from bihuan.core.bulk import update_rows
+from bihuan.core.errors import Refused
 from bihuan.core.models import AuditEntry
 from bihuan.core.roles import RESPONSIBLE_ROLES, Perm
 from bihuan.core.worker import claim
@@ -82,7 +83,7 @@ MISSED_PER_TICK = 1000  # then give the worker's other tasks a turn
 COMMUNITY_LEVEL = 4
 
 
-class CareError(ValueError):
+class CareError(Refused):
     """Refused; the message starts with the field's name."""
 
 

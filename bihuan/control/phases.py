@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from bihuan.core.errors import Refused
 from bihuan.pushes.models import Measure, Protocol
 
 # A verification's confirmed measure → the control type that carries it out (the codes are the same).
@@ -42,7 +43,7 @@ MAX_DAYS = 60
 SITE_KEYS = ("site_kind", "site_address", "site_room")
 
 
-class PhaseError(ValueError):
+class PhaseError(Refused):
     """A phases list was refused; ``field`` names what is wrong (``phases[1].days``)."""
 
     def __init__(self, field: str, message: str):

@@ -5,11 +5,13 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 
+from bihuan.core.errors import Refused
+
 from . import audit
 from .models import ApiToken
 
 
-class TokenError(ValueError):
+class TokenError(Refused):
     """A token write was refused; the message names the field."""
 
 

@@ -9,6 +9,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from bihuan.core import audit
+from bihuan.core.errors import Refused
 from bihuan.core.roles import Perm
 from bihuan.loops import engine
 from bihuan.loops.models import OPEN_STATES, Loop, LoopState
@@ -22,7 +23,7 @@ from .models import RECEIPT, Directive, DirectiveStatus, FanoutState, Reach, Rea
 FIELD_TYPES = {"number", "bool", "choice", "text"}
 
 
-class DirectiveError(ValueError):
+class DirectiveError(Refused):
     """Refused; the message starts with the field's name."""
 
 

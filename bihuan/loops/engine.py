@@ -12,6 +12,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from bihuan.core import audit
+from bihuan.core.errors import Refused
 from bihuan.register.models import Staff, Unit
 
 from .models import OPEN_STATES, Loop, LoopEvent, LoopState
@@ -30,7 +31,7 @@ ACTIONS = {S.ACKNOWLEDGED: "acknowledged", S.IN_PROGRESS: "started", S.REPORTED:
            S.CLOSED: "closed", S.RETURNED: "returned", S.CANCELLED: "cancelled", S.ISSUED: "reissued"}
 
 
-class LoopError(ValueError):
+class LoopError(Refused):
     pass
 
 

@@ -52,6 +52,7 @@ from django.db.models import Q
 from django.utils import timezone, translation
 
 from bihuan.core import audit
+from bihuan.core.errors import Refused
 from bihuan.core.roles import Perm
 from bihuan.register.access import require
 
@@ -63,7 +64,7 @@ DEFAULT_WINDOW = 14  # days looked back when a protocol has no rules
 MAX_DAYS = 60
 
 
-class PolicyError(ValueError):
+class PolicyError(Refused):
     """A policy write was refused; the message starts with the field it is about (``rules[0].days: …``)."""
 
 

@@ -32,6 +32,7 @@ from django.utils import timezone
 
 from bihuan.core import audit
 from bihuan.core.bulk import update_rows
+from bihuan.core.errors import Refused
 from bihuan.core.roles import Perm
 from bihuan.core.tabular import chunks
 from bihuan.loops.models import Loop, LoopEvent, LoopState
@@ -46,7 +47,7 @@ REMINDER_LIMIT = 3  # reminders before the parent unit is told (督办)
 DEFAULT_DEADLINE = "24h"
 
 
-class RoutingError(ValueError):
+class RoutingError(Refused):
     """Refused; the message starts with the field's name."""
 
 

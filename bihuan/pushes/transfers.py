@@ -27,6 +27,7 @@ from django.http import Http404
 from django.utils import timezone
 
 from bihuan.core import audit
+from bihuan.core.errors import Refused
 from bihuan.core.roles import Perm
 from bihuan.loops import engine
 from bihuan.loops.models import Loop, LoopEvent, LoopState
@@ -43,7 +44,7 @@ REMINDER_INTERVAL = 1800
 REMINDER_LIMIT = 2
 
 
-class TransferError(ValueError):
+class TransferError(Refused):
     """Refused; the message starts with the field's name."""
 
 

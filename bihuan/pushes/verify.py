@@ -20,6 +20,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from bihuan.core import audit
+from bihuan.core.errors import Refused
 from bihuan.core.roles import Perm
 from bihuan.loops import engine
 from bihuan.loops.models import OPEN_STATES, Loop, LoopState
@@ -87,7 +88,7 @@ TEXT_FIELDS = {"origin": 200, "destination": 200, "compound": 100, "building": 2
 DETAIL_TEXT_MAX = 300
 
 
-class VerifyError(ValueError):
+class VerifyError(Refused):
     """Refused; ``field`` names the form field, and the message starts with it."""
 
     def __init__(self, field: str, message: str):

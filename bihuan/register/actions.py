@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from bihuan.core import audit
+from bihuan.core.errors import Refused
 from bihuan.core.personal import birth_date_from_id, normalize_id_number, normalize_phone, sex_from_id
 from bihuan.core.pinyin import initials
 from bihuan.core.roles import Perm
@@ -16,7 +17,7 @@ from .access import access_household, access_resident, access_unit, require
 from .models import KINDS_BY_LEVEL, SEGMENT, Household, Resident, Staff, Unit
 
 
-class RegisterError(ValueError):
+class RegisterError(Refused):
     """A write was refused; the message names the field."""
 
 
