@@ -16,9 +16,9 @@ from ninja import NinjaAPI
 from ninja.errors import AuthenticationError
 
 from bihuan.core.api_auth import API_AUTH
+from bihuan.core.errors import Refused
 from bihuan.directives.api import router as directives_router
 from bihuan.pushes.api import router as pushes_router
-from bihuan.core.errors import Refused
 from bihuan.register.api import router as register_router
 
 api = NinjaAPI(

@@ -120,3 +120,20 @@ def notify_unit_robots(unit, *, key: str, subject: str, body: str) -> list[Messa
     robots = Robot.objects.filter(unit=unit, active=True, kind__in=ROBOT_CHANNELS)
     return enqueue_many(build(robot.kind, key=f"{key}:robot:{robot.pk}", subject=subject, body=body, robot=robot)
                         for robot in robots)
+
+
+def notify_units(unit_ids, *, key: str, subject: str, body: str, event: str, urgent: bool = False) -> int:
+    """Tell the people who answer for each unit of ``unit_ids`` about new work, at once: each active staff
+    account of the unit through ``notify_user`` (keys ``f"{key}:u{user_id}"``), and the unit's group robots
+    (keys ``f"{key}:robot:{robot_id}"``). ``event`` names the kind of work (``"directive.issued"``,
+    ``"loop.opened:<kind>"`` …) for the recipients' and robots' settings; ``urgent`` work goes by SMS too.
+    Call inside the action's transaction. Returns the number of messages enqueued."""
+    from bihuan.register.models import Staff, Unit
+
+    count = 0
+    staff = Staff.objects.filter(unit_id__in=set(unit_ids), user__is_active=True).select_related("user")
+    for member in staff:
+        count += len(notify_user(member.user, key=f"{key}:u{member.user_id}", subject=subject, body=body))
+    for unit in Unit.objects.filter(pk__in=set(unit_ids), robots__active=True).distinct():
+        count += len(notify_unit_robots(unit, key=key, subject=subject, body=body))
+    return count
