@@ -15,6 +15,7 @@ from django.db import models
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from bihuan.loops.kinds import LoopKind, register
 from bihuan.register.models import MAX_LEVEL, SEGMENT, PersonalContactMixin, Resident, Unit
 
 
@@ -217,10 +218,14 @@ class ServiceKind(models.TextChoices):
     OTHER = "other", _("其他")
 
 
-SERVICE = "control.service"
-ALERT = "control.alert"  # an abnormal check-in: subject_id = the CheckIn
-TEST_POSITIVE = "control.test_positive"  # a positive test: subject_id = the TestSample
-TEST_MISSED = "control.test_missed"  # a test not taken: subject_id = the TestSample
+# Services and alerts tell the case's team and community themselves (with the person's place and phone).
+SERVICE = register(LoopKind("control.service", "服务请求", reminder_interval=1800, reminder_limit=3,
+                            notify_on_open=False))
+_ALERT_POLICY = {"ack_within": dt.timedelta(minutes=15), "due_within": dt.timedelta(hours=1), "reminder_interval": 900,
+                 "reminder_limit": 2, "notify_on_open": False, "urgent": True}
+ALERT = register(LoopKind("control.alert", "异常告警", **_ALERT_POLICY))  # subject_id = the CheckIn
+TEST_POSITIVE = register(LoopKind("control.test_positive", "阳性告警", **_ALERT_POLICY))  # subject_id = the TestSample
+TEST_MISSED = register(LoopKind("control.test_missed", "漏检告警", **_ALERT_POLICY))  # subject_id = the TestSample
 ALERT_KINDS = (ALERT, TEST_POSITIVE, TEST_MISSED)
 
 

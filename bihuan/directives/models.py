@@ -9,9 +9,11 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from bihuan.loops.kinds import LoopKind, register
 from bihuan.register.models import KEY_GROUPS, MAX_LEVEL, SEGMENT, Household, Unit
 
-RECEIPT = "directive.receipt"
+# The directive module tells receiving units itself (issued / updated / cancelled), so the engine does not.
+RECEIPT = register(LoopKind("directive.receipt", "指令", notify_on_open=False))
 
 
 class Urgency(models.TextChoices):

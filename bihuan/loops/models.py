@@ -35,6 +35,37 @@ DONE_STATES = (LoopState.REPORTED, LoopState.CLOSED)
 TERMINAL_STATES = (LoopState.CLOSED, LoopState.RETURNED, LoopState.CANCELLED)
 
 
+def overdue_q(at) -> models.Q:
+    """THE definition of overdue (超时): open at ``at`` and past its deadline then — the deadline to sign for it
+    while it was not signed, or the deadline to report. Exact for any moment, past or present (a loop's state
+    at ``at`` is read from its timestamps), so daily reports can ask about the end of an earlier day."""
+    open_at = models.Q(created_at__lte=at) & (
+        models.Q(state__in=OPEN_STATES)
+        | ((models.Q(reported_at__isnull=True) | models.Q(reported_at__gt=at))
+           & (models.Q(closed_at__isnull=True) | models.Q(closed_at__gt=at)))
+    )
+    late = models.Q(due_at__lt=at) | (models.Q(ack_due_at__lt=at)
+                                      & (models.Q(acknowledged_at__isnull=True) | models.Q(acknowledged_at__gt=at)))
+    return open_at & late
+
+
+def overdue_sql(alias: str = "") -> str:
+    """The same rule for raw SQL over a loop's current state, as a 0/1 expression. ``alias`` is the loop
+    table's alias with its dot (``"l."``); the expression takes two parameters, both the current time."""
+    states = ", ".join(f"'{s}'" for s in OPEN_STATES)
+    return (f"CASE WHEN {alias}state IN ({states}) AND (({alias}state = 'issued' AND {alias}ack_due_at < %s) "
+            f"OR {alias}due_at < %s) THEN 1 ELSE 0 END")
+
+
+class LoopQuerySet(models.QuerySet):
+    def open(self):
+        return self.filter(state__in=OPEN_STATES)
+
+    def overdue(self, at=None):
+        """Loops overdue at ``at`` (now by default): see ``overdue_q``."""
+        return self.filter(overdue_q(at or timezone.now()))
+
+
 class Loop(models.Model):
     kind = models.CharField(max_length=40)
     subject_id = models.BigIntegerField()
@@ -66,6 +97,8 @@ class Loop(models.Model):
     locked_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
+    objects = LoopQuerySet.as_manager()
+
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["kind", "subject_id", "owner_unit"], name="one_loop_per_unit_and_subject"),
@@ -84,7 +117,7 @@ class Loop(models.Model):
         return self.state in OPEN_STATES
 
     def is_overdue(self, now=None) -> bool:
-        """Open past its deadline to sign (if not signed yet) or to report."""
+        """``overdue_q`` for one loop in memory: open, past its deadline to sign (if not signed) or to report."""
         now = now or timezone.now()
         if not self.is_open:
             return False

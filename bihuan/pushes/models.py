@@ -12,10 +12,14 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from bihuan.loops.kinds import LoopKind, register
 from bihuan.register.models import MAX_LEVEL, SEGMENT, PersonalContactMixin, PersonalIdMixin, Resident, Unit
 
-VERIFICATION = "push.verification"
-TRANSFER = "push.transfer"
+# A new pushed person is told to the grid (or unit) that must verify them at once.
+VERIFICATION = register(LoopKind("push.verification", "核查", reminder_interval=1800, reminder_limit=3))
+# Transfers send their own notice (who sent it, why, by when) and tell the parent of a ping-pong.
+TRANSFER = register(LoopKind("push.transfer", "转办", reminder_interval=1800, reminder_limit=2,
+                             notify_on_open=False))
 
 
 class BatchState(models.TextChoices):
