@@ -30,3 +30,19 @@ def as_user(district, client):
     from bihuan.testing import token_requester
 
     return token_requester(district, client)
+
+
+def pytest_collection_modifyitems(config, items):
+    # Browser, chaos and real-server tests are slow: `pytest -m "not slow"` skips them, `make test` runs them all.
+    for item in items:
+        if "tests/browser/" in item.nodeid or "tests/system/" in item.nodeid:
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    """The one frozen clock: ``django.utils.timezone.now`` returns ``clock.now`` until moved with
+    ``clock.advance(minutes=…)`` or ``clock.set_local(date, hour)``."""
+    from bihuan.testing import freeze_clock
+
+    return freeze_clock(monkeypatch)

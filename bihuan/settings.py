@@ -74,7 +74,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "django.template.context_processors.i18n",
-                "bihuan.core.context.staff",
+                "bihuan.register.context.staff",
             ],
         },
     },

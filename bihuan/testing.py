@@ -5,7 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+from datetime import datetime, timedelta
 from types import SimpleNamespace
+
+from django.utils import timezone
 
 from bihuan.core.personal import id_checksum
 from bihuan.core.roles import Role
@@ -212,3 +215,28 @@ def assert_list_queries_fixed(client, user, url_of, most: int) -> None:
         counts[limit] = len(ctx.captured_queries)
     assert counts[1] == counts[20], counts
     assert counts[20] <= most, [q["sql"] for q in ctx.captured_queries]
+
+
+# --- the clock --------------------------------------------------------------------------------------------
+
+class Clock:
+    """A frozen ``timezone.now``: call it for the time, move it with ``advance`` or ``set_local``."""
+
+    def __init__(self, at: datetime):
+        self.now = at
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def set_local(self, date: dt.date, hour: int, minute: int = 0) -> None:
+        self.now = timezone.make_aware(datetime.combine(date, dt.time(hour, minute)))
+
+    def advance(self, seconds: float = 0, **kw) -> None:
+        self.now += timedelta(seconds=seconds, **kw)
+
+
+def freeze_clock(monkeypatch, at: datetime | None = None) -> Clock:
+    """Freeze ``django.utils.timezone.now`` (read by actions, the outbox, the worker's claims and tasks)."""
+    clock = Clock(at or timezone.now())
+    monkeypatch.setattr(timezone, "now", clock)
+    return clock

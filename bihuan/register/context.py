@@ -1,4 +1,8 @@
+"""The template context of every staff page: the signed-in user's scope."""
+
 from django.core.exceptions import PermissionDenied
+
+from .access import scope_of
 
 
 def staff(request):
@@ -6,8 +10,6 @@ def staff(request):
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
-    from bihuan.register.access import scope_of
-
     try:
         return {"scope": scope_of(user)}
     except PermissionDenied:
