@@ -345,7 +345,7 @@ def test_acting_on_a_cancelled_directive_is_a_400(world, as_user):
     r = as_user("township_a", "POST", f"{D}/{d.directive.pk}/cancel", {"reason": "再撤"})
     assert r.status_code == 400 and r.json()["field"] == "directive"
     r = as_user("grid_a", "POST", f"{D}/receipts/{d.loop.pk}/report", {"answers": {"tested": 1}})
-    assert r.status_code == 400 and r.json()["field"] == "state"
+    assert r.status_code == 400 and r.json()["field"] == "directive"
     r = as_user("grid_a", "POST", f"{D}/{d.directive.pk}/marks",
                 {"household_ids": [d.household_a.id], "status": "reached", "method": "phone"})
     assert r.status_code == 400 and r.json()["field"] == "directive"
