@@ -16,8 +16,11 @@ from bihuan.register.access import access_unit, require, scoped
 from bihuan.register.models import KEY_GROUPS, MAX_LEVEL, Unit, UnitKind
 
 from . import fanout, taps
-from .selectors import receipt_for, visible_directives  # noqa: F401  (visible_directives: the older import path)
 from .models import RECEIPT, Directive, DirectiveStatus, FanoutState, Reach, ReachMethod, ReachStatus, Urgency
+from .selectors import (  # noqa: F401  (visible_directives: the older import path)
+    receipt_for,
+    visible_directives,
+)
 
 FIELD_TYPES = {"number", "bool", "choice", "text"}
 
