@@ -31,7 +31,7 @@ def directive_for(user, directive_id: int) -> Directive:
     return directive
 
 
-def receipt_for(user, loop_id: int, *, for_update: bool = False) -> Loop:
+def receipt_for(user, loop_id: int) -> Loop:
     """A receipt (a ``directive.receipt`` loop) of a unit in the user's part of the district, else 404."""
     qs = scoped(user, Loop.objects.filter(kind=RECEIPT)).select_related("owner_unit")
     loop = qs.filter(pk=loop_id).first()
