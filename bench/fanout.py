@@ -2,7 +2,8 @@
 
 Times the real path — ``do_issue_directive`` (the directive row, one receipt loop per unit in scope with
 its history row, the household count, the audit row) followed by ``fanout.run_fanout`` (what the worker
-does: the reach rows in household-id chunks, each committed with its cursor) — against the physical
+does: the notices to the responsible people of every receiving unit, then the reach rows in household-id
+chunks, each committed with its cursor) — against the physical
 limit: the raw ``INSERT … SELECT`` of the same reach rows into a fresh directive in one statement
 (``fanout.insert_reaches`` without chunks). n = reach rows written.
 
@@ -97,6 +98,7 @@ def cleanup(title: str = TITLE) -> None:
     from bihuan.core.models import AuditEntry
     from bihuan.directives.models import RECEIPT, Directive, Reach
     from bihuan.loops.models import Loop, LoopEvent
+    from bihuan.notify.models import Message
 
     ids = list(Directive.objects.filter(title=title).values_list("id", flat=True))
     if not ids:
@@ -113,6 +115,9 @@ def cleanup(title: str = TITLE) -> None:
                     [RECEIPT, *ids])
         cur.execute(f"DELETE FROM {q(Reach._meta.db_table)} WHERE directive_id IN ({marks})", ids)
         AuditEntry.objects.filter(target_type="directives.directive", target_id__in=[str(i) for i in ids]).delete()
+        # The notices of the receiving units (with their inbox items).
+        for i in ids:
+            Message.objects.filter(idempotency_key__startswith=f"directive:{i}:").delete()
         Directive.objects.filter(id__in=ids).delete()
     if connection.vendor == "postgresql":
         with connection.cursor() as cur:  # the next run's plans should not see 330,000 dead rows as live

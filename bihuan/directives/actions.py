@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from bihuan.core import audit
@@ -13,12 +12,15 @@ from bihuan.core.errors import Refused
 from bihuan.core.roles import Perm
 from bihuan.loops import engine
 from bihuan.loops.models import OPEN_STATES, Loop, LoopState
-from bihuan.notify.outbox import notify_user
-from bihuan.register.access import access_unit, require, scope_of, scoped
-from bihuan.register.models import KEY_GROUPS, MAX_LEVEL, Staff, Unit, UnitKind, subtree_q
+from bihuan.register.access import access_unit, require, scoped
+from bihuan.register.models import KEY_GROUPS, MAX_LEVEL, Unit, UnitKind
 
 from . import fanout, taps
 from .models import RECEIPT, Directive, DirectiveStatus, FanoutState, Reach, ReachMethod, ReachStatus, Urgency
+from .selectors import (  # noqa: F401  (visible_directives: the older import path)
+    receipt_for,
+    visible_directives,
+)
 
 FIELD_TYPES = {"number", "bool", "choice", "text"}
 
@@ -39,7 +41,8 @@ def _validate_form(form: list[dict]) -> list[dict]:
         if kind == "choice" and not choices:
             raise DirectiveError(f"feedback_form[{i}].choices: a choice field needs choices")
         keys.add(key)
-        clean.append({"key": key, "label": str(field.get("label") or key), "type": kind, "choices": choices})
+        clean.append({"key": key, "label": str(field.get("label") or key), "type": kind, "choices": choices,
+                      "required": bool(field.get("required", False))})
     return clean
 
 
@@ -87,20 +90,11 @@ def do_issue_directive(*, title: str, body: str, acting_user, urgency: str = Urg
     return directive
 
 
-def _receipt_for(acting_user, loop_id: int) -> Loop:
-    loop = scoped(acting_user, Loop.objects.filter(kind=RECEIPT)).filter(pk=loop_id).first()
-    if loop is None:
-        from django.http import Http404
-
-        raise Http404("no such receipt in your part of the district")
-    return loop
-
-
 def do_sign_receipt(*, loop_id: int, acting_user) -> Loop:
     """签收 for one's unit (or, recorded as such, for a unit below one's own)."""
     require(acting_user, Perm.SIGN_RECEIPT)
     with transaction.atomic():
-        loop = _receipt_for(acting_user, loop_id)
+        loop = receipt_for(acting_user, loop_id)
         if loop.state != LoopState.ISSUED:
             return loop
         return engine.transition(loop, LoopState.ACKNOWLEDGED, actor=acting_user)
@@ -110,17 +104,23 @@ def do_relay_receipt(*, loop_id: int, acting_user) -> Loop:
     """下达: passed on to the units below (whose receipts already wait for them)."""
     require(acting_user, Perm.SIGN_RECEIPT)
     with transaction.atomic():
-        loop = _receipt_for(acting_user, loop_id)
+        loop = receipt_for(acting_user, loop_id)
         if loop.state in (LoopState.ISSUED, LoopState.ACKNOWLEDGED):
             loop = engine.transition(loop, LoopState.IN_PROGRESS, actor=acting_user, note="relayed")
         return loop
 
 
 def clean_answers(form: list[dict], answers: dict) -> dict:
+    """The answers to the form's fields, typed; a required field left empty, or a form with fields answered
+    with nothing at all, is refused (an empty 反馈 tells the issuer nothing)."""
     out = {}
     for field in form:
         key, value = field["key"], answers.get(field["key"])
+        if isinstance(value, str):
+            value = value.strip()
         if value in (None, ""):
+            if field.get("required"):
+                raise DirectiveError(key, "this field is required")
             continue
         if field["type"] == "number":
             try:
@@ -135,17 +135,52 @@ def clean_answers(form: list[dict], answers: dict) -> dict:
             out[key] = str(value)
         else:
             out[key] = str(value)[:2000]
+    if form and not out:
+        raise DirectiveError(form[0]["key"], "answer at least one field of the feedback form")
     return out
 
 
+HISTORY_LIMIT = 50  # earlier versions of a report kept with it
+
+
 def do_report_receipt(*, loop_id: int, answers: dict, acting_user, note: str = "") -> Loop:
-    """反馈: the unit's answers to the directive's feedback form."""
+    """反馈: the unit's answers to the directive's feedback form. Until the issuer closes (or cancels) the
+    directive the unit may amend its report: the new answers replace the old ones for every rollup, the
+    earlier version is kept in the report's history (``data["history"]``: answers, who, when) and the loop's
+    history gets an "amended" event (the engine's)."""
     require(acting_user, Perm.SIGN_RECEIPT)
     with transaction.atomic():
-        loop = _receipt_for(acting_user, loop_id)
+        loop = receipt_for(acting_user, loop_id)
         directive = Directive.objects.get(pk=loop.subject_id)
+        if directive.status != DirectiveStatus.ISSUED or loop.state in (LoopState.CLOSED, LoopState.CANCELLED):
+            raise DirectiveError("directive", "it is closed or cancelled: the report can no longer be changed")
         clean = clean_answers(directive.feedback_form, answers)
-        return engine.transition(loop, LoopState.REPORTED, actor=acting_user, note=note, data={"answers": clean})
+        data = {"answers": clean, "reported_by": _who(acting_user), "note": note[:2000]}
+        amending = loop.state == LoopState.REPORTED
+        if amending:
+            old = loop.data or {}
+            if old.get("answers") == clean and old.get("note", "") == data["note"]:
+                return loop  # the same report again (a double tap) changes nothing
+            earlier = {"answers": old.get("answers", {}), "note": old.get("note", ""),
+                       "by": old.get("reported_by", ""), "at": old.get("reported_at") or _iso(loop.reported_at)}
+            data["history"] = [earlier, *old.get("history", [])][:HISTORY_LIMIT]
+        data["reported_at"] = _iso(timezone.now())
+        loop = engine.transition(loop, LoopState.REPORTED, actor=acting_user, note=note, data=data)
+        changes = {"unit": loop.owner_unit_id, "answers": clean}
+        if amending:
+            changes["before"] = data["history"][0]["answers"]
+        audit.record(actor=acting_user, action="directive.amend_report" if amending else "directive.report",
+                     target=directive, changes=changes)
+        return loop
+
+
+def _who(user) -> str:
+    staff = getattr(user, "staff", None)
+    return (getattr(staff, "name", "") or user.get_full_name() or user.get_username())[:100]
+
+
+def _iso(value) -> str:
+    return timezone.localtime(value).isoformat(timespec="seconds") if value else ""
 
 
 def do_mark_households(*, directive: Directive, household_ids: list[int], status: str, acting_user,
@@ -185,23 +220,8 @@ def do_confirm_by_link(*, reach_id: int) -> bool:
 
 def _check_issuer(acting_user, directive: Directive) -> None:
     scope = require(acting_user, Perm.ISSUE_DIRECTIVE)
-    # The user's own unit, not their scope's root: a department sees the whole district but may change
-    # only its own directives.
-    if not directive.issuer_unit.path.startswith(scope.unit.path):
+    if not directive.manageable_by(scope):
         raise PermissionDenied("only the issuing unit (or one above it) may change a directive")
-
-
-def _tell_those_already_reached(directive: Directive, key: str, subject: str, body: str) -> int:
-    """Staff of units that signed, and the responsible people of grids with reached households."""
-    signed = Loop.objects.filter(kind=RECEIPT, subject_id=directive.pk, acknowledged_at__isnull=False)
-    reached = Reach.objects.filter(directive=directive, status=ReachStatus.REACHED)
-    staff = Staff.objects.filter(Q(unit_id__in=signed.values("owner_unit_id")) |
-                                 Q(unit_id__in=reached.values("unit_id"))).select_related("user")
-    n = 0
-    for s in staff:
-        notify_user(s.user, key=f"{key}:{s.user_id}", subject=subject, body=body)
-        n += 1
-    return n
 
 
 def do_update_directive(*, directive: Directive, acting_user, title: str | None = None, body: str | None = None,
@@ -219,9 +239,8 @@ def do_update_directive(*, directive: Directive, acting_user, title: str | None 
         directive.version += 1
         directive.updated_at = timezone.now()
         directive.save()
-        told = _tell_those_already_reached(
-            directive, f"directive:{directive.pk}:v{directive.version}",
-            f"指令更新（第 {directive.version} 版）：{directive.title}", directive.body)
+        told = fanout.notify_receivers(directive, "updated", f"指令更新（第 {directive.version} 版）：{directive.title}",
+                                       directive.body)
         audit.record(actor=acting_user, action="directive.update", target=directive,
                      changes={"before": before, "version": directive.version, "notified": told})
     return directive
@@ -239,8 +258,7 @@ def do_cancel_directive(*, directive: Directive, reason: str, acting_user) -> Di
         directive.save()
         engine.bulk_transition(Loop.objects.filter(kind=RECEIPT, subject_id=directive.pk), LoopState.CANCELLED,
                                actor=acting_user, note=reason)
-        told = _tell_those_already_reached(directive, f"directive:{directive.pk}:cancel",
-                                           f"指令撤销：{directive.title}", reason)
+        told = fanout.notify_receivers(directive, "cancelled", f"指令撤销：{directive.title}", reason)
         audit.record(actor=acting_user, action="directive.cancel", target=directive,
                      changes={"reason": reason, "notified": told})
     return directive
@@ -266,11 +284,3 @@ def do_close_directive(*, directive: Directive, acting_user, reason: str = "") -
         audit.record(actor=acting_user, action="directive.close", target=directive,
                      changes={"reason": reason, "pending": pending})
     return directive
-
-
-def visible_directives(acting_user):
-    """Directives the user issued or that reach into the user's part of the district."""
-    scope = scope_of(acting_user)
-    unit_ids = Loop.objects.filter(kind=RECEIPT, owner_unit=scope.unit).values("subject_id")
-    return Directive.objects.filter(subtree_q(scope.root.path, "issuer_unit__path") |
-                                    subtree_q(scope.root.path, "scope_unit__path") | Q(pk__in=unit_ids))

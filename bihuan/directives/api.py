@@ -2,7 +2,7 @@
 rollup at any unit, update / cancel / close, export CAP 1.2, and the drill (readiness) report.
 
 Every write goes through ``bihuan.directives.actions`` and every read is scoped through
-``bihuan.register.access`` (``scoped`` / ``access_unit``) and ``actions.visible_directives``. As in the
+``bihuan.register.access`` through the lookups pages share (``selectors``). As in the
 register API, the object is looked up before the permission is checked: an outsider gets 404 and learns
 nothing; an insider whose role lacks the permission gets 403. A refusal of an action (``DirectiveError``,
 or a receipt that cannot move to the asked state) is a 400 whose ``field`` names what was wrong.
@@ -24,6 +24,8 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 from pydantic import ConfigDict
 
+from bihuan.core.errors import Refused
+from bihuan.core.http import download
 from bihuan.core.roles import Perm
 from bihuan.loops.engine import LoopError
 from bihuan.loops.models import Loop
@@ -31,8 +33,8 @@ from bihuan.register.access import access_unit, require, scope_of, scoped
 from bihuan.register.api import ErrorOut, PageParams, RefusedOut, UnitRef
 from bihuan.register.models import KEY_GROUPS, Unit, UnitKind, subtree_q
 
-from . import actions, cap, drills, rollup
-from .models import RECEIPT, Directive, DirectiveStatus, Reach, ReachStatus, Urgency
+from . import actions, cap, drills, rollup, selectors
+from .models import Directive, DirectiveStatus, Reach, ReachStatus, Urgency
 
 router = Router(tags=["directives"])
 
@@ -51,6 +53,7 @@ class FeedbackFieldIn(_StrictIn):
     label: str = ""
     type: str = Field(description="number, bool, choice or text")
     choices: list[str] = []
+    required: bool = Field(False, description="a report must answer it")
 
 
 class FeedbackFieldOut(Schema):
@@ -58,6 +61,7 @@ class FeedbackFieldOut(Schema):
     label: str
     type: str
     choices: list[str]
+    required: bool = False
 
 
 class IssueIn(_StrictIn):
@@ -128,6 +132,9 @@ class ReceiptOut(Schema):
     reminders_sent: int
     escalated_at: dt.datetime | None
     answers: dict[str, Any]
+    note: str = Field("", description="the note sent with the current report")
+    history: list[dict[str, Any]] = Field([], description="earlier versions of the report, newest first "
+                                                          "(answers, note, by, at)")
 
 
 class DirectiveCountsOut(Schema):
@@ -251,10 +258,8 @@ def _user(request: HttpRequest):
     return request.auth  # type: ignore[attr-defined]
 
 
-def _refused(exc: Exception):
-    message = str(exc)
-    field = message.split(":", 1)[0].strip() if ":" in message else None
-    return 400, {"detail": message, "field": field}
+def _refused(exc: Refused):
+    return 400, {"detail": str(exc), "field": exc.field or None}
 
 
 def _unit_ref(u) -> dict:
@@ -269,7 +274,8 @@ def _receipt(loop: Loop | None, unit=None, now=None) -> dict | None:
         "overdue": loop.is_overdue(now), "ack_due_at": loop.ack_due_at, "due_at": loop.due_at,
         "acknowledged_at": loop.acknowledged_at, "started_at": loop.started_at, "reported_at": loop.reported_at,
         "closed_at": loop.closed_at, "reminders_sent": loop.reminders_sent, "escalated_at": loop.escalated_at,
-        "answers": (loop.data or {}).get("answers", {}),
+        "answers": (loop.data or {}).get("answers", {}), "note": (loop.data or {}).get("note", ""),
+        "history": (loop.data or {}).get("history", []),
     }
 
 
@@ -286,48 +292,23 @@ def _item(d: Directive, my_receipt: Loop | None, my_unit: Unit | None) -> dict:
 
 def _directive(request: HttpRequest, id: int, perm: str | None = Perm.VIEW_REGISTER) -> Directive:
     """The directive if the caller may see it (else 404), then the permission (else 403)."""
-    user = _user(request)
-    directive = (actions.visible_directives(user).select_related("issuer_unit", "scope_unit")
-                 .filter(pk=id).first())
-    if directive is None:
-        raise Http404("no such directive in your part of the district")
+    directive = selectors.directive_for(_user(request), id)
     if perm:
-        require(user, perm)
+        require(_user(request), perm)
     return directive
 
 
 def _receipt_loop(request: HttpRequest, loop_id: int) -> Loop:
-    loop = (scoped(_user(request), Loop.objects.filter(kind=RECEIPT)).select_related("owner_unit")
-            .filter(pk=loop_id).first())
-    if loop is None:
-        raise Http404("no such receipt in your part of the district")
-    return loop
+    return selectors.receipt_for(_user(request), loop_id)
 
 
 def _focus(request: HttpRequest, directive: Directive, unit_id: int | None) -> Unit:
-    """The unit whose part of the directive is shown: ``unit`` (if the caller may see it; one above the
-    directive's scope shows the whole directive) or, by default, the deeper of the caller's root and the
-    directive's scope. 404 for a unit beside the scope."""
-    user = _user(request)
-    scope = scope_of(user)
-    unit = access_unit(user, unit_id) if unit_id is not None else scope.root
-    dscope = directive.scope_unit
-    if unit.path.startswith(dscope.path):
-        return unit
-    if dscope.path.startswith(unit.path) and scope.contains(dscope.path):
-        return dscope
-    raise Http404("that unit is not in this directive's scope")
-
-
-def _my_receipts(user, directive_ids: list[int]) -> tuple[dict[int, Loop], Unit]:
-    unit = scope_of(user).unit
-    loops = Loop.objects.filter(kind=RECEIPT, owner_unit=unit, subject_id__in=directive_ids)
-    return {lp.subject_id: lp for lp in loops}, unit
+    return selectors.focus_unit(_user(request), directive, unit_id)
 
 
 def _detail(request: HttpRequest, directive: Directive, unit: Unit) -> dict:
     _, totals = rollup.rollup(directive, root=unit)
-    mine, my_unit = _my_receipts(_user(request), [directive.pk])
+    mine, my_unit = selectors.own_receipts(_user(request), [directive.pk])
     d = directive
     return {
         **_item(d, mine.get(d.pk), my_unit), "body": d.body, "close_reason": d.close_reason,
@@ -378,14 +359,14 @@ def list_directives(request: HttpRequest, page: Query[PageParams], status: Direc
     first. Each item carries your own unit's receipt, if it has one."""
     user = _user(request)
     require(user, Perm.VIEW_REGISTER)
-    qs = actions.visible_directives(user).select_related("issuer_unit", "scope_unit").order_by("-issued_at", "-id")
+    qs = selectors.visible_directives(user).select_related("issuer_unit", "scope_unit").order_by("-issued_at", "-id")
     if status is not None:
         qs = qs.filter(status=status.value)
     if exercise is not None:
         qs = qs.filter(is_exercise=exercise)
     total = qs.count()
     rows = list(qs[page.offset: page.offset + page.limit])
-    mine, my_unit = _my_receipts(user, [d.pk for d in rows])
+    mine, my_unit = selectors.own_receipts(user, [d.pk for d in rows])
     return {"total": total, "limit": page.limit, "offset": page.offset,
             "items": [_item(d, mine.get(d.pk), my_unit) for d in rows]}
 
@@ -407,8 +388,7 @@ def directive_units(request: HttpRequest, id: int, page: Query[PageParams], pare
     units, totals = rollup.rollup(directive, root=parent_unit)
     children = [u for u in units if u.parent_id == parent_unit.id]
     shown = children[page.offset: page.offset + page.limit]
-    loops = {lp.owner_unit_id: lp for lp in Loop.objects.filter(
-        kind=RECEIPT, subject_id=directive.pk, owner_unit_id__in=[parent_unit.id, *[u.id for u in shown]])}
+    loops = selectors.receipts_of(directive, [parent_unit.id, *[u.id for u in shown]])
     now = timezone.now()
 
     def row(u):
@@ -464,7 +444,9 @@ def relay_receipt(request: HttpRequest, loop_id: int):
 
 @router.post("/receipts/{loop_id}/report", response={200: ReceiptOut, **WRITE_ERRORS})
 def report_receipt(request: HttpRequest, loop_id: int, body: ReportIn):
-    """反馈: the unit's answers to the directive's feedback form."""
+    """反馈: the unit's answers to the directive's feedback form (every required field answered, and at least
+    one field of a form that has any). Sent again before the issuer closes the directive, it amends the
+    report: the new answers count, the earlier version is kept in ``history``. 400 once closed or cancelled."""
     return _receipt_action(request, loop_id, actions.do_report_receipt, answers=body.answers, note=body.note)
 
 
@@ -555,9 +537,9 @@ def directive_readiness_xlsx(request: HttpRequest, id: int):
     """The drill report as an Excel workbook."""
     directive = _directive(request, id)
     rows = _within_scope(request, drills.readiness_report(directive))
-    response = HttpResponse(drills.readiness_workbook(directive, rows), content_type=XLSX)
-    response["Content-Disposition"] = f'attachment; filename="readiness-{directive.pk}.xlsx"'
-    return response
+    return download(drills.readiness_workbook(directive, rows), f"readiness-{directive.pk}.xlsx",
+                    acting_user=_user(request), audit_action="directive.export_readiness", target=directive,
+                    changes={"rows": len(rows)})
 
 
 def _within_scope(request: HttpRequest, rows: list[drills.ReadinessRow]) -> list[drills.ReadinessRow]:

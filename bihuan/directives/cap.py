@@ -1,7 +1,8 @@
 """Directives as CAP 1.2 messages (OASIS Common Alerting Protocol), and receipts as CAP ``Ack``.
 
 Built with ``xml.etree.ElementTree`` (no extra dependency); the tests validate every variant against the
-official schema (``standards/cap-v1.2.xsd``).
+official schema, which travels with the project (``bihuan/directives/standards/cap-v1.2.xsd``, OASIS CAP 1.2;
+``SCHEMA`` below).
 
 Messages and their identifiers (unique per sender, stable, never containing spaces, commas, ``<`` or ``&``):
 
@@ -43,6 +44,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from datetime import datetime
+from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
@@ -56,6 +58,7 @@ from .fanout import target_paths
 from .models import RECEIPT, Directive, DirectiveStatus, Urgency
 
 NS = "urn:oasis:names:tc:emergency:cap:1.2"
+SCHEMA = Path(__file__).resolve().parent / "standards" / "cap-v1.2.xsd"  # the OASIS CAP 1.2 schema
 MSG_TYPES = ("Alert", "Update", "Cancel")
 EVENT = "疫情防控指令"
 GEOCODE_NAME = "GB/T 2260"

@@ -1,6 +1,8 @@
-"""Fan-out of a directive, set-based: one loop per unit in scope (one INSERT … SELECT) and one reach row
-per household in scope (INSERT … SELECT in household-id chunks, each committed with its cursor, so a
-crashed worker resumes where it stopped and never writes a household twice)."""
+"""Fan-out of a directive, set-based: one loop per unit in scope (one INSERT … SELECT), the responsible
+people of every receiving unit told at once (in unit-id chunks, each committed with its cursor and with
+idempotency keys per directive version), and one reach row per household in scope (INSERT … SELECT in
+household-id chunks, each committed with its cursor), so a crashed worker resumes where it stopped and
+never writes a household or sends a message twice."""
 
 from __future__ import annotations
 
@@ -12,9 +14,11 @@ from django.db.models import Q
 
 from bihuan.env import ConfigError
 from bihuan.loops import engine
+from bihuan.loops.models import Loop
+from bihuan.notify.outbox import notify_units
 from bihuan.register.models import Household, Resident, Unit, UnitKind, next_path, subtree_q
 
-from .models import RECEIPT, Directive, FanoutState, Reach
+from .models import RECEIPT, Directive, DirectiveStatus, FanoutState, Reach
 
 
 def _chunk_from_env() -> int:
@@ -30,6 +34,61 @@ def _chunk_from_env() -> int:
 
 CHUNK = _chunk_from_env()  # households per transaction in the worker
 INLINE_LIMIT = 3000  # scopes up to this many households fan out inside the issuing request
+NOTIFY_CHUNK = 500  # receiving units told per transaction
+EVENTS = {"issued": "directive.issued", "updated": "directive.updated", "cancelled": "directive.cancelled"}
+
+
+def notice_key(directive: Directive, what: str) -> str:
+    """The idempotency key of one notice of a directive (``directive:<id>:v<version>:<issued|updated|cancelled>``);
+    the outbox adds the recipient and channel."""
+    return f"directive:{directive.pk}:v{directive.version}:{what}"
+
+
+def _receiving_units(directive: Directive, after: int = 0):
+    return (Loop.objects.filter(kind=RECEIPT, subject_id=directive.pk, owner_unit_id__gt=after)
+            .order_by("owner_unit_id").values_list("owner_unit_id", flat=True))
+
+
+def _notify_chunk(directive: Directive, unit_ids: list[int], what: str, subject: str, body: str) -> int:
+    return notify_units(unit_ids, key=notice_key(directive, what), subject=subject, body=body, event=EVENTS[what],
+                        urgent=directive.is_urgent)
+
+
+def notify_receivers(directive: Directive, what: str, subject: str, body: str) -> int:
+    """Tell the responsible people of every receiving unit (every unit with a receipt) of an update or a
+    cancellation, in chunks of units, inside the caller's transaction. Returns the messages enqueued."""
+    told, after = 0, 0
+    while True:
+        ids = list(_receiving_units(directive, after)[:NOTIFY_CHUNK])
+        if not ids:
+            return told
+        told += _notify_chunk(directive, ids, what, subject, body)
+        after = ids[-1]
+
+
+def issue_subject(directive: Directive) -> str:
+    mark = {"extra_urgent": "【特急】", "urgent": "【紧急】"}.get(directive.urgency, "")
+    drill = "【演练】" if directive.is_exercise else ""
+    return f"{mark}{drill}新指令：{directive.title}"
+
+
+def notify_issued(directive: Directive, chunk: int = NOTIFY_CHUNK) -> int:
+    """Tell every receiving unit of the new directive, ``chunk`` units per transaction, each committed with the
+    cursor (``notify_cursor``: the last unit id told). A re-run (a crashed worker) starts after the cursor, and
+    the idempotency keys make a repeated chunk enqueue nothing. Nothing is sent for a directive already
+    cancelled or closed."""
+    told = 0
+    while True:
+        directive.refresh_from_db(fields=["notify_cursor", "status"])
+        if directive.status != DirectiveStatus.ISSUED:
+            return told
+        start = directive.notify_cursor
+        with transaction.atomic():
+            ids = list(_receiving_units(directive, start)[:chunk])
+            if not ids:
+                return told
+            told += _notify_chunk(directive, ids, "issued", issue_subject(directive), directive.body)
+            Directive.objects.filter(pk=directive.pk, notify_cursor=start).update(notify_cursor=ids[-1])
 
 
 def target_paths(directive: Directive) -> list[str]:
@@ -123,7 +182,9 @@ def insert_reaches(directive: Directive, paths: list[str], id_from: int | None =
 
 
 def run_fanout(directive: Directive, chunk: int = CHUNK) -> None:
-    """Write the reach rows chunk by chunk; each chunk commits with the cursor (``fanout_cursor``)."""
+    """Tell the receiving units (``notify_issued``), then write the reach rows chunk by chunk; each chunk commits
+    with the cursor (``fanout_cursor``)."""
+    notify_issued(directive)
     paths = target_paths(directive)
     hi = (Household.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
     while True:

@@ -26,15 +26,20 @@ FIELD_TYPE_ALIASES = {
 UNIT_CHOICES_LIMIT = 600  # named-unit choices shown on the issue form (levels below the issuer, bounded)
 
 
+REQUIRED_MARKS = {"必填", "required", "*"}
+
+
 def parse_feedback_form(text: str) -> list[dict]:
-    """One field per line: ``key|label|type|choice1,choice2`` (label, type and choices optional)."""
+    """One field per line: ``key|label|type|choice1,choice2|必填`` (label, type, choices and the required mark
+    optional); a key ending in ``*`` (``tested*``) is required too."""
     fields = []
     for n, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         parts = [p.strip() for p in line.split("|")]
-        key = parts[0]
+        required = parts[0].endswith("*") or (len(parts) > 4 and parts[4].lower() in REQUIRED_MARKS)
+        key = parts[0].rstrip("*").strip()
         label = parts[1] if len(parts) > 1 and parts[1] else key
         kind_name = (parts[2] if len(parts) > 2 and parts[2] else "text").lower()
         kind = FIELD_TYPE_ALIASES.get(kind_name)
@@ -45,7 +50,7 @@ def parse_feedback_form(text: str) -> list[dict]:
         choices = []
         if len(parts) > 3:
             choices = [c.strip() for c in parts[3].replace("，", ",").split(",") if c.strip()]
-        fields.append({"key": key, "label": label, "type": kind, "choices": choices})
+        fields.append({"key": key, "label": label, "type": kind, "choices": choices, "required": required})
     return fields
 
 
@@ -75,11 +80,11 @@ class IssueForm(forms.Form):
     is_exercise = forms.BooleanField(label=_("这是一次演练"), required=False)
     feedback_form = forms.CharField(
         label=_("反馈表（每行一项：代码|名称|类型|选项）"), required=False,
-        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "tested|核酸检测人数|number\n"
-                                                               "closed|是否封闭管理|bool\n"
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "tested*|核酸检测人数|number\n"
+                                                               "closed*|是否封闭管理|bool\n"
                                                                "level|风险等级|choice|低,中,高\n"
                                                                "notes|情况说明|text"}),
-        help_text=_("类型：number 数字、bool 是否、choice 选项（逗号分隔）、text 文本"))
+        help_text=_("类型：number 数字、bool 是否、choice 选项（逗号分隔）、text 文本；代码后加 * 为必填项"))
 
     def __init__(self, *args, root: Unit, **kwargs):
         super().__init__(*args, **kwargs)

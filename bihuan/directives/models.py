@@ -61,6 +61,7 @@ class Directive(models.Model):
     fanout_total = models.PositiveIntegerField(default=0)  # households in scope
     fanout_done = models.PositiveIntegerField(default=0)
     fanout_cursor = models.BigIntegerField(default=0)  # household ids below this are written
+    notify_cursor = models.BigIntegerField(default=0)  # receiving units with ids up to this are told of the issue
     locked_by = models.CharField(max_length=100, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)
 
@@ -74,6 +75,19 @@ class Directive(models.Model):
     def ack_due_for(self, level: int):
         """Each level below the issuer has ``sign_minutes`` more than the level above it."""
         return self.issued_at + timedelta(minutes=self.sign_minutes * max(1, level - self.issuer_unit.level))
+
+    def manageable_by(self, scope) -> bool:
+        """The one rule for changing a directive (update, cancel, close): the issuing unit or one above it, with
+        the permission to issue. The user's own unit counts, not their scope's root: a department sees the
+        whole district but changes only its own directives."""
+        from bihuan.core.roles import Perm
+
+        return scope.can(Perm.ISSUE_DIRECTIVE) and self.issuer_unit.path.startswith(scope.unit.path)
+
+    @property
+    def is_urgent(self) -> bool:
+        """特急 and 紧急 directives go by SMS to the responsible people of every receiving unit."""
+        return self.urgency in (Urgency.EXTRA_URGENT, Urgency.URGENT)
 
     @property
     def reach_due(self):

@@ -18,5 +18,9 @@ urlpatterns = [
     path("<int:directive_id>/qr/", views.qr_sheet, name="qr"),
     path("receipts/<int:loop_id>/sign/", views.sign, name="sign"),
     path("receipts/<int:loop_id>/relay/", views.relay, name="relay"),
+    path("<int:directive_id>/readiness/", views.readiness, name="readiness"),
+    path("<int:directive_id>/readiness.xlsx", views.readiness_xlsx, name="readiness_xlsx"),
+    path("<int:directive_id>/cap.xml", views.cap_xml, name="cap"),
     path("receipts/<int:loop_id>/report/", views.report, name="report"),
+    path("receipts/<int:loop_id>/ack.xml", views.ack_xml, name="ack"),
 ]

@@ -21,13 +21,14 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from bihuan.core.http import download, int_param, is_htmx
 from bihuan.core.roles import Perm
 from bihuan.loops.engine import LoopError
 from bihuan.loops.models import Loop, LoopState
-from bihuan.register.access import access_unit, scope_of, scoped, staff_required
+from bihuan.register.access import scoped, staff_required
 from bihuan.register.models import MAX_LEVEL, HouseholdKind, Unit, UnitKind, subtree_q
 
-from . import links, taps
+from . import cap, drills, links, taps
 from .actions import (
     DirectiveError,
     do_cancel_directive,
@@ -38,18 +39,21 @@ from .actions import (
     do_report_receipt,
     do_sign_receipt,
     do_update_directive,
-    visible_directives,
 )
+from .export import RULE as FEEDBACK_RULE
 from .export import feedback_rollup, feedback_workbook
 from .forms import IssueForm, UpdateForm
 from .models import RECEIPT, Directive, DirectiveStatus, FanoutState, Reach, ReachMethod, ReachStatus
 from .rollup import rollup
+from .selectors import directive_for, focus_unit, receipt_for, visible_directives
 
 PAGE_SIZE = 20
 BLIND_LIMIT = 50  # units not signed / households not reached listed on the detail page
 HOUSEHOLD_LIMIT = 500  # households listed at a grid (grids hold 30–150)
 GRID_LIMIT = 300  # grids offered on the marking page of a unit above grid level
 QR_LIMIT = 200  # cards on one printable sheet
+READINESS_LIMIT = 500  # units listed on the drill report page (the workbook has them all)
+XML = "application/xml; charset=utf-8"
 KIND_LABELS = dict(UnitKind.choices)
 MARK_METHODS = [(ReachMethod.PHONE, gettext_lazy("已电话")), (ReachMethod.WECHAT, gettext_lazy("已微信")),
                 (ReachMethod.VISIT, gettext_lazy("已上门"))]
@@ -58,52 +62,16 @@ STATE_LABELS = dict(LoopState.choices)
 
 # --- helpers ---------------------------------------------------------------------------------------------
 
-def _int(value) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise Http404("not a number") from None
-
-
-def _access_directive(user, directive_id: int) -> Directive:
-    """A directive the user may see (issued in their part of the district or sent to their unit), else 404."""
-    directive = (visible_directives(user).select_related("issuer_unit", "scope_unit")
-                 .filter(pk=directive_id).first())
-    if directive is None:
-        raise Http404("no such directive for you")
-    return directive
-
-
-def _rollup_unit(request, scope, directive: Directive) -> Unit:
-    """The unit whose part of the directive a page shows: ``?unit=`` (in the user's scope) or the deeper of the
-    user's root and the directive's scope. A unit above the directive's scope shows the whole directive."""
-    dscope = directive.scope_unit
+def _focus(request, directive: Directive) -> Unit:
+    """The unit whose part of the directive a page shows (``?unit=`` or the posted ``unit``; see
+    ``selectors.focus_unit``)."""
     raw = request.GET.get("unit") or request.POST.get("unit")
-    unit = access_unit(request.user, _int(raw)) if raw else scope.root
-    if unit.path.startswith(dscope.path):
-        return unit
-    if dscope.path.startswith(unit.path) and scope.contains(dscope.path):
-        return dscope
-    raise Http404("that unit is not in this directive's scope")
-
-
-def _can_manage(scope, directive: Directive) -> bool:
-    """The issuing unit or one above it (its own unit: a department sees the district, changes only its own)."""
-    return scope.can(Perm.ISSUE_DIRECTIVE) and directive.issuer_unit.path.startswith(scope.unit.path)
+    return focus_unit(request.user, directive, int_param(raw) if raw else None)
 
 
 def _check_manager(scope, directive: Directive) -> None:
-    if not _can_manage(scope, directive):
+    if not directive.manageable_by(scope):
         raise PermissionDenied("only the issuing unit (or one above it) may change a directive")
-
-
-def _error_field(message: str) -> str:
-    """``DirectiveError`` messages start with the field's name (``feedback_form[2].key: …``)."""
-    return re.split(r"[\[.:]", message, maxsplit=1)[0].strip()
-
-
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
 
 
 def _natural(value: str):
@@ -163,8 +131,7 @@ def issue(request, scope):
                 reminder_limit=data["reminder_limit"], feedback_form=data["feedback_form"],
                 is_exercise=data["is_exercise"])
         except DirectiveError as exc:
-            field = _error_field(str(exc))
-            form.add_error(field if field in form.fields else None, str(exc))
+            form.add_error(exc.base_field if exc.base_field in form.fields else None, str(exc))
         else:
             messages.success(request, _("指令已下达"))
             return redirect("directives:detail", directive.pk)
@@ -175,8 +142,8 @@ def issue(request, scope):
 
 @staff_required(Perm.VIEW_REGISTER)
 def detail(request, directive_id: int, scope):
-    directive = _access_directive(request.user, directive_id)
-    unit = _rollup_unit(request, scope, directive)
+    directive = directive_for(request.user, directive_id)
+    unit = _focus(request, directive)
     units, totals = rollup(directive, root=unit)
     counts = totals[unit.id]
     children = [u for u in units if u.parent_id == unit.id and (totals[u.id].households or totals[u.id].units)]
@@ -201,7 +168,7 @@ def detail(request, directive_id: int, scope):
     series, milestones = coverage_series(directive, unit, counts.households)
     ancestors = [u for u in unit.ancestors()
                  if scope.contains(u.path) and u.path.startswith(directive.scope_unit.path)]
-    can_manage = _can_manage(scope, directive)
+    can_manage = directive.manageable_by(scope)
     return render(request, "directives/detail.html", {
         "directive": directive, "unit": unit, "counts": counts, "breadcrumb": ancestors,
         "children": [{"unit": c, "kind": KIND_LABELS.get(c.kind, c.kind), "c": totals[c.id],
@@ -211,6 +178,7 @@ def detail(request, directive_id: int, scope):
         "households": households, "unsigned": unsigned, "unreached": unreached,
         "not_signed": counts.units - counts.signed, "series": series, "milestones": milestones,
         "feedback": feedback_rollup(directive, unit) if directive.feedback_form else None,
+        "feedback_rule": FEEDBACK_RULE,
         "can_manage": can_manage, "can_mark": scope.can(Perm.MARK_REACH),
         "update_form": UpdateForm(initial={"title": directive.title, "body": directive.body,
                                            "urgency": directive.urgency}) if can_manage else None,
@@ -265,22 +233,21 @@ def _duration(td: timedelta | None) -> str:
 @staff_required(Perm.VIEW_REGISTER)
 def progress(request, directive_id: int, scope):
     """The fan-out progress bar, polled by HTMX every 2 s until done; then the page reloads with the rollup."""
-    directive = _access_directive(request.user, directive_id)
+    directive = directive_for(request.user, directive_id)
     response = render(request, "directives/_fanout.html", {"directive": directive})
-    if directive.fanout_state == FanoutState.DONE and _is_htmx(request):
+    if directive.fanout_state == FanoutState.DONE and is_htmx(request):
         response["HX-Refresh"] = "true"
     return response
 
 
 @staff_required(Perm.VIEW_REGISTER)
 def export_feedback(request, directive_id: int, scope):
-    directive = _access_directive(request.user, directive_id)
-    unit = _rollup_unit(request, scope, directive)
-    data = feedback_workbook(directive, unit, acting_user=request.user)
-    response = HttpResponse(data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    response["Content-Disposition"] = (f'attachment; filename="directive-{directive.pk}-feedback-'
-                                       f'{timezone.localdate():%Y%m%d}.xlsx"')
-    return response
+    directive = directive_for(request.user, directive_id)
+    unit = _focus(request, directive)
+    data, rows = feedback_workbook(directive, unit)
+    return download(data, f"directive-{directive.pk}-feedback-{timezone.localdate():%Y%m%d}.xlsx",
+                    acting_user=request.user, audit_action="directive.export_feedback", target=directive,
+                    changes={"unit": unit.pk, "rows": rows})
 
 
 # --- issuer actions --------------------------------------------------------------------------------------
@@ -288,13 +255,13 @@ def export_feedback(request, directive_id: int, scope):
 def _back_to_detail(directive: Directive, request) -> str:
     url = reverse("directives:detail", args=[directive.pk])
     unit = request.POST.get("unit")
-    return f"{url}?unit={_int(unit)}" if unit else url
+    return f"{url}?unit={int_param(unit)}" if unit else url
 
 
 @require_POST
 @staff_required(Perm.ISSUE_DIRECTIVE)
 def update(request, directive_id: int, scope):
-    directive = _access_directive(request.user, directive_id)
+    directive = directive_for(request.user, directive_id)
     _check_manager(scope, directive)
     form = UpdateForm(request.POST)
     if not form.is_valid():
@@ -311,7 +278,7 @@ def update(request, directive_id: int, scope):
 
 def _end(request, directive_id: int, scope, do_end, done: str):
     """Cancel or close a directive (``do_end``) with the posted reason, as its issuer or a unit above it."""
-    directive = _access_directive(request.user, directive_id)
+    directive = directive_for(request.user, directive_id)
     _check_manager(scope, directive)
     try:
         do_end(directive=directive, reason=request.POST.get("reason", "")[:500], acting_user=request.user)
@@ -370,8 +337,8 @@ def _groups(reaches: list[Reach], group_label_rural: str) -> list[dict]:
 @staff_required(Perm.MARK_REACH)
 def mark(request, directive_id: int, scope):
     """The grid worker's phone page: their households grouped by building, one tap each."""
-    directive = _access_directive(request.user, directive_id)
-    unit = _rollup_unit(request, scope, directive)
+    directive = directive_for(request.user, directive_id)
+    unit = _focus(request, directive)
     context = {"directive": directive, "unit": unit, "summary": _summary(directive, unit),
                "is_open": directive.status == DirectiveStatus.ISSUED, "methods": MARK_METHODS}
     if unit.level < MAX_LEVEL:
@@ -393,9 +360,9 @@ def mark(request, directive_id: int, scope):
 def mark_households(request, directive_id: int, scope):
     """One household (a row swap) or a whole building (``group``: only its pending households, then the group
     swaps with an undo on every row). Households outside the user's part are a 404, not a silent no-op."""
-    directive = _access_directive(request.user, directive_id)
-    unit = _rollup_unit(request, scope, directive)
-    ids = sorted({_int(h) for h in request.POST.getlist("household")})
+    directive = directive_for(request.user, directive_id)
+    unit = _focus(request, directive)
+    ids = sorted({int_param(h) for h in request.POST.getlist("household")})
     if not ids:
         raise Http404("no household named")
     rows = scoped(request.user, Reach.objects.filter(subtree_q(unit.path), directive=directive,
@@ -448,8 +415,8 @@ def qr_sheet(request, directive_id: int, scope):
     import qrcode
     from qrcode.image.svg import SvgPathImage
 
-    directive = _access_directive(request.user, directive_id)
-    unit = _rollup_unit(request, scope, directive)
+    directive = directive_for(request.user, directive_id)
+    unit = _focus(request, directive)
     building = request.GET.get("building", "")
     qs = scoped(request.user, Reach.objects.filter(subtree_q(unit.path), directive=directive))
     if building:
@@ -472,19 +439,12 @@ def qr_sheet(request, directive_id: int, scope):
 # --- receipts: sign, relay, report -----------------------------------------------------------------------
 
 def _receipt_response(request, loop: Loop, error: str = ""):
-    if _is_htmx(request):
+    if is_htmx(request):
         directive = Directive.objects.get(pk=loop.subject_id)
         return render(request, "directives/_receipt.html", {"receipt": loop, "d": directive, "error": error})
     if error:
         messages.error(request, error)
     return redirect(request.POST.get("next") or "directives:list")
-
-
-def _receipt(request, loop_id: int) -> Loop:
-    loop = scoped(request.user, Loop.objects.filter(kind=RECEIPT)).filter(pk=loop_id).first()
-    if loop is None:
-        raise Http404("no such receipt in your part of the district")
-    return loop
 
 
 @require_POST
@@ -493,7 +453,7 @@ def sign(request, loop_id: int, scope):
     try:
         loop = do_sign_receipt(loop_id=loop_id, acting_user=request.user)
     except LoopError as exc:
-        return _receipt_response(request, _receipt(request, loop_id), str(exc))
+        return _receipt_response(request, receipt_for(request.user, loop_id), str(exc))
     return _receipt_response(request, loop)
 
 
@@ -503,32 +463,104 @@ def relay(request, loop_id: int, scope):
     try:
         loop = do_relay_receipt(loop_id=loop_id, acting_user=request.user)
     except LoopError as exc:
-        return _receipt_response(request, _receipt(request, loop_id), str(exc))
+        return _receipt_response(request, receipt_for(request.user, loop_id), str(exc))
     return _receipt_response(request, loop)
+
+
+def _shown(value):
+    return "是" if value is True else "否" if value is False else value
 
 
 @staff_required(Perm.SIGN_RECEIPT)
 def report(request, loop_id: int, scope):
-    """反馈: the directive's feedback form for one's unit (GET shows it, POST sends it)."""
-    loop = _receipt(request, loop_id)
+    """反馈: the directive's feedback form for one's unit (GET shows it, POST sends it). Until the directive is
+    closed or cancelled a sent report can be amended; earlier versions are listed under it."""
+    loop = receipt_for(request.user, loop_id)
     directive = Directive.objects.select_related("issuer_unit").get(pk=loop.subject_id)
     values = {f["key"]: request.POST.get(f"a_{f['key']}", "") for f in directive.feedback_form}
-    error = ""
+    note = request.POST.get("note", "")[:2000]
+    error, error_field = "", ""
     if request.method == "POST":
         try:
-            loop = do_report_receipt(loop_id=loop.pk, answers=values, note=request.POST.get("note", "")[:2000],
-                                     acting_user=request.user)
-        except (DirectiveError, LoopError) as exc:
+            amending = loop.state == LoopState.REPORTED
+            loop = do_report_receipt(loop_id=loop.pk, answers=values, note=note, acting_user=request.user)
+        except DirectiveError as exc:
+            error, error_field = str(exc), exc.base_field
+        except LoopError as exc:
             error = str(exc)
         else:
-            messages.success(request, _("已反馈"))
+            messages.success(request, _("反馈已修改") if amending else _("已反馈"))
             return redirect("directives:detail", directive.pk)
-    elif loop.data.get("answers"):
-        values = {k: "是" if v is True else "否" if v is False else v for k, v in loop.data["answers"].items()}
-    unit = Unit.objects.get(pk=loop.owner_unit_id)
+    elif loop.data.get("answers") is not None:
+        values = {k: _shown(v) for k, v in loop.data["answers"].items()}
+        note = loop.data.get("note", "")
     fields = [{**f, "value": values.get(f["key"], "")} for f in directive.feedback_form]
+    labels = {f["key"]: f["label"] for f in directive.feedback_form}
+    history = [{**h, "answers": [(labels.get(k, k), _shown(v)) for k, v in h.get("answers", {}).items()]}
+               for h in (loop.data or {}).get("history", [])]
+    can_send = (scope.can(Perm.SIGN_RECEIPT) and directive.status == DirectiveStatus.ISSUED
+                and (loop.is_open or loop.state == LoopState.REPORTED))
     return render(request, "directives/report.html", {
-        "receipt": loop, "directive": directive, "unit": unit, "fields": fields, "error": error,
-        "error_field": _error_field(error) if error else "", "note": request.POST.get("note", ""),
-        "own": loop.owner_unit_id == scope_of(request.user).unit.id,
+        "receipt": loop, "directive": directive, "unit": loop.owner_unit, "fields": fields, "error": error,
+        "error_field": error_field, "note": note, "own": loop.owner_unit_id == scope.unit.id,
+        "can_send": can_send, "amending": loop.state == LoopState.REPORTED, "history": history,
     }, status=400 if error else 200)
+
+
+# --- drills and CAP: downloads from the directive page ---------------------------------------------------
+
+def _readiness_rows(scope, directive: Directive) -> list[drills.ReadinessRow]:
+    return [r for r in drills.readiness_report(directive) if scope.contains(r.path)]
+
+
+@staff_required(Perm.VIEW_REGISTER)
+def readiness(request, directive_id: int, scope):
+    """The drill (readiness) report: per unit of the user's part, time to sign and to 50 / 90 / 100 % reached."""
+    directive = directive_for(request.user, directive_id)
+    rows = _readiness_rows(scope, directive)
+    top = min((r.level for r in rows), default=0)
+    shown = [{"r": r, "indent": r.level - top, "state_label": STATE_LABELS.get(r.receipt_state, ""),
+              "sign": _duration(r.time_to_sign),
+              "times": [_duration((r.time_to or {}).get(p)) for p in drills.THRESHOLDS]}
+             for r in rows[:READINESS_LIMIT]]
+    return render(request, "directives/readiness.html", {
+        "directive": directive, "rows": shown, "more": max(0, len(rows) - READINESS_LIMIT),
+        "thresholds": drills.THRESHOLDS})
+
+
+@staff_required(Perm.VIEW_REGISTER)
+def readiness_xlsx(request, directive_id: int, scope):
+    directive = directive_for(request.user, directive_id)
+    rows = _readiness_rows(scope, directive)
+    return download(drills.readiness_workbook(directive, rows), f"readiness-{directive.pk}.xlsx",
+                    acting_user=request.user, audit_action="directive.export_readiness", target=directive,
+                    changes={"rows": len(rows)})
+
+
+@staff_required(Perm.VIEW_REGISTER)
+def cap_xml(request, directive_id: int, scope):
+    """The directive as a CAP 1.2 message: ``?type=Alert|Update|Cancel`` (default: its current message)."""
+    directive = directive_for(request.user, directive_id)
+    msg_type = request.GET.get("type") or cap.default_msg_type(directive)
+    if msg_type not in cap.MSG_TYPES:
+        raise Http404("no such CAP message type")
+    try:
+        xml = cap.alert_xml(directive, msg_type)
+    except DirectiveError as exc:
+        raise Http404(str(exc)) from None
+    return download(xml, f"directive-{directive.pk}-{msg_type.lower()}.xml", content_type=XML,
+                    acting_user=request.user, audit_action="directive.export_cap", target=directive,
+                    changes={"type": msg_type})
+
+
+@staff_required(Perm.VIEW_REGISTER)
+def ack_xml(request, loop_id: int, scope):
+    """A unit's sign-off as a CAP 1.2 ``Ack`` (404 until the unit has signed)."""
+    loop = receipt_for(request.user, loop_id)
+    try:
+        xml = cap.ack_xml(loop)
+    except DirectiveError as exc:
+        raise Http404(str(exc)) from None
+    return download(xml, f"directive-{loop.subject_id}-ack-{loop.owner_unit.code or loop.owner_unit_id}.xml",
+                    content_type=XML, acting_user=request.user, audit_action="directive.export_cap",
+                    target=loop, changes={"type": "Ack", "unit": loop.owner_unit_id})

@@ -230,7 +230,8 @@ def test_issue_sign_relay_report_and_mark_through_the_api(district, as_user):
     assert j["unit"]["id"] == d.district.id and j["scope_unit"]["id"] == d.district.id
     assert j["counts"]["households"] == 5 and j["counts"]["reached"] == 0
     assert j["fanout"] == {"state": "done", "total": 5, "done": 5, "percent": 100}
-    assert j["feedback_form"][0] == {"key": "tested", "label": "已检测人数", "type": "number", "choices": []}
+    assert j["feedback_form"][0] == {"key": "tested", "label": "已检测人数", "type": "number", "choices": [],
+                                     "required": False}
     assert j["my_receipt"] is None  # the commander issued it
 
     # The grid worker finds their receipt on the directive and signs, relays and reports.
@@ -345,7 +346,7 @@ def test_acting_on_a_cancelled_directive_is_a_400(world, as_user):
     r = as_user("township_a", "POST", f"{D}/{d.directive.pk}/cancel", {"reason": "再撤"})
     assert r.status_code == 400 and r.json()["field"] == "directive"
     r = as_user("grid_a", "POST", f"{D}/receipts/{d.loop.pk}/report", {"answers": {"tested": 1}})
-    assert r.status_code == 400 and r.json()["field"] == "state"
+    assert r.status_code == 400 and r.json()["field"] == "directive"
     r = as_user("grid_a", "POST", f"{D}/{d.directive.pk}/marks",
                 {"household_ids": [d.household_a.id], "status": "reached", "method": "phone"})
     assert r.status_code == 400 and r.json()["field"] == "directive"

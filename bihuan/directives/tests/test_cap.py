@@ -25,8 +25,7 @@ from bihuan.directives.models import RECEIPT, Directive, Urgency
 from bihuan.loops.models import Loop
 from bihuan.testing import create_staff, create_unit
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-XSD = REPO_ROOT.parent / "shared" / "standards" / "cap-v1.2.xsd"
+XSD = cap.SCHEMA
 NS = {"cap": cap.NS}
 
 
@@ -42,8 +41,6 @@ def schema():
         from lxml import etree
     except ImportError:  # pragma: no cover - a dev dependency
         _missing("lxml is not installed (requirements-dev.txt)")
-    if not XSD.is_file():
-        _missing(f"the CAP schema is not at {XSD}")
     return etree.XMLSchema(etree.parse(str(XSD)))
 
 
@@ -311,3 +308,11 @@ def test_cap_time_has_an_offset_and_no_fractions(settings):
     assert cap.cap_time(moment) == "2022-11-02T08:30:05+08:00"
     settings.TIME_ZONE = "UTC"
     assert cap.cap_time(moment) == "2022-11-02T00:30:05-00:00"  # CAP writes UTC as -00:00
+
+
+def test_the_cap_schema_travels_with_the_project():
+    """The schema is a file of the project (OASIS CAP 1.2, its source noted beside it), not of this machine."""
+    assert XSD.is_file()
+    assert XSD.is_relative_to(Path(cap.__file__).resolve().parent)
+    assert 'targetNamespace="urn:oasis:names:tc:emergency:cap:1.2"' in XSD.read_text(encoding="utf-8")
+    assert "OASIS CAP 1.2" in (XSD.parent / "README.md").read_text(encoding="utf-8")

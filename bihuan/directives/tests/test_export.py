@@ -52,7 +52,9 @@ def test_feedback_export_lists_every_unit_and_sums_right(client, district):
 
     summary = {r[0]: r for r in wb["汇总"].iter_rows(values_only=True) if r and r[0]}
     assert summary["已反馈单位数"][1] == 3
-    assert summary["tested"][3:5] == (3, 49.5)
+    # Nested reports count once: the community's 30.5 covers its grid's 12 (no double count: not 49.5).
+    assert summary["tested"][3:7] == (3, 37.5, None, 37.5)
+    assert "不与下级重复相加" in summary["汇总规则"][1]
     assert summary["closed"][4] == "是: 1；否: 1"
     assert summary["level"][4] == "低: 0；中: 2；高: 1"
     texts = [r[4:6] for r in wb["汇总"].iter_rows(values_only=True) if r and r[0] is None and r[5] in ("正常", "一户外出")]

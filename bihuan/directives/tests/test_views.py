@@ -12,7 +12,12 @@ from qrcode.image.svg import SvgPathImage
 from bihuan.core.models import AuditEntry
 from bihuan.core.roles import Perm
 from bihuan.directives import links
-from bihuan.directives.actions import do_issue_directive, do_mark_households, do_report_receipt
+from bihuan.directives.actions import (
+    do_issue_directive,
+    do_mark_households,
+    do_report_receipt,
+    do_sign_receipt,
+)
 from bihuan.directives.models import RECEIPT, Directive, DirectiveStatus, Reach, ReachMethod, ReachStatus
 from bihuan.loops.models import Loop, LoopState
 from bihuan.register.models import HouseholdKind
@@ -80,7 +85,23 @@ ROUTES = {
     "directives:report": ("post", lambda c: reverse("directives:report",
                                                     args=[receipt_of(c.directive, c.d.grid_a).pk]),
                           {"a_tested": "12"}, Perm.SIGN_RECEIPT, 302, "scoped"),
+    "directives:readiness": ("get", lambda c: reverse("directives:readiness", args=[c.directive_a.pk]), None,
+                             Perm.VIEW_REGISTER, 200, "scoped"),
+    "directives:readiness_xlsx": ("get", lambda c: reverse("directives:readiness_xlsx", args=[c.directive_a.pk]),
+                                  None, Perm.VIEW_REGISTER, 200, "scoped"),
+    "directives:cap": ("get", lambda c: reverse("directives:cap", args=[c.directive_a.pk]) + "?type=Alert", None,
+                       Perm.VIEW_REGISTER, 200, "scoped"),
+    "directives:ack": ("get", lambda c: reverse("directives:ack", args=[signed(c.directive, c.d.grid_a, c.d).pk]),
+                       None, Perm.VIEW_REGISTER, 200, "scoped"),
 }
+
+
+def signed(directive, unit, d):
+    """The unit's receipt, signed (by the grid worker of branch A) if it was not yet."""
+    loop = receipt_of(directive, unit)
+    if loop.acknowledged_at is None:
+        loop = do_sign_receipt(loop_id=loop.pk, acting_user=d.users["grid_a"])
+    return loop
 PUBLIC = {"confirm"}  # the resident's link: no login (tested below)
 
 
@@ -240,7 +261,7 @@ def test_coverage_chart_data_is_cumulative(client, ctx):
     assert [p[0] for p in series] == sorted(p[0] for p in series)
 
 
-def test_feedback_rolls_up_on_the_detail_page(client, ctx):
+def test_feedback_rolls_up_on_the_detail_page_counting_nested_reports_once(client, ctx):
     d = ctx.d
     for user, unit, answers in [("grid_a", d.grid_a, {"tested": 12, "closed": "是", "level": "中", "notes": "正常"}),
                                 ("community_a", d.community_a, {"tested": "30", "closed": "否", "level": "中"}),
@@ -248,12 +269,20 @@ def test_feedback_rolls_up_on_the_detail_page(client, ctx):
         do_report_receipt(loop_id=receipt_of(ctx.directive, unit).pk, answers=answers, acting_user=d.users[user])
     client.force_login(d.users["commander"])
     page = client.get(reverse("directives:detail", args=[ctx.directive.pk])).content.decode()
-    assert 'data-testid="fb-tested"><b>47.5</b>' in page
+    # The community's 30 covers its grid's 12 (the lowest report wins for the grid's part; the community's
+    # figure counts for the rest): 30 + 5.5, not 12 + 30 + 5.5.
+    assert '<b data-testid="fb-sum-tested">35.5</b>' in page
     assert "中 <b>2</b>" in page and "高 <b>1</b>" in page and "正常" in page
+    assert "不与下级重复相加" in page  # the rule is said on the page
     # Township A sees only its own part.
     client.force_login(d.users["township_a"])
     page = client.get(reverse("directives:detail", args=[ctx.directive.pk])).content.decode()
-    assert 'data-testid="fb-tested"><b>42</b>' in page
+    assert '<b data-testid="fb-sum-tested">30</b>' in page and 'data-testid="fb-own-tested"' not in page
+    # The community's own report is shown beside the rollup, not added to it.
+    client.force_login(d.users["community_a"])
+    page = client.get(reverse("directives:detail", args=[ctx.directive.pk])).content.decode()
+    assert '<b data-testid="fb-sum-tested">30</b>' in page
+    assert "本单位自报 30，下级合计 12" in page
 
 
 def test_fanout_progress_polls_until_done_then_reloads(client, ctx):
