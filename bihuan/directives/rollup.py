@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.utils import timezone
 
-from bihuan.loops.models import Loop
+from bihuan.loops.models import Loop, overdue_sql
 from bihuan.register.coverage import UnitRow
 from bihuan.register.models import Unit, next_path
 
@@ -45,10 +45,6 @@ class DirectiveCounts:
                 "own_overdue": self.own_overdue}
 
 
-_OVERDUE_SQL = ("CASE WHEN {l}state IN ('issued', 'acknowledged', 'in_progress') AND "
-                "(({l}state = 'issued' AND {l}ack_due_at < %s) OR {l}due_at < %s) THEN 1 ELSE 0 END")
-
-
 def raw_counts(directive_id: int, now=None):
     """The rollup's database work as two plain reads: reach rows grouped by unit path and status, and every receipt's
     state (the benchmark's baseline; ``rollup`` reads the receipts joined to the units instead)."""
@@ -57,7 +53,7 @@ def raw_counts(directive_id: int, now=None):
     with connection.cursor() as cur:
         cur.execute(_REACH_SQL.format(reach=q(Reach._meta.db_table)), [directive_id])
         reach = cur.fetchall()
-        cur.execute(f"SELECT owner_unit_id, state, {_OVERDUE_SQL.format(l='')} FROM {q(Loop._meta.db_table)} "
+        cur.execute(f"SELECT owner_unit_id, state, {overdue_sql()} FROM {q(Loop._meta.db_table)} "
                     "WHERE kind = %s AND subject_id = %s", [now, now, RECEIPT, directive_id])
         loops = cur.fetchall()
     return reach, loops
@@ -84,7 +80,7 @@ def rollup(directive: Directive, root: Unit | None = None) -> tuple[list[UnitRow
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cur:
         cur.execute(
-            f"SELECT u.id, u.parent_id, u.level, u.path, u.name, u.kind, l.state, {_OVERDUE_SQL.format(l='l.')} "
+            f"SELECT u.id, u.parent_id, u.level, u.path, u.name, u.kind, l.state, {overdue_sql('l.')} "
             f"FROM {q(Unit._meta.db_table)} u LEFT JOIN {q(Loop._meta.db_table)} l "
             "ON l.owner_unit_id = u.id AND l.kind = %s AND l.subject_id = %s "
             "WHERE u.path >= %s AND u.path < %s ORDER BY u.path",
