@@ -14,7 +14,7 @@ urlpatterns = [
     path("api/v1/", api.urls),
     path("directives/", include("bihuan.directives.urls")),
     path("r/<str:token>/", directives_views.confirm, name="confirm"),
-    path("inbox/", include("bihuan.notify.urls")),
+    path("", include("bihuan.notify.urls")),
     path("pushes/", include("bihuan.pushes.urls")),
     path("control/", include("bihuan.control.urls")),
     path("p/<str:token>/", control_views.person, name="person"),

@@ -81,7 +81,7 @@ def test_wecom_robot_gets_a_markdown_message(district, robots, endpoints):
     notify_unit_robots(district.community_a, key="d:1", subject="新指令", body="请今日 18:00 前签收")
     assert deliver("w1") == 1
     [request] = endpoints.to("/wecom")
-    mark = marker("d:1:robot:%d" % robots[0].pk)
+    mark = marker(f"d:1:robot:{robots[0].pk}")
     assert request["json"] == {"msgtype": "markdown", "markdown": {
         "content": f'**新指令**\n请今日 18:00 前签收\n<font color="comment">{mark}</font>'}}
     assert Message.objects.get().state == State.SENT
