@@ -95,7 +95,8 @@ def enqueue_many(messages: Iterable[Message]) -> list[Message]:
     if not messages:
         return []
     out: list[Message] = []
-    with transaction.atomic():
+    # Within the caller's transaction no savepoint is needed: an error aborts the caller's action anyway.
+    with transaction.atomic(savepoint=False):
         for start in range(0, len(messages), CHUNK):
             chunk = messages[start:start + CHUNK]
             keys = [m.idempotency_key for m in chunk]
@@ -248,7 +249,7 @@ def notify_units(unit_ids, *, key: str, subject: str, body: str, event: str, urg
     now = timezone.now()
     subject = _fit_subject(subject)
     count = 0
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         for ids in _id_chunks(unit_ids):
             messages: list[Message] = []
             for person in recipients(Q(staff__unit_id__in=ids)):
