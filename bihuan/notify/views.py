@@ -130,12 +130,19 @@ def robots(request, *, scope):
     return _robot_page(request, scope, unit, RobotForm())
 
 
+def _edit_form(robot: Robot, *args, **kwargs) -> RobotForm:
+    form = RobotForm(*args, **kwargs)
+    # Prefixes set through the API that the page does not offer stay choosable (and kept).
+    form.fields["events"].choices = events.CHOICES + [(p, p) for p in robot.events if p not in events.LABELS]
+    form.fields["kind"].required = False
+    return form
+
+
 @staff_required(MANAGE_ROBOTS)
 def robot_edit(request, robot_id: int, *, scope):
     robot = access_robot(request.user, robot_id)
     if request.method == "POST":
-        form = RobotForm(request.POST)
-        form.fields["kind"].required = False
+        form = _edit_form(robot, request.POST)
         if form.is_valid():
             data = form.cleaned_data
             try:
@@ -147,7 +154,7 @@ def robot_edit(request, robot_id: int, *, scope):
                 flash.success(request, _("机器人已更新。"))
                 return redirect(reverse("notify:robots") + f"?unit={robot.unit_id}")
         return render(request, "notify/robot_edit.html", {"robot": robot, "form": form}, status=400)
-    form = RobotForm(initial={"kind": robot.kind, "name": robot.name, "events": robot.events})
+    form = _edit_form(robot, initial={"kind": robot.kind, "name": robot.name, "events": robot.events})
     return render(request, "notify/robot_edit.html", {"robot": robot, "form": form})
 
 
