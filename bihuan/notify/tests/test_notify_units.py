@@ -257,5 +257,7 @@ def test_digest_lines_name_units_by_name_in_one_query(district, django_assert_nu
         lines = loop_lines(loops)
     assert lines == ["- 全员核酸 · 锦悦小区第1网格", "- 消杀 · 东羊村", "- 旧单位 · 999999"]
     assert loop_lines(loops * 30, limit=50)[-1] == "… 另有 40 项"
+    with django_assert_num_queries(0):
+        assert loop_lines(loops[:1], names={d.grid_a.pk: "网格甲"}) == ["- 全员核酸 · 网格甲"]
 
 
