@@ -65,6 +65,9 @@ class Robot(models.Model):
     secret_sealed = models.BinaryField(blank=True, default=b"")  # DingTalk "加签" secret (SEC…)
     secret_hash = models.CharField(max_length=40, blank=True)
     active = models.BooleanField(default=True)
+    # Which events go to the group: event-name prefixes ("directive", "loop.opened:push" …); empty = every
+    # event. See ``events.matches``.
+    events = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Lease held by the worker sending to this robot: one worker per robot, so the rate limit holds.
     locked_by = models.CharField(max_length=100, blank=True)
@@ -85,6 +88,11 @@ class Robot(models.Model):
     def set_secret(self, secret: str) -> None:
         self.secret_sealed = crypto.seal(secret)
         self.secret_hash = crypto.lookup_hash("robot_secret", secret)
+
+    def wants(self, event: str) -> bool:
+        from .events import matches
+
+        return matches(self.events, event)
 
     def webhook_url(self) -> str:
         return crypto.unseal(self.webhook_sealed)
@@ -172,3 +180,51 @@ class InboxItem(models.Model):
     @property
     def is_read(self) -> bool:
         return self.read_at is not None
+
+
+class Preference(models.Model):
+    """One person's channels and quiet hours. No row means the defaults: email and SMS on, no quiet hours.
+
+    The inbox is always on. Quiet hours are local time (``TIME_ZONE``); ``quiet_start > quiet_end`` spans
+    midnight (22:00–07:00). During them a non-urgent email or SMS waits until they end; urgent work does not
+    wait, and goes by SMS even to a person who switched SMS off."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True,
+                                related_name="notify_preference")
+    email = models.BooleanField(default=True)
+    sms = models.BooleanField(default=True)
+    quiet_start = models.TimeField(null=True, blank=True)
+    quiet_end = models.TimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: email={self.email} sms={self.sms} quiet={self.quiet_start}-{self.quiet_end}"
+
+    @property
+    def has_quiet_hours(self) -> bool:
+        return self.quiet_start is not None and self.quiet_end is not None and self.quiet_start != self.quiet_end
+
+    def quiet_until(self, at):
+        """The end of the quiet hours ``at`` falls in (an aware datetime), or None if ``at`` is not quiet."""
+        if not self.has_quiet_hours:
+            return None
+        return quiet_until(self.quiet_start, self.quiet_end, at)
+
+
+def quiet_until(start, end, at):
+    """For local times ``start``–``end`` (spanning midnight when start > end): when the quiet period that
+    contains ``at`` ends, or None. DST-safe for zones that have it (the end is localised on its own date)."""
+    import datetime as dt
+
+    tz = timezone.get_default_timezone()
+    local = timezone.localtime(at, tz)
+    t = local.time()
+    if start < end:
+        quiet, end_date = start <= t < end, local.date()
+    elif t >= start:
+        quiet, end_date = True, local.date() + dt.timedelta(days=1)
+    else:
+        quiet, end_date = t < end, local.date()
+    if not quiet:
+        return None
+    return timezone.make_aware(dt.datetime.combine(end_date, end), tz)

@@ -12,6 +12,7 @@ lease is held, so a worker that stalls past its lease skips the message instead 
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import timedelta
 
@@ -212,9 +213,24 @@ def _truncate(text: str, max_bytes: int) -> str:
     return data[: max_bytes - 3].decode("utf-8", "ignore") + "…"
 
 
-def _block(kind: str, message: Message) -> str:
+def marker(key: str) -> str:
+    """The idempotency marker a robot message carries in its text (robots have no idempotency field): ``#``
+    and 8 hex digits of the key's SHA-256. The same message always carries the same marker, so a digest sent
+    again after a crash is recognisable in the group as the one already seen."""
+    return "#" + hashlib.sha256(key.encode()).hexdigest()[:8]
+
+
+def _marker_line(kind: str, key: str) -> str:
+    # WeCom markdown shows "comment" text in grey; DingTalk's text message has no markup.
+    return f'<font color="comment">{marker(key)}</font>' if kind == Channel.WECOM else marker(key)
+
+
+def _block(kind: str, message: Message, limit: int = 1 << 30) -> str:
+    """One message as a robot shows it: subject, body (cut to fit ``limit`` bytes) and its marker line."""
     title = f"**{message.subject}**" if kind == Channel.WECOM else f"【{message.subject}】"
-    return f"{title}\n{message.body}" if message.body else title
+    tail = "\n" + _marker_line(kind, message.idempotency_key)
+    text = f"{title}\n{message.body}" if message.body else title
+    return _truncate(text, limit - len(tail.encode())) + tail
 
 
 def _header(kind: str, count: int) -> str:
@@ -233,7 +249,7 @@ def digest_chunks(kind: str, messages: list[Message], max_bytes: int) -> list[tu
     groups: list[list[tuple[Message, str]]] = []
     size = reserve
     for message in messages:
-        block = _truncate(_block(kind, message), limit)
+        block = _block(kind, message, limit)
         need = len(block.encode()) + len(SEPARATOR)
         if not groups or size + need > max_bytes:
             groups.append([])

@@ -11,7 +11,7 @@ from bihuan.notify import conf
 from bihuan.notify.channels import message_id
 from bihuan.notify.models import Channel, InboxItem, Message, RobotRequest, State
 from bihuan.notify.outbox import enqueue, notify_unit_robots, notify_user
-from bihuan.notify.tasks import deliver, deliver_direct
+from bihuan.notify.tasks import deliver, deliver_direct, marker
 
 from .conftest import DINGTALK_SECRET, dingtalk_sign
 
@@ -81,7 +81,9 @@ def test_wecom_robot_gets_a_markdown_message(district, robots, endpoints):
     notify_unit_robots(district.community_a, key="d:1", subject="新指令", body="请今日 18:00 前签收")
     assert deliver("w1") == 1
     [request] = endpoints.to("/wecom")
-    assert request["json"] == {"msgtype": "markdown", "markdown": {"content": "**新指令**\n请今日 18:00 前签收"}}
+    mark = marker(f"d:1:robot:{robots[0].pk}")
+    assert request["json"] == {"msgtype": "markdown", "markdown": {
+        "content": f'**新指令**\n请今日 18:00 前签收\n<font color="comment">{mark}</font>'}}
     assert Message.objects.get().state == State.SENT
 
 
@@ -91,7 +93,8 @@ def test_dingtalk_robot_request_is_signed_as_dingtalk_documents(district, robots
     message = Message.objects.get()
     assert message.state == State.SENT, message.last_error
     [request] = endpoints.to("/dingtalk")
-    assert request["json"] == {"msgtype": "text", "text": {"content": "【新指令】\n请签收"}}
+    mark = marker(message.idempotency_key)
+    assert request["json"] == {"msgtype": "text", "text": {"content": f"【新指令】\n请签收\n{mark}"}}
     timestamp = request["query"]["timestamp"][0]
     assert request["query"]["sign"] == [dingtalk_sign(timestamp, DINGTALK_SECRET)]
 
