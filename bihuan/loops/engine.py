@@ -371,6 +371,7 @@ def remind_round(loops: list[Loop], now: datetime | None = None) -> int:
     One digest per recipient per round; the message rows are written in the same transaction as the
     loops' counters, so a crash either does both or neither, and a loop is never reminded twice a round.
     """
+    from bihuan.notify.digest import loop_lines, unit_names
     from bihuan.notify.outbox import notify_user
 
     now = now or timezone.now()
@@ -389,10 +390,10 @@ def remind_round(loops: list[Loop], now: datetime | None = None) -> int:
         for user in people.get(parents.get(lp.owner_unit_id), []):
             digests[("escalate", user.pk)].append(lp)
     users = {u.pk: u for us in people.values() for u in us}
-    names = dict(Unit.objects.filter(id__in={lp.owner_unit_id for lp in remind + escalate}).values_list("id", "name"))
+    names = unit_names([lp.owner_unit_id for lp in remind + escalate] + [parents.get(lp.owner_unit_id) for lp in escalate])
     with transaction.atomic():
         for (kind, user_id), items in digests.items():
-            lines = [f"- {lp.title} · {names.get(lp.owner_unit_id, '')}" for lp in items[:50]]
+            lines = loop_lines(items, names=names)
             subject = (f"催办：{len(items)} 项待办已超时" if kind == "remind"
                        else f"督办：下级 {len(items)} 项催办无果")
             key = _digest_key(kind, user_id, [(lp.pk, lp.reminders_sent) for lp in items])

@@ -101,3 +101,12 @@ def test_a_second_report_amends_the_answers_and_is_recorded(district):
     loop = engine.transition(loop, LoopState.REPORTED, actor=grid, data={"answers": {"n": 4}}, note="更正")
     assert loop.data == {"answers": {"n": 4}}
     assert list(loop.events.values_list("action", flat=True))[-2:] == ["reported", "amended"]
+
+
+def test_digests_name_the_late_units_and_the_escalation_names_the_parent(district):
+    past = timezone.now() - timedelta(minutes=1)
+    open_loops(district, units=Unit.objects.filter(pk=district.grid_a.pk), ack_due_at=past, reminder_limit=0)
+    assert remind_due("w1") == 1
+    message = Message.objects.get(user=district.users["property_a"], channel="inbox")
+    assert district.grid_a.name in message.body
+    assert Loop.objects.get().events.last().note == f"督办：{district.compound_a.name}"
