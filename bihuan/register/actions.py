@@ -77,11 +77,11 @@ def do_move_household(*, household: Household, unit: Unit, acting_user) -> House
 
 
 def _refresh_head(household: Household) -> None:
-    head = household.residents.filter(relation="head").order_by("id").first() or household.residents.first()
-    household.head_name = head.name if head else ""
-    household.head_initials = head.name_initials if head else ""
-    household.member_count = household.residents.count()
-    household.save(update_fields=["head_name", "head_initials", "member_count", "updated_at"])
+    """Head name, initials and member count from the residents: the workbook's set-based rule, for one."""
+    from .workbook import refresh_households
+
+    refresh_households([household.pk])
+    household.refresh_from_db(fields=["head_name", "head_initials", "member_count", "updated_at"])
 
 
 def do_create_resident(*, household: Household, name: str, id_number: str = "", phone: str = "",
