@@ -30,7 +30,7 @@ from bihuan.directives.models import RECEIPT, Directive, DirectiveStatus, Reach,
 from bihuan.loops.models import OPEN_STATES, Loop, LoopEvent, LoopState
 from bihuan.loops.tasks import remind_due
 from bihuan.notify.models import Channel, Message
-from bihuan.register.generate import generate_district
+from bihuan.demo.generate import generate_district
 from bihuan.register.models import MAX_LEVEL, Household, Staff, Unit, UnitKind, subtree_q
 
 FORM = [{"key": "tested", "label": "已检测人数", "type": "number"},
