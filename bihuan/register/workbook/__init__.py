@@ -1,4 +1,8 @@
-"""The register workbook: one .xlsx with the sheets 单位, 户 and 居民 — template, import and export.
+"""The register workbook: one .xlsx with the sheets 单位, 户, 居民 and 人员 — template, import and export.
+
+Modules: ``columns`` (sheets, columns, allowed values, cell parsing, result types), ``importer`` (reading and the
+all-or-nothing import), ``exporter`` (template and audited export), ``staff_sheet`` (the 人员 sheet, written
+through the staff actions).
 
 Format
 ------
@@ -52,8 +56,10 @@ from .columns import (  # noqa: F401 - the workbook's public names
     SHEET_HOUSEHOLDS,
     SHEET_NOTES,
     SHEET_RESIDENTS,
+    SHEET_STAFF,
     SHEET_UNITS,
     SHEETS,
+    STAFF_COLUMNS,
     UNIT_COLUMNS,
     Column,
     ExportCounts,

@@ -13,6 +13,7 @@ from typing import Any
 from django.utils import timezone, translation
 from openpyxl.utils.datetime import from_excel
 
+from bihuan.core.roles import Role
 from bihuan.core.tabular import MANGLED  # noqa: F401 - re-exported: the register's reason for mangled numbers
 from bihuan.core.tabular import BadCell as _Bad
 from bihuan.core.tabular import cell_text as _text
@@ -23,6 +24,7 @@ from ..models import (
     KEY_GROUPS,
     MAX_LEVEL,
     HouseholdKind,
+    Language,
     Relation,
     ResidentStatus,
     Sex,
@@ -85,10 +87,23 @@ RESIDENT_COLUMNS = (
     Column("chronic_illness", "慢性病患者", False, "是 / 否，空 = 否", 10),
     Column("infant", "婴幼儿", False, "是 / 否，空 = 否", 8),
 )
+SHEET_STAFF = "人员"
+STAFF_COLUMNS = (
+    Column("username", "登录名", False, "可空：空则自动生成；系统中已有的登录名 = 修改此人（姓名、手机号、角色、单位、负责户、语言）",
+           14, ("账号", "用户名")),
+    Column("name", "姓名", True, "必填", 12),
+    Column("phone", "手机号", False, "可空；可带 +86、空格或短横线；修改时空 = 不改", 16, ("手机号码", "联系电话", "电话")),
+    Column("unit_code", "单位编码", True, "必填：此人所在单位；单位须已在系统中或在“单位”表中", 16, ("所属单位编码",)),
+    Column("role", "角色", True, "必填，须与单位层级相符（见“说明”表）", 16, ("职务",)),
+    Column("households", "负责户", False, "网格员、楼长、村民代表负责的户编码，用 | 或 、 分隔；空 = 整个网格", 30),
+    Column("language", "语言", False, "简体中文 / English；空 = 跟随浏览器", 10),
+)
 SHEETS = ((SHEET_UNITS, UNIT_COLUMNS), (SHEET_HOUSEHOLDS, HOUSEHOLD_COLUMNS), (SHEET_RESIDENTS, RESIDENT_COLUMNS))
 _SHEET_ORDER = {name: i for i, (name, _c) in enumerate(SHEETS)}
 _COLUMN_ORDER = {name: {c.header: i for i, c in enumerate(cols)} for name, cols in SHEETS}
-_TEXT_KEYS = {"code", "parent_code", "unit_code", "household_code", "id_number", "phone"}
+_TEXT_KEYS = {"code", "parent_code", "unit_code", "household_code", "id_number", "phone", "username", "households"}
+# Every sheet the workbook reads, the register's three and the staff sheet (written after them).
+ALL_SHEETS = (*SHEETS, (SHEET_STAFF, STAFF_COLUMNS))
 
 
 # --- results -------------------------------------------------------------------------------------------
@@ -120,6 +135,9 @@ class ImportResult:
     file_name: str
     errors: list[RowError] = field(default_factory=list)
     counts: dict[str, dict[str, int]] = field(default_factory=_zero_counts)
+    # the 人员 sheet: people appointed and changed, and the first passwords of new accounts (shown once)
+    staff_counts: dict[str, int] = field(default_factory=lambda: {"created": 0, "updated": 0})
+    logins: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -133,6 +151,7 @@ class ImportResult:
             "新建单位": c["units"]["created"], "更新单位": c["units"]["updated"], "未变单位": c["units"]["unchanged"],
             "新建户": c["households"]["created"], "未变户": c["households"]["unchanged"],
             "新建居民": c["residents"]["created"], "未变居民": c["residents"]["unchanged"],
+            "新建人员": self.staff_counts["created"], "更新人员": self.staff_counts["updated"],
         }
 
 
@@ -141,6 +160,7 @@ class ExportCounts:
     units: int = 0
     households: int = 0
     residents: int = 0
+    staff: int = 0
 
 
 # --- choices (Chinese labels are the msgids of the models' choices) ------------------------------------
@@ -159,10 +179,11 @@ def _choices() -> dict[str, tuple[dict[str, str], dict[str, str]]]:
                      "外孙女": "grandchild", "兄弟": "sibling", "姐妹": "sibling"},
         "status": {"迁出": "moved_out", "死亡": "deceased", "去世": "deceased", "在家": "present"},
         "sex": {"男性": "M", "女性": "F", "male": "M", "female": "F"},
+        "language": {"中文": "zh-hans", "简体": "zh-hans", "英文": "en", "英语": "en"},
     }
     out = {}
     with translation.override(None):  # the Chinese source strings, whatever language is active
-        for name, choices in (("unit_kind", UnitKind), ("household_kind", HouseholdKind), ("relation", Relation),
+        for name, choices in (("role", Role), ("language", Language), ("unit_kind", UnitKind), ("household_kind", HouseholdKind), ("relation", Relation),
                               ("status", ResidentStatus), ("sex", Sex)):
             to_label = {value: str(label) for value, label in choices.choices}
             accepted = {_norm(label): value for value, label in to_label.items()}
@@ -265,3 +286,6 @@ def _aliases(value: Any) -> str:
         raise _Bad(f"不能超过 {Unit._meta.get_field('aliases').max_length} 个字符 (too long)")
     return joined
 
+
+def _max(model, name: str) -> int:
+    return model._meta.get_field(name).max_length

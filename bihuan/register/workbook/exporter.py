@@ -15,7 +15,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from bihuan.core import audit, crypto, excel
-from bihuan.core.roles import Perm
+from bihuan.core.roles import Perm, roles_for_level
 
 from ..access import access_unit, require
 from ..models import (
@@ -29,20 +29,23 @@ from ..models import (
 )
 from .columns import (
     _TEXT_KEYS,
+    ALL_SHEETS,
     FLAGS,
     HOUSEHOLD_COLUMNS,
     RESIDENT_COLUMNS,
     SHEET_HOUSEHOLDS,
     SHEET_NOTES,
     SHEET_RESIDENTS,
+    SHEET_STAFF,
     SHEET_UNITS,
-    SHEETS,
+    STAFF_COLUMNS,
     UNIT_COLUMNS,
     Column,
     ExportCounts,
     _choices,
     _label,
 )
+from .staff_sheet import staff_rows
 
 logger = logging.getLogger("bihuan.register.workbook")
 
@@ -58,7 +61,7 @@ def _notes_rows() -> list[list[str]]:
         [],
         ["工作表", "列", "说明"],
     ]
-    for sheet, columns in SHEETS:
+    for sheet, columns in ALL_SHEETS:
         for column in columns:
             rows.append([sheet, column.header, column.note])
     rows += [
@@ -69,6 +72,9 @@ def _notes_rows() -> list[list[str]]:
         ["性别", "、".join(choices["sex"][1].values())],
         ["与户主关系", "、".join(choices["relation"][1].values())],
         ["状态", "、".join(choices["status"][1].values())],
+        ["角色（按单位层级）", "；".join(f"{level} 级：" + "、".join(_label("role", r) for r in roles_for_level(level))
+                               for level in range(1, MAX_LEVEL + 1))],
+        ["语言", "简体中文、English（空 = 跟随浏览器）"],
         ["重点人群（独居老人、残疾人、孕产妇、慢性病患者、婴幼儿）", "是、否（空 = 否）"],
     ]
     return rows
@@ -87,8 +93,10 @@ def template_workbook() -> Workbook:
         ("居民", "relation"): ",".join(choices["relation"][1].values()),
         ("居民", "status"): ",".join(choices["status"][1].values()),
         **{("居民", flag): "是,否" for flag in FLAGS},
+        (SHEET_STAFF, "role"): ",".join(choices["role"][1].values()),
+        (SHEET_STAFF, "language"): "简体中文,English",
     }
-    for sheet, columns in SHEETS:
+    for sheet, columns in ALL_SHEETS:
         ws = book.create_sheet(sheet)
         ws.append([c.header for c in columns])
         ws.freeze_panes = "A2"
@@ -190,13 +198,19 @@ def write_workbook(root_unit: Unit, stream: IO[bytes], *, acting_user) -> Export
                    _label("relation", relation), _label("status", status), *("是" if f else "否" for f in flags)])
         counts.residents += 1
 
+    ws = _sheet(book, SHEET_STAFF, STAFF_COLUMNS)
+    for username, name, phone, unit_code, role, households, language in staff_rows(unit):
+        ws.append([_text_cell(ws, username), name, _text_cell(ws, phone), _text_cell(ws, unit_code), role,
+                   _text_cell(ws, households), language])
+        counts.staff += 1
+
     notes = book.create_sheet(SHEET_NOTES)
     for row in _notes_rows():
         notes.append(row)
     book.save(stream)
     audit.record(actor=acting_user, action="register.export", target=unit,
                  changes={"unit": unit.code, "units": counts.units, "households": counts.households,
-                          "residents": counts.residents})
+                          "residents": counts.residents, "staff": counts.staff})
     logger.info("register export of unit %s: %s", unit.code, counts)
     return counts
 

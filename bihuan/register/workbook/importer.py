@@ -45,6 +45,7 @@ from ..models import (
 from .columns import (
     _COLUMN_ORDER,
     _SHEET_ORDER,
+    ALL_SHEETS,
     BATCH,
     FLAGS,
     HEADER_SEARCH_ROWS,
@@ -55,8 +56,9 @@ from .columns import (
     RESIDENT_COLUMNS,
     SHEET_HOUSEHOLDS,
     SHEET_RESIDENTS,
+    SHEET_STAFF,
     SHEET_UNITS,
-    SHEETS,
+    STAFF_COLUMNS,
     UNIT_COLUMNS,
     Column,
     ImportResult,
@@ -68,14 +70,14 @@ from .columns import (
     _flag,
     _label,
     _level,
+    _max,
     _zero_counts,
 )
+from .staff_sheet import _RollBack, import_staff_rows
 
 logger = logging.getLogger("bihuan.register.workbook")
 
 
-def _max(model, name: str) -> int:
-    return model._meta.get_field(name).max_length
 
 
 # --- reading the file ------------------------------------------------------------------------------------
@@ -100,7 +102,7 @@ def _file_name(source: Any) -> str:
     return os.path.basename(str(getattr(source, "name", "") or "")) or "workbook.xlsx"
 
 
-def _read(source: Any) -> tuple[dict[str, _Sheet], list[RowError]]:
+def _read(source: Any, wanted=ALL_SHEETS) -> tuple[dict[str, _Sheet], list[RowError]]:
     if isinstance(source, bytes | bytearray):
         source = io.BytesIO(source)
     elif hasattr(source, "seek"):
@@ -110,7 +112,7 @@ def _read(source: Any) -> tuple[dict[str, _Sheet], list[RowError]]:
     errors: list[RowError] = []
     try:
         titles = {_header_key(title): title for title in book.sheetnames}
-        for name, columns in SHEETS:
+        for name, columns in wanted:
             title = titles.get(name)
             if title is None:
                 continue
@@ -123,8 +125,8 @@ def _read(source: Any) -> tuple[dict[str, _Sheet], list[RowError]]:
     finally:
         book.close()
     if not sheets and not errors:
-        errors.append(RowError("", 0, "", f"工作簿中没有“{SHEET_UNITS}”“{SHEET_HOUSEHOLDS}”“{SHEET_RESIDENTS}”中的任何一张表 "
-                                          "(the workbook has none of the register sheets)"))
+        names = "".join(f"“{name}”" for name, _columns in wanted)
+        errors.append(RowError("", 0, "", f"工作簿中没有{names}中的任何一张表 (the workbook has none of these sheets)"))
     return sheets, errors
 
 
@@ -667,22 +669,25 @@ def refresh_households(household_ids: Iterable[int]) -> None:
         )
 
 
-def import_workbook(source: Any, *, acting_user, root_unit: Unit | None = None) -> ImportResult:
-    """Check every row of the workbook; if all are good, write them in one transaction (see the module doc).
+def import_workbook(source: Any, *, acting_user, root_unit: Unit | None = None,
+                    staff_only: bool = False) -> ImportResult:
+    """Check every row of the workbook; if all are good, write them in one transaction (see the package doc).
 
     ``source`` is a path, bytes or a binary file object (an upload). Raises PermissionDenied without
-    ``Perm.IMPORT_REGISTER`` and Http404 for a ``root_unit`` outside the user's part of the district. Problems
-    in the file are returned in ``ImportResult.errors``, and then nothing has been written.
+    ``Perm.IMPORT_REGISTER`` (``Perm.MANAGE_STAFF`` with ``staff_only``, which reads the 人员 sheet alone) and
+    Http404 for a ``root_unit`` outside the user's part of the district. Problems in the file are returned in
+    ``ImportResult.errors``, and then nothing has been written. The 人员 sheet is written after the register's
+    sheets (its people may sit at units of the same file); its first passwords come back in ``result.logins``.
     """
     scope = None
     if acting_user is not None:
-        scope = require(acting_user, Perm.IMPORT_REGISTER)
+        scope = require(acting_user, Perm.MANAGE_STAFF if staff_only else Perm.IMPORT_REGISTER)
         if root_unit is not None:
             root_unit = access_unit(acting_user, root_unit.pk)
     file_name = _file_name(source)
     result = ImportResult(file_name)
     try:
-        sheets, read_errors = _read(source)
+        sheets, read_errors = _read(source, ((SHEET_STAFF, STAFF_COLUMNS),) if staff_only else ALL_SHEETS)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported as the user's error
         logger.info("register import of %r: unreadable file (%s)", file_name, type(exc).__name__)
         result.errors = [RowError("", 0, "", f"无法读取文件，请上传 .xlsx 工作簿 (not a readable .xlsx workbook: "
@@ -691,24 +696,32 @@ def import_workbook(source: Any, *, acting_user, root_unit: Unit | None = None) 
     if read_errors:
         result.errors = read_errors
         return result
-    with transaction.atomic():
-        job = _Importer(scope, root_unit)
-        units = job.check_units(sheets.get(SHEET_UNITS))
-        households = job.check_households(sheets.get(SHEET_HOUSEHOLDS), units)
-        job.check_residents(sheets.get(SHEET_RESIDENTS), households)
-        result.counts = job.counts
-        if job.errors:
-            result.errors = job.sorted_errors()
-            result.counts = _zero_counts()
-            logger.info("register import of %r refused: %d errors", file_name, len(result.errors))
-            return result
-        job.write()
-        audit.record(actor=acting_user, action="register.import", target=root_unit,
-                     target_type="" if root_unit else "register.workbook",
-                     changes={"file": file_name[:200], **job.counts})
-    logger.info("register import of %r: %s", file_name, job.counts)
+    try:
+        with transaction.atomic():
+            job = _Importer(scope, root_unit)
+            units = job.check_units(sheets.get(SHEET_UNITS))
+            households = job.check_households(sheets.get(SHEET_HOUSEHOLDS), units)
+            job.check_residents(sheets.get(SHEET_RESIDENTS), households)
+            result.counts = job.counts
+            if job.errors:
+                result.errors = job.sorted_errors()
+                result.counts = _zero_counts()
+                logger.info("register import of %r refused: %d errors", file_name, len(result.errors))
+                return result
+            job.write()
+            if SHEET_STAFF in sheets:
+                errors, result.staff_counts, result.logins = import_staff_rows(sheets[SHEET_STAFF],
+                                                                               acting_user=acting_user)
+                if errors:
+                    result.errors = errors
+                    raise _RollBack
+            audit.record(actor=acting_user, action="register.import", target=root_unit,
+                         target_type="" if root_unit else "register.workbook",
+                         changes={"file": file_name[:200], **job.counts, "staff": result.staff_counts})
+    except _RollBack:
+        result.counts, result.logins = _zero_counts(), []
+        result.staff_counts = {"created": 0, "updated": 0}
+        logger.info("register import of %r refused: %d errors in the staff sheet", file_name, len(result.errors))
+        return result
+    logger.info("register import of %r: %s, staff %s", file_name, job.counts, result.staff_counts)
     return result
-
-
-# --- template and export ---------------------------------------------------------------------------------
-
