@@ -86,7 +86,7 @@ def _units_per_level() -> dict[int, int]:
 
 def build(scale: str, out: Callable[[str], None] = print) -> dict:
     """Reset the register and generate ``scale`` (untimed reset, timed generation in the result)."""
-    from bihuan.register.generate import generate_district, register_is_empty, reset_register
+    from bihuan.demo.generate import generate_district, register_is_empty, reset_register
 
     if not register_is_empty():
         reset_register(out=out)

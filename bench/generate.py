@@ -17,7 +17,7 @@ PREFIX = "bench_copy_"
 def run(scale: str) -> dict:
     from django.contrib.auth import get_user_model
 
-    from bihuan.register.generate import generate_district, register_is_empty, reset_register
+    from bihuan.demo.generate import generate_district, register_is_empty, reset_register
     from bihuan.register.models import Household, Resident, Staff, Unit
 
     print(f"database: {database()}; rebuilding the {scale} district")

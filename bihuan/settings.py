@@ -58,6 +58,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # staff: a first password must be changed first; the person's own language
+    "bihuan.register.middleware.StaffMiddleware",
 ]
 
 ROOT_URLCONF = "bihuan.urls"

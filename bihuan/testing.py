@@ -13,8 +13,9 @@ from django.utils import timezone
 from bihuan.core.personal import id_checksum
 from bihuan.core.roles import Role
 
-from .register.actions import do_create_household, do_create_resident, do_create_staff, do_create_unit
+from .register.actions import do_create_household, do_create_resident, do_create_unit
 from .register.models import HouseholdKind, Unit, UnitKind
+from .register.staff_actions import do_create_staff
 
 PASSWORD = "bihuan-test-pass"
 _seq = itertools.count(1)
@@ -44,9 +45,9 @@ def create_resident(household, name: str = "张三", birth: dt.date = dt.date(19
                               phone=phone if phone is not None else f"138{next(_seq):08d}", acting_user=None, **kw)
 
 
-def create_staff(unit: Unit, username: str, role: str, name: str | None = None):
+def create_staff(unit: Unit, username: str, role: str, name: str | None = None, **kw):
     return do_create_staff(unit=unit, username=username, name=name or username, role=role, password=PASSWORD,
-                           phone=f"139{next(_seq):08d}", acting_user=None)
+                           phone=f"139{next(_seq):08d}", acting_user=None, **kw)[0]
 
 
 def build_base_district() -> SimpleNamespace:

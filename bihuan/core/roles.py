@@ -40,6 +40,7 @@ class Perm(models.TextChoices):
     EDIT_POLICY = "edit_policy"  # risk-area lists and protocol versions
     MANAGE_CONTROL = "manage_control"  # open, extend, move up and release control cases
     CARE = "care"  # check-ins, tests, measures and service requests of cases one answers for
+    MANAGE_STAFF = "manage_staff"  # appoint, edit, move and deactivate the staff of one's subtree; 包保 leaders
 
 
 _ALL = frozenset(Perm)
@@ -55,13 +56,41 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Role.DEPARTMENT: frozenset({Perm.VIEW_REGISTER, Perm.ISSUE_DIRECTIVE, Perm.SIGN_RECEIPT}),
     Role.TOWNSHIP_STAFF: _LOCAL,
     Role.COMMUNITY_STAFF: _LOCAL,
-    Role.PROPERTY_MANAGER: _FIELD | {Perm.EXPORT_REGISTER, Perm.ISSUE_DIRECTIVE},
+    # A compound's property manager (or a villager group's head) appoints the grid workers and building leaders
+    # of its own compound: the unit's leader, one level above the grids.
+    Role.PROPERTY_MANAGER: _FIELD | {Perm.EXPORT_REGISTER, Perm.ISSUE_DIRECTIVE, Perm.MANAGE_STAFF},
     Role.GRID_WORKER: _FIELD,
     Role.BUILDING_LEADER: _FIELD,
     Role.VILLAGER_REP: _FIELD,
     Role.INSPECTOR: frozenset({Perm.VIEW_REGISTER, Perm.VIEW_AUDIT}),
     Role.VOLUNTEER: frozenset({Perm.VIEW_REGISTER, Perm.MARK_REACH, Perm.CARE}),
 }
+
+
+# The levels a role may hold a post at (the unit's level decides which roles are offered for it).
+ROLE_LEVELS: dict[str, frozenset[int]] = {
+    Role.DISTRICT_COMMANDER: frozenset({1}),
+    Role.COMMAND_OFFICE: frozenset({1, 2}),
+    Role.DEPARTMENT: frozenset({2}),
+    Role.TOWNSHIP_STAFF: frozenset({3}),
+    Role.COMMUNITY_STAFF: frozenset({4}),
+    Role.PROPERTY_MANAGER: frozenset({5}),
+    Role.GRID_WORKER: frozenset({6}),
+    Role.BUILDING_LEADER: frozenset({6}),
+    Role.VILLAGER_REP: frozenset({6}),
+    Role.INSPECTOR: frozenset({1, 2}),
+    Role.VOLUNTEER: frozenset({4, 5, 6}),
+}
+
+
+def roles_for_level(level: int) -> list[str]:
+    """The roles a post at a unit of ``level`` may have, in the order of ``Role``."""
+    return [role for role in Role.values if level in ROLE_LEVELS[role]]
+
+
+def may_grant(granter_role: str, role: str) -> bool:
+    """A role may be given only by one whose permissions include all of its own (never more power)."""
+    return PERMISSIONS.get(role, frozenset()) <= PERMISSIONS.get(granter_role, frozenset())
 
 
 def has_perm(role: str, perm: str) -> bool:

@@ -43,7 +43,7 @@ def scope_of(user) -> Scope:
     if not user.is_authenticated:
         raise PermissionDenied("login required")
     try:
-        staff = Staff.objects.select_related("unit").get(user=user)
+        staff = Staff.objects.select_related("unit").get(user=user, deactivated_at__isnull=True)
     except Staff.DoesNotExist:
         if not user.is_superuser:
             raise PermissionDenied("this account is not bound to a unit") from None
@@ -93,6 +93,18 @@ def access_resident(user, resident_id: int) -> Resident:
     if resident is None:
         raise Http404("no such resident in your part of the district")
     return resident
+
+
+def access_staff(user, staff_id: int, *, for_update: bool = False) -> Staff:
+    """A staff account whose unit is in the user's subtree (404 otherwise: a sibling's or an ancestor's people
+    are as invisible as their households)."""
+    qs = Staff.objects.select_related("unit", "user")
+    if for_update:
+        qs = qs.select_for_update(of=("self",))
+    staff = qs.filter(subtree_q(scope_of(user).root.path, "unit__path"), pk=staff_id).first()
+    if staff is None:
+        raise Http404("no such staff member in your part of the district")
+    return staff
 
 
 def staff_required(perm: str):

@@ -1,10 +1,11 @@
-"""All writes to the register. Each runs in a transaction and writes its audit row."""
+"""All writes to the register. Each runs in a transaction and writes its audit row.
+
+Staff accounts and 包保 posts are written by ``staff_actions``."""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from bihuan.core import audit
@@ -14,7 +15,7 @@ from bihuan.core.pinyin import initials
 from bihuan.core.roles import Perm
 
 from .access import access_household, access_resident, access_unit, require
-from .models import KINDS_BY_LEVEL, SEGMENT, Household, Resident, Staff, Unit
+from .models import KINDS_BY_LEVEL, Household, Resident, Unit
 
 
 class RegisterError(Refused):
@@ -22,15 +23,10 @@ class RegisterError(Refused):
 
 
 def _child_path(parent: Unit | None) -> str:
-    prefix = parent.path if parent else ""
-    last = (
-        Unit.objects.filter(path__startswith=prefix, level=(parent.level + 1 if parent else 1))
-        .order_by("-path").values_list("path", flat=True).first()
-    )
-    number = int(last[-SEGMENT:]) + 1 if last else 1
-    if number >= 10**SEGMENT:
-        raise RegisterError(f"unit {parent} has no room for another child")
-    return prefix + str(number).zfill(SEGMENT)
+    try:
+        return Unit.next_child_path(parent)
+    except ValueError:
+        raise RegisterError(f"unit {parent} has no room for another child") from None
 
 
 def do_create_unit(*, parent: Unit | None, code: str, name: str, kind: str, aliases: str = "",
@@ -81,11 +77,11 @@ def do_move_household(*, household: Household, unit: Unit, acting_user) -> House
 
 
 def _refresh_head(household: Household) -> None:
-    head = household.residents.filter(relation="head").order_by("id").first() or household.residents.first()
-    household.head_name = head.name if head else ""
-    household.head_initials = head.name_initials if head else ""
-    household.member_count = household.residents.count()
-    household.save(update_fields=["head_name", "head_initials", "member_count", "updated_at"])
+    """Head name, initials and member count from the residents: the workbook's set-based rule, for one."""
+    from .workbook import refresh_households
+
+    refresh_households([household.pk])
+    household.refresh_from_db(fields=["head_name", "head_initials", "member_count", "updated_at"])
 
 
 def do_create_resident(*, household: Household, name: str, id_number: str = "", phone: str = "",
@@ -174,21 +170,6 @@ def do_reveal_resident(*, resident_id: int, acting_user, reason: str = "") -> di
         audit.record(actor=acting_user, action="resident.reveal", target=resident,
                      changes={"fields": ["id_number", "phone"], "reason": reason})
     return {"id_number": resident.reveal_id_number(), "phone": resident.reveal_phone()}
-
-
-def do_create_staff(*, unit: Unit, username: str, name: str, role: str, password: str | None = None,
-                    phone: str = "", acting_user) -> Staff:
-    with transaction.atomic():
-        if acting_user is not None:
-            require(acting_user, Perm.EDIT_REGISTER)
-            access_unit(acting_user, unit.pk)
-        user = get_user_model().objects.create_user(username=username, password=password)
-        staff = Staff(user=user, unit=unit, role=role, name=name)
-        staff.set_phone(normalize_phone(phone) if phone else "")
-        staff.save()
-        audit.record(actor=acting_user, action="staff.create", target=staff,
-                     changes={"unit": unit.pk, "role": role, "username": username})
-    return staff
 
 
 def do_purge_personal_data(*, before: dt.date, acting_user=None) -> int:

@@ -54,6 +54,7 @@ class BlindSpotCounts(Schema):
     households_without_grid: int
     grids_without_responsible: int
     units_without_staff: int
+    compounds_without_cadre: int = Field(description="三无小区: compounds with no property management and no 包保 cadre")
     total: int
 
 
@@ -99,6 +100,7 @@ class BlindSpotsOut(Schema):
     households_without_grid: list[HouseholdRef]
     grids_without_responsible: list[UnitRef]
     units_without_staff: list[UnitRef]
+    compounds_without_cadre: list[UnitRef]
 
 
 class HouseholdOut(Schema):
@@ -292,7 +294,8 @@ def unit_detail(request: HttpRequest, id: int):
 
 @router.get("/units/{id}/blind-spots", response={200: BlindSpotsOut, **ERRORS})
 def unit_blind_spots(request: HttpRequest, id: int):
-    """Households without a grid, grids without a responsible person, units without staff (盲区)."""
+    """Households without a grid, grids without a responsible person, units without staff, compounds with no
+    property management and no 包保 cadre (盲区)."""
     user = _user(request)
     unit = access_unit(user, id)
     require(user, Perm.VIEW_REGISTER)
@@ -306,6 +309,7 @@ def unit_blind_spots(request: HttpRequest, id: int):
         ],
         "grids_without_responsible": [_unit_ref(u) for u in spots["grids_without_responsible"]],
         "units_without_staff": [_unit_ref(u) for u in spots["units_without_staff"]],
+        "compounds_without_cadre": [_unit_ref(u) for u in spots["compounds_without_cadre"]],
     }
 
 
@@ -370,3 +374,9 @@ def update_resident(request: HttpRequest, id: int, body: ResidentPatchIn):
         changes["phone"] = sent["phone"] or ""
     resident = do_update_resident(resident=resident, changes=changes, acting_user=user)
     return _resident(resident)
+
+
+# /staff: the people of the caller's subtree (its own module and OpenAPI tag).
+from .staff_api import router as staff_router  # noqa: E402
+
+router.add_router("/staff", staff_router)

@@ -3,7 +3,9 @@
 Three ``GROUP BY unit_id`` queries (households, residents with their key groups, staff) give the counts
 of the units that hold rows directly (normally grids); one in-memory walk over the unit tree (a few
 thousand units) adds each unit's counts to all its ancestors. Blind spots come out of the same pass:
-households that hang on a unit that is not a grid, grids with no responsible person, units with no staff.
+households that hang on a unit that is not a grid, grids with no responsible person, units with no staff, and
+compounds with no property management (三无小区) that no cadre answers for (a ``UnitLeader``, 包保) — the last from
+one more small query over the flagged units. Deactivated staff count for nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +19,17 @@ from django.db import connection
 
 from bihuan.core.roles import RESPONSIBLE_ROLES
 
-from .models import ACTIVE_STATUSES, KEY_GROUPS, MAX_LEVEL, Household, Resident, Staff, Unit, next_path
+from .models import (
+    ACTIVE_STATUSES,
+    KEY_GROUPS,
+    MAX_LEVEL,
+    Household,
+    Resident,
+    Staff,
+    Unit,
+    UnitLeader,
+    next_path,
+)
 
 GROUPS = tuple(KEY_GROUPS)
 
@@ -35,10 +47,12 @@ class Counts:
     households_without_grid: int = 0
     grids_without_responsible: int = 0
     units_without_staff: int = 0
+    compounds_without_cadre: int = 0  # 三无小区 without a 包保 cadre
 
     @property
     def blind_spots(self) -> int:
-        return self.households_without_grid + self.grids_without_responsible + self.units_without_staff
+        return (self.households_without_grid + self.grids_without_responsible + self.units_without_staff
+                + self.compounds_without_cadre)
 
     def add(self, other: Counts) -> None:
         for level, n in other.units_below.items():
@@ -53,6 +67,7 @@ class Counts:
         self.households_without_grid += other.households_without_grid
         self.grids_without_responsible += other.grids_without_responsible
         self.units_without_staff += other.units_without_staff
+        self.compounds_without_cadre += other.compounds_without_cadre
 
     def as_dict(self) -> dict:
         return {
@@ -67,6 +82,7 @@ class Counts:
                 "households_without_grid": self.households_without_grid,
                 "grids_without_responsible": self.grids_without_responsible,
                 "units_without_staff": self.units_without_staff,
+                "compounds_without_cadre": self.compounds_without_cadre,
                 "total": self.blind_spots,
             },
         }
@@ -110,12 +126,26 @@ def grid_level_counts(path: str | None = None):
         residents = cur.fetchall()
         where, params = _range_sql("u", path)
         cur.execute(
-            f"SELECT s.unit_id, s.role, COUNT(*) FROM {st} s JOIN {un} u ON u.id = s.unit_id{where} "
-            "GROUP BY s.unit_id, s.role",
+            f"SELECT s.unit_id, s.role, COUNT(*) FROM {st} s JOIN {un} u ON u.id = s.unit_id{where}"
+            f"{' AND' if where else ' WHERE'} s.deactivated_at IS NULL GROUP BY s.unit_id, s.role",
             params,
         )
         staff = cur.fetchall()
     return households, residents, staff
+
+
+def units_without_cadre(path: str | None = None) -> list[int]:
+    """Ids of the compounds flagged as having no property management (三无小区) that no active cadre leads."""
+    un, ld, st = _table(Unit), _table(UnitLeader), _table(Staff)
+    where, params = _range_sql("u", path)
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT u.id FROM {un} u{where}{' AND' if where else ' WHERE'} u.no_property_management = %s "
+            f"AND NOT EXISTS (SELECT 1 FROM {ld} l JOIN {st} s ON s.id = l.staff_id "
+            "WHERE l.unit_id = u.id AND s.deactivated_at IS NULL)",
+            [*params, True],
+        )
+        return [row[0] for row in cur.fetchall()]
 
 
 def fold_up(units: list[UnitRow], totals: dict, add: Callable[[Any, Any], None]) -> None:
@@ -167,6 +197,8 @@ def rollup(root: Unit | None = None) -> tuple[list[UnitRow], dict[int, Counts]]:
                 c.grids_without_responsible = 1
         elif u.id not in staffed:
             c.units_without_staff = 1
+    for unit_id in units_without_cadre(path):
+        own[unit_id].compounds_without_cadre = 1
 
     totals = own
     for u in units:  # each unit counts as one below its parent; fold_up adds the levels further down
@@ -179,8 +211,9 @@ def rollup(root: Unit | None = None) -> tuple[list[UnitRow], dict[int, Counts]]:
 def blind_spot_lists(root: Unit, limit: int = 200) -> dict[str, list]:
     """The blind spots under ``root`` themselves, for the report pages (bounded lists)."""
     sub = root.subtree()
-    responsible_grid_ids = Staff.objects.filter(role__in=list(RESPONSIBLE_ROLES)).values("unit_id")
-    staffed_ids = Staff.objects.values("unit_id")
+    active = Staff.objects.filter(deactivated_at__isnull=True)
+    responsible_grid_ids = active.filter(role__in=list(RESPONSIBLE_ROLES)).values("unit_id")
+    staffed_ids = active.values("unit_id")
     return {
         "households_without_grid": list(
             Household.objects.filter(sub).exclude(unit__level=MAX_LEVEL).select_related("unit")[:limit]
@@ -191,4 +224,5 @@ def blind_spot_lists(root: Unit, limit: int = 200) -> dict[str, list]:
         "units_without_staff": list(
             Unit.objects.filter(sub, level__lt=MAX_LEVEL).exclude(id__in=staffed_ids)[:limit]
         ),
+        "compounds_without_cadre": list(Unit.objects.filter(id__in=units_without_cadre(root.path)[:limit])),
     }

@@ -28,6 +28,14 @@ def next_path(path: str) -> str:
     return head + str(last + 1).zfill(SEGMENT)
 
 
+def child_path(parent_path: str, number: int) -> str:
+    """The path of the ``number``-th child (1, 2, …) of the unit at ``parent_path`` ("" for the top level): the
+    one rule for child paths (actions, the workbook import and the demo generator all use it)."""
+    if not 1 <= number < 10**SEGMENT:
+        raise ValueError(f"child number {number} does not fit in {SEGMENT} digits")
+    return parent_path + str(number).zfill(SEGMENT)
+
+
 def subtree_q(path: str, field: str = "path") -> models.Q:
     return models.Q(**{f"{field}__gte": path, f"{field}__lt": next_path(path)})
 
@@ -78,6 +86,8 @@ class Unit(models.Model):
     path = models.CharField(max_length=SEGMENT * MAX_LEVEL, unique=True)
     # Other names the unit goes by (for matching addresses in pushed lists), separated by "|".
     aliases = models.CharField(max_length=300, blank=True)
+    # 三无小区: a compound with no property management is a blind spot until a cadre answers for it (UnitLeader).
+    no_property_management = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["path"]
@@ -94,6 +104,19 @@ class Unit(models.Model):
 
     def ancestor_paths(self) -> list[str]:
         return [self.path[: SEGMENT * i] for i in range(1, len(self.path) // SEGMENT + 1)]
+
+    def child_path(self, number: int) -> str:
+        """The path of this unit's ``number``-th child (see the module function ``child_path``)."""
+        return child_path(self.path, number)
+
+    @staticmethod
+    def next_child_path(parent: Unit | None) -> str:
+        """The path for a new child of ``parent`` (a new top-level unit if None): one after the last child."""
+        prefix = parent.path if parent else ""
+        last = (Unit.objects.filter(subtree_q(prefix) if prefix else models.Q(),
+                                    level=(parent.level + 1 if parent else 1))
+                .order_by("-path").values_list("path", flat=True).first())
+        return child_path(prefix, int(last[-SEGMENT:]) + 1 if last else 1)
 
     def ancestors(self) -> list[Unit]:
         """From the root down to this unit, in one query."""
@@ -257,13 +280,30 @@ class Resident(PersonalIdMixin, PersonalContactMixin):
         return on.year - b.year - ((on.month, on.day) < (b.month, b.day))
 
 
+class Language(models.TextChoices):
+    BROWSER = "", _("跟随浏览器")
+    ZH_HANS = "zh-hans", _("简体中文")
+    EN = "en", _("English")
+
+
 class Staff(PersonalContactMixin):
-    """A staff account's place in the tree: the unit whose subtree it sees, and its role."""
+    """A staff account's place in the tree: the unit whose subtree it sees, and its role.
+
+    Staff are managed by the admins of the units above them (``staff_actions``). A deactivated account keeps its
+    row (audit rows and loop history point at it) with ``deactivated_at`` set and its user inactive; it counts for
+    nothing in coverage. A grid role answers for its whole grid unless ``households`` names some of them.
+    """
 
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="staff")
     unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="staff")
     role = models.CharField(max_length=24, choices=Role.choices)
     name = models.CharField(max_length=50)
+    language = models.CharField(max_length=8, choices=Language.choices, blank=True, default="", db_default="")
+    # A first password (generated, shown once) must be replaced at the first login.
+    must_change_password = models.BooleanField(default=False, db_default=False)
+    deactivated_at = models.DateTimeField(null=True, blank=True)
+    # The households a grid role answers for (several people may share a grid); empty = the whole grid.
+    households = models.ManyToManyField(Household, blank=True, related_name="responsible_staff")
 
     class Meta:
         indexes = [models.Index(fields=["unit", "role"])]
@@ -274,3 +314,23 @@ class Staff(PersonalContactMixin):
     @property
     def is_responsible(self) -> bool:
         return self.role in RESPONSIBLE_ROLES
+
+    @property
+    def is_active(self) -> bool:
+        return self.deactivated_at is None
+
+
+class UnitLeader(models.Model):
+    """包保: a cadre (a staff account, of any unit) answering for a unit. Shown on the unit's page; a compound
+    with no property management (三无小区) stays a blind spot until it has one."""
+
+    unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="leaders")
+    staff = models.ForeignKey(Staff, on_delete=models.CASCADE, related_name="leads")
+    duty = models.CharField(max_length=60, blank=True)  # e.g. 包保领导, 包联干部
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["unit", "staff"], name="one_leader_post_per_unit_and_staff")]
+
+    def __str__(self) -> str:
+        return f"{self.staff.name} → {self.unit.name}"

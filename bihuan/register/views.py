@@ -19,6 +19,7 @@ from .access import access_household, access_unit, scoped, staff_required
 from .actions import do_reveal_resident
 from .models import KEY_GROUPS, MAX_LEVEL, Household, Resident, Unit, subtree_q
 from .search import search_households, search_residents
+from .selectors import leaders_of, responsible_people
 
 PAGE_SIZE = 50
 
@@ -38,6 +39,9 @@ def _unit_context(scope, unit: Unit) -> dict:
         "counts": counts,
         "groups": [(label, counts.groups[key]) for key, label in KEY_GROUPS.items()],
         "children": [(child, totals[child.id]) for child in children],
+        # the address book a commander reaches for first: the unit's own people and its 包保 cadres
+        "people": responsible_people(unit),
+        "leaders": leaders_of(unit),
     }
 
 

@@ -24,11 +24,11 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from bihuan.core.models import AuditEntry
+from bihuan.demo.generate import generate_district
 from bihuan.directives import links, rollup
 from bihuan.directives.actions import do_issue_directive
 from bihuan.directives.models import RECEIPT, Reach, ReachMethod, ReachStatus
 from bihuan.loops.models import Loop
-from bihuan.register.generate import generate_district
 from bihuan.register.models import Unit, subtree_q
 
 pytestmark = [pytest.mark.system, pytest.mark.django_db(transaction=True)]

@@ -31,13 +31,13 @@ from django.db.models import F, Value
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from bihuan.demo.generate import generate_district
 from bihuan.directives import fanout
 from bihuan.directives.actions import do_issue_directive
 from bihuan.directives.models import RECEIPT, Directive, FanoutState, Reach
 from bihuan.loops.models import OPEN_STATES, Loop, LoopEvent
 from bihuan.notify.channels import message_id
 from bihuan.notify.models import DUE_STATES, Channel, InboxItem, Message, Robot, State
-from bihuan.register.generate import generate_district
 from bihuan.register.models import Household, Staff, Unit
 
 from .conftest import MAIL_DOMAIN, Worker, notify_env, run_out_leases, subprocess_env

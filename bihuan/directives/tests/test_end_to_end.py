@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from bihuan.core.actions import do_create_api_token
+from bihuan.demo.generate import generate_district
 from bihuan.directives import rollup
 from bihuan.directives.actions import (
     DirectiveError,
@@ -30,7 +31,6 @@ from bihuan.directives.models import RECEIPT, Directive, DirectiveStatus, Reach,
 from bihuan.loops.models import OPEN_STATES, Loop, LoopEvent, LoopState
 from bihuan.loops.tasks import remind_due
 from bihuan.notify.models import Channel, Message
-from bihuan.register.generate import generate_district
 from bihuan.register.models import MAX_LEVEL, Household, Staff, Unit, UnitKind, subtree_q
 
 FORM = [{"key": "tested", "label": "已检测人数", "type": "number"},

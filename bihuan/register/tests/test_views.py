@@ -6,11 +6,25 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from bihuan.core.models import AuditEntry
-from bihuan.core.roles import Perm
-from bihuan.register.models import Staff
-from bihuan.testing import assert_page_access, create_household, create_resident, url_names
+from bihuan.core.roles import Perm, Role
+from bihuan.register.models import Staff, UnitLeader
+from bihuan.testing import assert_page_access, create_household, create_resident, create_staff, url_names
 
-# route name -> (method, url for a branch-A object, permission needed)
+
+def _extra(d):
+    """A second responsible person on branch A's grid, made once: the staff pages act on them."""
+    staff = Staff.objects.filter(user__username="grid_a2").first()
+    return staff or create_staff(d.grid_a, "grid_a2", Role.BUILDING_LEADER)
+
+
+def _fresh_leader(d):
+    """A new 包保 post on branch A's grid for every request (removing it is the request)."""
+    staff = _extra(d)
+    UnitLeader.objects.filter(unit=d.grid_a, staff=staff).delete()
+    return UnitLeader.objects.create(unit=d.grid_a, staff=staff).id
+
+
+# route name -> (method, url for a branch-A object (made per request), permission needed[, status when allowed])
 ROUTES = {
     "home": ("get", lambda d: reverse("home"), Perm.VIEW_REGISTER),
     "register:unit": ("get", lambda d: reverse("register:unit", args=[d.grid_a.id]), Perm.VIEW_REGISTER),
@@ -26,9 +40,26 @@ ROUTES = {
     "register:reveal": ("post", lambda d: reverse("register:reveal", args=[d.resident_a.id]), Perm.REVEAL_PERSONAL),
     "register:import": ("get", lambda d: reverse("register:import"), Perm.IMPORT_REGISTER),
     "register:template": ("get", lambda d: reverse("register:template"), Perm.VIEW_REGISTER),
+    "register:staff": ("get", lambda d: reverse("register:staff", args=[d.grid_a.id]), Perm.VIEW_REGISTER),
+    "register:staff_create": ("get", lambda d: reverse("register:staff_create", args=[d.grid_a.id]),
+                              Perm.MANAGE_STAFF),
+    "register:staff_edit": ("get", lambda d: reverse("register:staff_edit", args=[_extra(d).id]), Perm.MANAGE_STAFF),
+    "register:staff_deactivate": ("post", lambda d: reverse("register:staff_deactivate", args=[_extra(d).id]),
+                                  Perm.MANAGE_STAFF, 302),
+    "register:staff_reset_password": ("post", lambda d: reverse("register:staff_reset_password", args=[_extra(d).id]),
+                                      Perm.MANAGE_STAFF),
+    "register:staff_reveal": ("post", lambda d: reverse("register:staff_reveal", args=[_extra(d).id]),
+                              Perm.REVEAL_PERSONAL),
+    "register:leader_appoint": ("post", lambda d: reverse("register:leader_appoint", args=[d.grid_a.id]),
+                                Perm.MANAGE_STAFF, 302),
+    "register:leader_remove": ("post", lambda d: reverse("register:leader_remove", args=[_fresh_leader(d)]),
+                               Perm.MANAGE_STAFF, 302),
+    "register:no_property": ("post", lambda d: reverse("register:no_property", args=[d.grid_a.id]),
+                             Perm.EDIT_REGISTER, 302),
+    "register:change_password": ("get", lambda d: reverse("register:change_password"), Perm.VIEW_REGISTER),
 }
 # Pages that show no branch-A object, so an outsider is refused only by permission.
-UNSCOPED = {"home", "register:import", "register:template"}
+UNSCOPED = {"home", "register:import", "register:template", "register:change_password"}
 
 
 def test_every_register_page_is_in_the_access_matrix():
@@ -38,10 +69,9 @@ def test_every_register_page_is_in_the_access_matrix():
 
 @pytest.mark.parametrize("route", sorted(ROUTES))
 def test_insiders_see_branch_a_and_outsiders_get_404(client, district, route):
-    method, url_of, perm = ROUTES[route]
-    url = url_of(district)
-    assert_page_access(client, district, route, perm=perm, request=lambda c: getattr(c, method)(url),
-                       scoped=route not in UNSCOPED,
+    method, url_of, perm, *status = ROUTES[route]
+    assert_page_access(client, district, route, perm=perm, request=lambda c: getattr(c, method)(url_of(district)),
+                       ok=status[0] if status else 200, scoped=route not in UNSCOPED,
                        secrets=(district.resident_a.name, district.household_a.address))
 
 

@@ -6,6 +6,7 @@ import json
 import logging
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -108,7 +109,7 @@ class Good:
 
 def test_template_has_the_three_sheets_with_chinese_headers_and_a_sheet_of_allowed_values():
     book = load_workbook(io.BytesIO(template_bytes()))
-    assert book.sheetnames == ["单位", "户", "居民", "说明"]
+    assert book.sheetnames == ["单位", "户", "居民", "人员", "说明"]
     assert [c.value for c in book["单位"][1]] == [
         "单位编码", "单位名称", "层级", "类型", "上级单位编码", "别名"]
     assert [c.value for c in book["户"][1]] == [
@@ -428,7 +429,9 @@ def test_an_export_of_township_a_reimports_to_the_same_register(district, tmp_pa
 
     entry = AuditEntry.objects.filter(action="register.export").get()
     assert (entry.actor, entry.target_type, entry.target_id) == (user, "register.unit", str(district.township_a.id))
-    assert entry.changes == {"unit": district.township_a.code, "units": 7, "households": 4, "residents": 7}
+    assert entry.changes == {"unit": district.township_a.code, "units": 7, "households": 4, "residents": 7,
+                             "staff": 4}
+    assert result.staff_counts == {"created": 0, "updated": 4} and not result.logins  # the same people again
 
 
 def test_an_export_of_the_district_rebuilds_the_same_tree_in_an_empty_register(district, tmp_path):
@@ -436,7 +439,9 @@ def test_an_export_of_the_district_rebuilds_the_same_tree_in_an_empty_register(d
     before = snapshot_branch(district.district)
     data = export_workbook(district.district, acting_user=district.users["commander"])
 
+    people = Staff.objects.count()
     Staff.objects.all().delete()
+    get_user_model().objects.all().delete()
     Resident.objects.all().delete()
     Household.objects.all().delete()
     for level in range(6, 0, -1):
@@ -447,6 +452,7 @@ def test_an_export_of_the_district_rebuilds_the_same_tree_in_an_empty_register(d
     assert snapshot_branch(Unit.objects.get(level=1)) == before
     entry = AuditEntry.objects.filter(action="register.import").latest("id")
     assert entry.actor is None and entry.changes["units"]["created"] == 14
+    assert result.staff_counts["created"] == people == len(result.logins)  # each with a first password
 
 
 def test_the_export_writes_id_numbers_and_phones_as_text_cells(district):
@@ -499,7 +505,7 @@ def test_the_export_takes_the_same_number_of_queries_for_any_number_of_rows(dist
 def test_register_template_command_writes_the_template(tmp_path):
     out = tmp_path / "t.xlsx"
     call_command("register_template", str(out), stdout=io.StringIO())
-    assert load_workbook(out).sheetnames == ["单位", "户", "居民", "说明"]
+    assert load_workbook(out).sheetnames == ["单位", "户", "居民", "人员", "说明"]
 
 
 def test_import_command_prints_a_summary(district, tmp_path):

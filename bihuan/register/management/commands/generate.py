@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from bihuan.register.generate import (
+from bihuan.demo.generate import (
     PRESETS,
     RegisterNotEmpty,
     generate_district,

@@ -1,4 +1,7 @@
-"""`bihuan import_register FILE.xlsx --user USERNAME`: load a register workbook (单位 / 户 / 居民).
+"""`bihuan import_register FILE.xlsx --user USERNAME`: load a register workbook (单位 / 户 / 居民 / 人员).
+
+People on the 人员 sheet are appointed after the register's sheets; their first passwords go to an .xlsx file
+(``--logins``), never to the terminal.
 
 Every row is checked first; on any error nothing is written, the errors are listed (sheet, row, column,
 reason) and the command exits with status 1.
@@ -16,7 +19,8 @@ MAX_LISTED = 1000
 
 
 class Command(BaseCommand):
-    help = "Import units, households and residents from a register workbook (.xlsx); all or nothing."
+    help = ("Import units, households, residents and staff (人员) from a register workbook (.xlsx); all or nothing. "
+            "New staff's first passwords go to an .xlsx file (--logins).")
 
     def add_arguments(self, parser):
         parser.add_argument("file", help="the .xlsx workbook")
@@ -26,8 +30,11 @@ class Command(BaseCommand):
                          help="import as the system, without scope checks (loading a new district into an empty "
                               "register)")
         parser.add_argument("--root", metavar="UNIT_CODE", help="refuse rows outside this unit's subtree")
+        parser.add_argument("--logins", metavar="OUT.xlsx",
+                            help="where to write new staff's logins and first passwords (default: "
+                                 "logins-<time>.xlsx beside FILE)")
 
-    def handle(self, *args, file, user, system, root, **options):
+    def handle(self, *args, file, user, system, root, logins=None, **options):
         acting_user = None if system else _user(user)
         root_unit = None
         if root:
@@ -56,6 +63,9 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"{result.file_name}：导入完成 (imported)"))
         for label, count in result.summary.items():
             self.stdout.write(f"  {label}：{count}")
+        from .import_staff import write_logins
+
+        write_logins(self, result, file, logins)
 
 
 def _user(username: str):

@@ -1,4 +1,4 @@
-"""`bihuan register_template OUT.xlsx`: the empty register workbook (单位 / 户 / 居民 and 说明)."""
+"""`bihuan register_template OUT.xlsx`: the empty register workbook (单位 / 户 / 居民 / 人员 and 说明)."""
 
 from django.core.management.base import BaseCommand, CommandError
 
@@ -6,7 +6,7 @@ from bihuan.register.workbook import template_bytes
 
 
 class Command(BaseCommand):
-    help = "Write the empty register workbook (.xlsx) with Chinese headers and the allowed values."
+    help = "Write the empty register workbook (.xlsx): sheets 单位, 户, 居民 and 人员 with Chinese headers, and the allowed values."
 
     def add_arguments(self, parser):
         parser.add_argument("out", help="the .xlsx file to write")

@@ -33,9 +33,7 @@ from bihuan.core.models import AuditEntry
 from bihuan.core.personal import id_checksum, mask_id_number, mask_phone
 from bihuan.core.pinyin import initials
 from bihuan.core.roles import Role
-
-from .models import (
-    SEGMENT,
+from bihuan.register.models import (
     Household,
     HouseholdKind,
     LevelName,
@@ -45,6 +43,7 @@ from .models import (
     Staff,
     Unit,
     UnitKind,
+    child_path,
 )
 
 PASSWORD = "bihuan2022"
@@ -334,12 +333,12 @@ class Tree:
 
     def add(self, parent: UnitRow | None, name: str, kind: str) -> UnitRow:
         if parent is None:
-            level, code, path = 1, REGION, "1".zfill(SEGMENT)
+            level, code, path = 1, REGION, child_path("", 1)
         else:
             parent.children += 1
             level = parent.level + 1
             code = parent.code + str(parent.children).zfill(CODE_WIDTH[level])
-            path = parent.path + str(parent.children).zfill(SEGMENT)
+            path = child_path(parent.path, parent.children)
         unit = UnitRow(self.next_id, parent.id if parent else None, level, code, name, kind, path)
         self.next_id += 1
         self.units.append(unit)
@@ -925,6 +924,24 @@ class _Generator:
         staff.flush()
         self.counts["staff"] = staff.count
 
+    def appoint_cadres(self) -> None:
+        """三无小区: the old works compounds (家属院, 宿舍 …) and every twelfth compound (from the first) have no property management.
+        Through the staff actions, as a district would do it, each is flagged and the community's first staff
+        member answers for it (包保), so the generated district has no blind spot."""
+        from bihuan.register.staff_actions import do_appoint_leader, do_set_no_property_management
+
+        compounds = [u for u in self.tree.units if u.kind == UnitKind.COMPOUND]
+        old = [u for i, u in enumerate(compounds) if u.name.startswith(tuple(OLD_COMPOUNDS)) or i % 12 == 0]
+        units = Unit.objects.in_bulk([u.id for u in old] + [u.parent_id for u in old])
+        cadres = {s.unit_id: s for s in Staff.objects.filter(unit_id__in=[u.parent_id for u in old]).order_by("id")
+                  .select_related("unit").reverse()}  # the first staff member of each community
+        for row in old:
+            unit = do_set_no_property_management(unit=units[row.id], value=True, acting_user=None)
+            cadre = cadres.get(row.parent_id)
+            if cadre is not None:
+                do_appoint_leader(unit=unit, staff=cadre, duty="包保干部", acting_user=None)
+        self.counts["no_property"] = len(old)
+
     def write_level_names(self) -> None:
         have = set(LevelName.objects.values_list("level", flat=True))
         LevelName.objects.bulk_create(
@@ -954,6 +971,7 @@ class _Generator:
         self.write_people()
         t2 = time.perf_counter()
         self.after_load()
+        self.appoint_cadres()
         self.out(f"households {self.counts['households']:,}, residents {self.counts['residents']:,}, "
                  f"staff {self.counts['staff']:,} (tree and staff {t1 - t0:.1f} s, people {t2 - t1:.1f} s)")
         result = {

@@ -20,8 +20,8 @@ from bihuan.core.personal import (
     sex_from_id,
 )
 from bihuan.core.roles import RESPONSIBLE_ROLES
+from bihuan.demo.generate import PASSWORD, RegisterNotEmpty, generate_district, reset_register
 from bihuan.register import coverage
-from bihuan.register.generate import PASSWORD, RegisterNotEmpty, generate_district, reset_register
 from bihuan.register.models import (
     ACTIVE_STATUSES,
     Household,
@@ -119,6 +119,8 @@ def test_every_grid_has_a_responsible_person_and_there_are_no_blind_spots(tiny):
     units, totals = coverage.rollup()
     root = totals[Unit.objects.get(level=1).id]
     assert root.blind_spots == 0
+    flagged = Unit.objects.filter(no_property_management=True)
+    assert flagged.exists() and all(u.leaders.exists() for u in flagged)  # 三无小区, each with its 包保 cadre
     assert root.households == tiny["households"]
     assert root.residents == Resident.objects.filter(status__in=ACTIVE_STATUSES).count()
     assert root.units_below == {level: n for level, n in tiny["units"].items() if level > 1}

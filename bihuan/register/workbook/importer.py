@@ -1,352 +1,83 @@
-"""The register workbook: one .xlsx with the sheets 单位, 户 and 居民 — template, import and export.
-
-Format
-------
-Three sheets with Chinese headers (``UNIT_COLUMNS``, ``HOUSEHOLD_COLUMNS``, ``RESIDENT_COLUMNS``) and a
-说明 sheet that lists the allowed values. The header row is the first of the first ten rows that holds the
-sheet's required headers (so a title row above it is tolerated); headers match after removing spaces, a hint
-in brackets (half- or full-width: ``层级（1-6）``) and a ``*`` marker. Data rows follow; blank rows are skipped.
-A missing sheet is an empty sheet (a file with only 居民 adds residents to existing households); other sheets
-are ignored. Row numbers in errors are the row numbers Excel shows.
-
-Import (``import_workbook``)
-----------------------------
-Every row is checked first; any error and nothing at all is written (the errors come back as
-``(sheet, row, field, reason)``). Otherwise everything is written in one transaction, set-based
-(``bulk_create`` in batches, one ``UPDATE`` per batch of households for their head and member count), with one
-audit row ``register.import`` that holds the counts and the file name, never a personal value.
-
-- 单位: the parent (上级单位编码) must be in the register or on an earlier row of the sheet; the level must be
-  the parent's level + 1 and the kind must be one of that level's kinds. New units get the next free path
-  under their parent (as ``actions._child_path`` does). A unit code already in the register is not moved:
-  its name and aliases are updated, and a different level, kind or parent is an error.
-- 户: the unit (normally a grid) must be in the register or the 单位 sheet. A household code already in the
-  register, on the same unit, is left as it is (counted as unchanged; the import never edits households);
-  on another unit it is an error.
-- 居民: the household must be in the register or the 户 sheet. ID numbers are validated (GB 11643, 15-digit
-  numbers are converted, full-width digits accepted); a number that Excel stored as a number has lost its last
-  digits and is refused. Sex and birth date come from the ID number when blank and must agree when given.
-  A resident whose ID number is already registered in the same household is left as it is (unchanged); in
-  another household it is an error, as is the same ID number twice in the file. A resident without an ID
-  number is matched by household, name and birth date instead.
-
-So importing the same file twice changes nothing the second time. Every unit and household row must be inside
-the acting user's part of the district (``access.scope_of``), and inside ``root_unit`` when one is given;
-``Perm.IMPORT_REGISTER`` is required. ``acting_user=None`` is the system itself (loading a new district into an
-empty register, as the ``create_*`` test helpers do): no permission or scope check, an audit row without actor.
-
-Export (``export_workbook`` / ``write_workbook``)
--------------------------------------------------
-A unit's subtree in the same format, with ID numbers and phones in full (text cells, so Excel keeps every
-digit): a personal-data export, so it needs ``Perm.EXPORT_REGISTER`` and access to the unit, and it writes an
-audit row ``register.export`` with the unit and the row counts. The exported unit's ancestors are not in the
-file; the exported unit's 上级单位编码 is the code of its real parent, so importing the file into another
-register needs that parent to exist there (an export of the whole district has a blank parent and imports into
-an empty register). Rows are streamed (``values_list().iterator()``, openpyxl write-only mode), in a constant
-number of queries.
-"""
+"""Reading a register workbook and importing it all or nothing (see the package doc)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import io
 import logging
 import os
-import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import IO, Any
+from dataclasses import dataclass
+from typing import Any
 
-from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Case, Count, IntegerField, Max, OuterRef, Subquery, Value, When
 from django.db.models.functions import Coalesce
-from django.utils import timezone, translation
-from openpyxl import Workbook, load_workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.comments import Comment
-from openpyxl.styles import Alignment
-from openpyxl.utils import get_column_letter
-from openpyxl.utils.datetime import from_excel
-from openpyxl.worksheet.datavalidation import DataValidation
+from django.utils import timezone
+from openpyxl import load_workbook
 
-from bihuan.core import audit, crypto, excel
+from bihuan.core import audit, crypto
 from bihuan.core.bulk import update_rows
 from bihuan.core.personal import birth_date_from_id, sex_from_id
 from bihuan.core.pinyin import initials
 from bihuan.core.roles import Perm
-from bihuan.core.tabular import (  # noqa: F401 - re-exported: the register's reason for mangled numbers
-    MANGLED,
-    chunks,
-)
 from bihuan.core.tabular import BadCell as _Bad
 from bihuan.core.tabular import cell_text as _text
-from bihuan.core.tabular import digits_text as _digits_text
+from bihuan.core.tabular import chunks
 from bihuan.core.tabular import header_key as _header_key
 from bihuan.core.tabular import id_number_cell as _id_number
 from bihuan.core.tabular import is_blank as _is_blank
 from bihuan.core.tabular import phone_cell as _phone
 
-from .access import Scope, access_unit, require
-from .models import (
-    KEY_GROUPS,
+from ..access import Scope, access_unit, require
+from ..models import (
     KINDS_BY_LEVEL,
     MAX_LEVEL,
     SEGMENT,
     Household,
-    HouseholdKind,
     Relation,
     Resident,
     ResidentStatus,
-    Sex,
     Unit,
     UnitKind,
-    subtree_q,
+    child_path,
 )
-
-logger = logging.getLogger(__name__)
-
-SHEET_UNITS, SHEET_HOUSEHOLDS, SHEET_RESIDENTS, SHEET_NOTES = "单位", "户", "居民", "说明"
-BATCH = 1000  # rows per INSERT
-LOOKUP_BATCH = 500  # values per IN (...) lookup
-HEADER_SEARCH_ROWS = 10
-FLAGS = tuple(KEY_GROUPS)  # elderly_alone, disabled, pregnant, chronic_illness, infant
-
-
-@dataclass(frozen=True)
-class Column:
-    key: str
-    header: str
-    required: bool = False  # the column must be in the sheet (a value may still be optional)
-    note: str = ""
-    width: int = 14
-    aliases: tuple[str, ...] = ()
-
-
-UNIT_COLUMNS = (
-    Column("code", "单位编码", True, "必填，全区唯一。系统中已有的编码只更新名称和别名", 16),
-    Column("name", "单位名称", True, "必填", 24),
-    Column("level", "层级", True, "必填，1–6：1 区，2 指挥部办公室/区直部门，3 乡镇街道，4 村社区，5 小区/村民小组，6 网格", 8),
-    Column("kind", "类型", True, "必填，见“说明”表", 18),
-    Column("parent_code", "上级单位编码", True,
-           "层级 1 留空；上级单位须已在系统中，或写在本表前面的行", 16, ("上级编码",)),
-    Column("aliases", "别名", False, "可空；多个别名用 | 或 、 分隔", 24),
+from .columns import (
+    _COLUMN_ORDER,
+    _SHEET_ORDER,
+    ALL_SHEETS,
+    BATCH,
+    FLAGS,
+    HEADER_SEARCH_ROWS,
+    HOUSEHOLD_COLUMNS,
+    LOOKUP_BATCH,
+    OUT_OF_SCOPE,
+    REQUIRED,
+    RESIDENT_COLUMNS,
+    SHEET_HOUSEHOLDS,
+    SHEET_RESIDENTS,
+    SHEET_STAFF,
+    SHEET_UNITS,
+    STAFF_COLUMNS,
+    UNIT_COLUMNS,
+    Column,
+    ImportResult,
+    RowError,
+    _aliases,
+    _choice,
+    _code,
+    _date,
+    _flag,
+    _label,
+    _level,
+    _max,
+    _zero_counts,
 )
-HOUSEHOLD_COLUMNS = (
-    Column("code", "户编码", True, "必填，全区唯一", 18),
-    Column("unit_code", "所属单位编码", True, "必填，通常是网格的编码", 16, ("网格编码",)),
-    Column("kind", "类型", True, "必填：城镇 / 农村", 8),
-    Column("building", "楼栋", False, "城镇户", 8),
-    Column("entrance", "单元", False, "城镇户", 8),
-    Column("room", "房号", False, "城镇户", 8),
-    Column("house_number", "门牌号", False, "农村户", 10),
-    Column("address", "详细地址", True, "必填", 36, ("地址", "住址")),
-)
-RESIDENT_COLUMNS = (
-    Column("household_code", "户编码", True, "必填；户须已在系统中或在“户”表中", 18),
-    Column("name", "姓名", True, "必填", 12),
-    Column("id_number", "身份证号", True,
-           "18 位（15 位旧号自动升位）。请把本列设为“文本”格式，否则 Excel 会改成科学计数法并丢掉后几位", 22,
-           ("身份证号码", "公民身份号码", "证件号码")),
-    Column("phone", "手机号", False, "可空；可带 +86、空格或短横线", 16, ("手机号码", "联系电话", "电话")),
-    Column("sex", "性别", False, "男 / 女；有身份证号时可空（必须与身份证号一致）", 6),
-    Column("birth_date", "出生日期", False,
-           "有身份证号时可空（必须与身份证号一致）；如 1980-05-17、1980/5/17、1980年5月17日", 12),
-    Column("relation", "与户主关系", False, "户主 / 配偶 / 子女 / 父母 / 孙子女 / 兄弟姐妹 / 其他；空 = 其他", 10,
-           ("与户主的关系", "关系")),
-    Column("status", "状态", False, "在住 / 外出 / 已迁出 / 已故；空 = 在住", 8),
-    Column("elderly_alone", "独居老人", False, "是 / 否，空 = 否", 8),
-    Column("disabled", "残疾人", False, "是 / 否，空 = 否", 8),
-    Column("pregnant", "孕产妇", False, "是 / 否，空 = 否", 8),
-    Column("chronic_illness", "慢性病患者", False, "是 / 否，空 = 否", 10),
-    Column("infant", "婴幼儿", False, "是 / 否，空 = 否", 8),
-)
-SHEETS = ((SHEET_UNITS, UNIT_COLUMNS), (SHEET_HOUSEHOLDS, HOUSEHOLD_COLUMNS), (SHEET_RESIDENTS, RESIDENT_COLUMNS))
-_SHEET_ORDER = {name: i for i, (name, _c) in enumerate(SHEETS)}
-_COLUMN_ORDER = {name: {c.header: i for i, c in enumerate(cols)} for name, cols in SHEETS}
-_TEXT_KEYS = {"code", "parent_code", "unit_code", "household_code", "id_number", "phone"}
+from .staff_sheet import _RollBack, import_staff_rows
+
+logger = logging.getLogger("bihuan.register.workbook")
 
 
-# --- results -------------------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class RowError:
-    """One problem in the file: the sheet, the row number Excel shows, the column header and the reason."""
-
-    sheet: str
-    row: int
-    field: str
-    reason: str
-
-    def __str__(self) -> str:
-        where = f"{self.sheet} 第 {self.row} 行" if self.row else (self.sheet or "文件")
-        return f"{where} [{self.field}] {self.reason}" if self.field else f"{where} {self.reason}"
-
-
-def _zero_counts() -> dict[str, dict[str, int]]:
-    return {
-        "units": {"created": 0, "updated": 0, "unchanged": 0},
-        "households": {"created": 0, "unchanged": 0},
-        "residents": {"created": 0, "unchanged": 0},
-    }
-
-
-@dataclass
-class ImportResult:
-    file_name: str
-    errors: list[RowError] = field(default_factory=list)
-    counts: dict[str, dict[str, int]] = field(default_factory=_zero_counts)
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
-
-    @property
-    def summary(self) -> dict[str, int]:
-        """Counts with Chinese labels, in display order (what the import page lists)."""
-        c = self.counts
-        return {
-            "新建单位": c["units"]["created"], "更新单位": c["units"]["updated"], "未变单位": c["units"]["unchanged"],
-            "新建户": c["households"]["created"], "未变户": c["households"]["unchanged"],
-            "新建居民": c["residents"]["created"], "未变居民": c["residents"]["unchanged"],
-        }
-
-
-@dataclass
-class ExportCounts:
-    units: int = 0
-    households: int = 0
-    residents: int = 0
-
-
-# --- choices (Chinese labels are the msgids of the models' choices) ------------------------------------
-
-def _norm(text: str) -> str:
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).lower()
-
-
-@lru_cache(maxsize=1)
-def _choices() -> dict[str, tuple[dict[str, str], dict[str, str]]]:
-    """name -> (accepted spelling -> value, value -> Chinese label)."""
-    synonyms = {
-        "relation": {"本人": "head", "妻子": "spouse", "丈夫": "spouse", "妻": "spouse", "夫": "spouse",
-                     "儿子": "child", "女儿": "child", "子": "child", "女": "child", "父亲": "parent",
-                     "母亲": "parent", "孙子": "grandchild", "孙女": "grandchild", "外孙子": "grandchild",
-                     "外孙女": "grandchild", "兄弟": "sibling", "姐妹": "sibling"},
-        "status": {"迁出": "moved_out", "死亡": "deceased", "去世": "deceased", "在家": "present"},
-        "sex": {"男性": "M", "女性": "F", "male": "M", "female": "F"},
-    }
-    out = {}
-    with translation.override(None):  # the Chinese source strings, whatever language is active
-        for name, choices in (("unit_kind", UnitKind), ("household_kind", HouseholdKind), ("relation", Relation),
-                              ("status", ResidentStatus), ("sex", Sex)):
-            to_label = {value: str(label) for value, label in choices.choices}
-            accepted = {_norm(label): value for value, label in to_label.items()}
-            accepted.update({_norm(value): value for value in to_label})
-            accepted.update({_norm(k): v for k, v in synonyms.get(name, {}).items()})
-            out[name] = (accepted, to_label)
-    return out
-
-
-def _label(name: str, value: str) -> str:
-    return _choices()[name][1].get(value, value)
-
-
-# --- cell parsing ----------------------------------------------------------------------------------------
-
-REQUIRED = "必填 (required)"
-OUT_OF_SCOPE = "不在您的管辖范围内 (outside your part of the district)"
-
-
-def _code(value: Any, max_length: int) -> str:
-    return unicodedata.normalize("NFKC", _digits_text(value, max_length)).strip()
-
-
-def _choice(name: str, value: Any) -> str:
-    text = _text(value)
-    accepted, to_label = _choices()[name]
-    try:
-        return accepted[_norm(text)]
-    except KeyError:
-        allowed = " / ".join(to_label.values())
-        raise _Bad(f"“{text}”不是可选值（可选：{allowed}）(not one of the allowed values)") from None
-
-
-def _flag(value: Any) -> bool:
-    if _is_blank(value):
-        return False
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float) and value in (0, 1):
-        return bool(value)
-    text = _norm(str(value))
-    if text in {"是", "y", "yes", "true", "1", "√", "✓", "✔", "有"}:
-        return True
-    if text in {"否", "n", "no", "false", "0", "×", "✗", "无", "-"}:
-        return False
-    raise _Bad(f"应填 是 或 否（空 = 否）(must be 是 or 否): “{_text(value)}”")
-
-
-def _level(value: Any) -> int:
-    try:
-        number = float(unicodedata.normalize("NFKC", str(value)).strip())
-    except ValueError:
-        number = 0
-    if not number.is_integer() or not 1 <= number <= MAX_LEVEL:
-        raise _Bad(f"层级应为 1–{MAX_LEVEL} 的整数 (level must be a whole number from 1 to {MAX_LEVEL})")
-    return int(number)
-
-
-_DATE = re.compile(r"^(\d{4})\s*[-/.年]\s*(\d{1,2})\s*[-/.月]\s*(\d{1,2})\s*日?(?:\s+\d{1,2}:\d{2}(?::\d{2})?)?$")
-
-
-def _date(value: Any) -> dt.date:
-    bad = _Bad("无法识别的日期，请写成 1980-05-17 (cannot read this date; write it as 1980-05-17)")
-    if isinstance(value, dt.datetime):
-        day = value.date()
-    elif isinstance(value, dt.date):
-        day = value
-    elif isinstance(value, int | float) and not isinstance(value, bool):
-        if not float(value).is_integer():
-            raise bad
-        number = int(value)
-        if 10_000_000 <= number <= 99_999_999:  # 19800517
-            value = str(number)
-        elif 1 <= number <= 2_958_465:  # an Excel serial date in a cell without a date format
-            return _check_date(from_excel(number).date())
-        else:
-            raise bad
-    if isinstance(value, str):
-        text = unicodedata.normalize("NFKC", value).strip()
-        match = _DATE.match(text) or re.match(r"^(\d{4})(\d{2})(\d{2})$", text)
-        if not match:
-            raise bad
-        try:
-            day = dt.date(*(int(g) for g in match.groups()))
-        except ValueError:
-            raise _Bad("日期不存在 (no such date)") from None
-    return _check_date(day)
-
-
-def _check_date(day: dt.date) -> dt.date:
-    if day > timezone.localdate() or day.year < 1880:
-        raise _Bad("日期不合理：晚于今天或早于 1880 年 (the date is in the future or before 1880)")
-    return day
-
-
-def _aliases(value: Any) -> str:
-    parts = [p.strip() for p in re.split(r"[|｜、,，;；]", _text(value))]
-    joined = "|".join(p for p in parts if p)
-    if len(joined) > Unit._meta.get_field("aliases").max_length:
-        raise _Bad(f"不能超过 {Unit._meta.get_field('aliases').max_length} 个字符 (too long)")
-    return joined
-
-
-def _max(model, name: str) -> int:
-    return model._meta.get_field(name).max_length
 
 
 # --- reading the file ------------------------------------------------------------------------------------
@@ -371,7 +102,7 @@ def _file_name(source: Any) -> str:
     return os.path.basename(str(getattr(source, "name", "") or "")) or "workbook.xlsx"
 
 
-def _read(source: Any) -> tuple[dict[str, _Sheet], list[RowError]]:
+def _read(source: Any, wanted=ALL_SHEETS) -> tuple[dict[str, _Sheet], list[RowError]]:
     if isinstance(source, bytes | bytearray):
         source = io.BytesIO(source)
     elif hasattr(source, "seek"):
@@ -381,7 +112,7 @@ def _read(source: Any) -> tuple[dict[str, _Sheet], list[RowError]]:
     errors: list[RowError] = []
     try:
         titles = {_header_key(title): title for title in book.sheetnames}
-        for name, columns in SHEETS:
+        for name, columns in wanted:
             title = titles.get(name)
             if title is None:
                 continue
@@ -394,8 +125,8 @@ def _read(source: Any) -> tuple[dict[str, _Sheet], list[RowError]]:
     finally:
         book.close()
     if not sheets and not errors:
-        errors.append(RowError("", 0, "", f"工作簿中没有“{SHEET_UNITS}”“{SHEET_HOUSEHOLDS}”“{SHEET_RESIDENTS}”中的任何一张表 "
-                                          "(the workbook has none of the register sheets)"))
+        names = "".join(f"“{name}”" for name, _columns in wanted)
+        errors.append(RowError("", 0, "", f"工作簿中没有{names}中的任何一张表 (the workbook has none of these sheets)"))
     return sheets, errors
 
 
@@ -442,6 +173,7 @@ def _read_sheet(name: str, columns: tuple[Column, ...], rows: Iterator[tuple]) -
 
 
 # --- import ----------------------------------------------------------------------------------------------
+
 
 @dataclass
 class _UnitRef:
@@ -674,7 +406,7 @@ class _Importer:
             self.error(name, row, header["parent_code"], "上级单位下已没有空余编号 (no room for another child)")
             return None
         next_number[parent_path] = number + 1
-        return parent_path + str(number).zfill(SEGMENT)
+        return child_path(parent_path, number)
 
     def check_households(self, sheet: _Sheet | None, units: dict[str, _UnitRef]) -> dict[str, _HouseholdRef]:
         refs: dict[str, _HouseholdRef] = {}
@@ -937,22 +669,25 @@ def refresh_households(household_ids: Iterable[int]) -> None:
         )
 
 
-def import_workbook(source: Any, *, acting_user, root_unit: Unit | None = None) -> ImportResult:
-    """Check every row of the workbook; if all are good, write them in one transaction (see the module doc).
+def import_workbook(source: Any, *, acting_user, root_unit: Unit | None = None,
+                    staff_only: bool = False) -> ImportResult:
+    """Check every row of the workbook; if all are good, write them in one transaction (see the package doc).
 
     ``source`` is a path, bytes or a binary file object (an upload). Raises PermissionDenied without
-    ``Perm.IMPORT_REGISTER`` and Http404 for a ``root_unit`` outside the user's part of the district. Problems
-    in the file are returned in ``ImportResult.errors``, and then nothing has been written.
+    ``Perm.IMPORT_REGISTER`` (``Perm.MANAGE_STAFF`` with ``staff_only``, which reads the 人员 sheet alone) and
+    Http404 for a ``root_unit`` outside the user's part of the district. Problems in the file are returned in
+    ``ImportResult.errors``, and then nothing has been written. The 人员 sheet is written after the register's
+    sheets (its people may sit at units of the same file); its first passwords come back in ``result.logins``.
     """
     scope = None
     if acting_user is not None:
-        scope = require(acting_user, Perm.IMPORT_REGISTER)
+        scope = require(acting_user, Perm.MANAGE_STAFF if staff_only else Perm.IMPORT_REGISTER)
         if root_unit is not None:
             root_unit = access_unit(acting_user, root_unit.pk)
     file_name = _file_name(source)
     result = ImportResult(file_name)
     try:
-        sheets, read_errors = _read(source)
+        sheets, read_errors = _read(source, ((SHEET_STAFF, STAFF_COLUMNS),) if staff_only else ALL_SHEETS)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is reported as the user's error
         logger.info("register import of %r: unreadable file (%s)", file_name, type(exc).__name__)
         result.errors = [RowError("", 0, "", f"无法读取文件，请上传 .xlsx 工作簿 (not a readable .xlsx workbook: "
@@ -961,184 +696,32 @@ def import_workbook(source: Any, *, acting_user, root_unit: Unit | None = None) 
     if read_errors:
         result.errors = read_errors
         return result
-    with transaction.atomic():
-        job = _Importer(scope, root_unit)
-        units = job.check_units(sheets.get(SHEET_UNITS))
-        households = job.check_households(sheets.get(SHEET_HOUSEHOLDS), units)
-        job.check_residents(sheets.get(SHEET_RESIDENTS), households)
-        result.counts = job.counts
-        if job.errors:
-            result.errors = job.sorted_errors()
-            result.counts = _zero_counts()
-            logger.info("register import of %r refused: %d errors", file_name, len(result.errors))
-            return result
-        job.write()
-        audit.record(actor=acting_user, action="register.import", target=root_unit,
-                     target_type="" if root_unit else "register.workbook",
-                     changes={"file": file_name[:200], **job.counts})
-    logger.info("register import of %r: %s", file_name, job.counts)
+    try:
+        with transaction.atomic():
+            job = _Importer(scope, root_unit)
+            units = job.check_units(sheets.get(SHEET_UNITS))
+            households = job.check_households(sheets.get(SHEET_HOUSEHOLDS), units)
+            job.check_residents(sheets.get(SHEET_RESIDENTS), households)
+            result.counts = job.counts
+            if job.errors:
+                result.errors = job.sorted_errors()
+                result.counts = _zero_counts()
+                logger.info("register import of %r refused: %d errors", file_name, len(result.errors))
+                return result
+            job.write()
+            if SHEET_STAFF in sheets:
+                errors, result.staff_counts, result.logins = import_staff_rows(sheets[SHEET_STAFF],
+                                                                               acting_user=acting_user)
+                if errors:
+                    result.errors = errors
+                    raise _RollBack
+            audit.record(actor=acting_user, action="register.import", target=root_unit,
+                         target_type="" if root_unit else "register.workbook",
+                         changes={"file": file_name[:200], **job.counts, "staff": result.staff_counts})
+    except _RollBack:
+        result.counts, result.logins = _zero_counts(), []
+        result.staff_counts = {"created": 0, "updated": 0}
+        logger.info("register import of %r refused: %d errors in the staff sheet", file_name, len(result.errors))
+        return result
+    logger.info("register import of %r: %s, staff %s", file_name, job.counts, result.staff_counts)
     return result
-
-
-# --- template and export ---------------------------------------------------------------------------------
-
-
-def _notes_rows() -> list[list[str]]:
-    choices = _choices()
-    kinds = "；".join(f"{level} 级：" + "、".join(_label("unit_kind", k) for k in UnitKind.values
-                                               if k in KINDS_BY_LEVEL[level]) for level in sorted(KINDS_BY_LEVEL))
-    rows = [
-        ["闭环登记表：单位、户、居民（Bihuan register workbook: units, households, residents）"],
-        ["先检查全部行，只要有一行有错，就一行都不导入；同一文件导入两次不会重复登记。"],
-        ["身份证号、手机号、编码请用“文本”格式填写，否则 Excel 会把长数字改成科学计数法并丢掉后几位。"],
-        [],
-        ["工作表", "列", "说明"],
-    ]
-    for sheet, columns in SHEETS:
-        for column in columns:
-            rows.append([sheet, column.header, column.note])
-    rows += [
-        [],
-        ["可选值", ""],
-        ["单位类型", kinds],
-        ["户类型", "、".join(choices["household_kind"][1].values())],
-        ["性别", "、".join(choices["sex"][1].values())],
-        ["与户主关系", "、".join(choices["relation"][1].values())],
-        ["状态", "、".join(choices["status"][1].values())],
-        ["重点人群（独居老人、残疾人、孕产妇、慢性病患者、婴幼儿）", "是、否（空 = 否）"],
-    ]
-    return rows
-
-
-def template_workbook() -> Workbook:
-    """The empty workbook: three sheets with headers, dropdowns for the coded columns, and the 说明 sheet."""
-    book = Workbook()
-    book.remove(book.active)
-    choices = _choices()
-    lists = {
-        ("单位", "level"): ",".join(str(n) for n in range(1, MAX_LEVEL + 1)),
-        ("单位", "kind"): ",".join(choices["unit_kind"][1].values()),
-        ("户", "kind"): ",".join(choices["household_kind"][1].values()),
-        ("居民", "sex"): ",".join(choices["sex"][1].values()),
-        ("居民", "relation"): ",".join(choices["relation"][1].values()),
-        ("居民", "status"): ",".join(choices["status"][1].values()),
-        **{("居民", flag): "是,否" for flag in FLAGS},
-    }
-    for sheet, columns in SHEETS:
-        ws = book.create_sheet(sheet)
-        ws.append([c.header for c in columns])
-        ws.freeze_panes = "A2"
-        for index, column in enumerate(columns, start=1):
-            letter = get_column_letter(index)
-            cell = ws.cell(row=1, column=index)
-            cell.font, cell.fill = excel.HEADER_FONT, excel.HEADER_FILL
-            if column.note:
-                cell.comment = Comment(column.note, "闭环")
-            ws.column_dimensions[letter].width = column.width
-            if column.key in _TEXT_KEYS:
-                ws.column_dimensions[letter].number_format = "@"  # typed values stay text
-            if (sheet, column.key) in lists:
-                validation = DataValidation(type="list", formula1=f'"{lists[(sheet, column.key)]}"',
-                                            allow_blank=True)
-                validation.add(f"{letter}2:{letter}1048576")
-                ws.add_data_validation(validation)
-    notes = book.create_sheet(SHEET_NOTES)
-    for row in _notes_rows():
-        notes.append(row)
-    notes.column_dimensions["A"].width, notes.column_dimensions["B"].width = 16, 14
-    notes.column_dimensions["C"].width = 80
-    for cell in notes[5]:
-        cell.font = excel.HEADER_FONT
-    for row in notes.iter_rows(min_row=6):
-        for cell in row:
-            cell.alignment = Alignment(wrap_text=True, vertical="top")
-    return book
-
-
-def template_bytes() -> bytes:
-    return excel.to_bytes(template_workbook())
-
-
-def _header_cells(ws, columns: tuple[Column, ...]) -> list[WriteOnlyCell]:
-    cells = []
-    for column in columns:
-        cell = WriteOnlyCell(ws, value=column.header)
-        cell.font, cell.fill = excel.HEADER_FONT, excel.HEADER_FILL
-        cells.append(cell)
-    return cells
-
-
-def _text_cell(ws, value: str) -> WriteOnlyCell | str:
-    cell = WriteOnlyCell(ws, value=value)
-    cell.number_format = "@"
-    return cell
-
-
-def _sheet(book: Workbook, name: str, columns: tuple[Column, ...]):
-    ws = book.create_sheet(name)
-    ws.freeze_panes = "A2"
-    excel.set_widths(ws, [column.width for column in columns])
-    ws.append(_header_cells(ws, columns))
-    return ws
-
-
-def write_workbook(root_unit: Unit, stream: IO[bytes], *, acting_user) -> ExportCounts:
-    """Write ``root_unit``'s subtree to ``stream`` in the import format, audited (see the module doc).
-
-    Raises PermissionDenied without ``Perm.EXPORT_REGISTER`` and Http404 for a unit outside the user's part.
-    """
-    if acting_user is None:
-        raise PermissionDenied("an export of personal data needs an acting user")
-    require(acting_user, Perm.EXPORT_REGISTER)
-    unit = access_unit(acting_user, root_unit.pk)
-    counts = ExportCounts()
-    book = Workbook(write_only=True)
-    subtree = subtree_q(unit.path)
-
-    ws = _sheet(book, SHEET_UNITS, UNIT_COLUMNS)
-    codes: dict[int, str] = {}
-    units = (Unit.objects.filter(subtree).order_by("path")
-             .values_list("id", "code", "name", "level", "kind", "parent__code", "aliases"))
-    for pk, code, name, level, kind, parent_code, aliases in units.iterator(chunk_size=2000):
-        codes[pk] = code
-        ws.append([_text_cell(ws, code), name, level, _label("unit_kind", kind), _text_cell(ws, parent_code or ""),
-                   aliases])
-        counts.units += 1
-
-    ws = _sheet(book, SHEET_HOUSEHOLDS, HOUSEHOLD_COLUMNS)
-    households = (Household.objects.filter(subtree).order_by("path", "id")
-                  .values_list("code", "unit_id", "kind", "building", "entrance", "room", "house_number", "address"))
-    for code, unit_id, kind, building, entrance, room, house_number, address in households.iterator(chunk_size=2000):
-        ws.append([_text_cell(ws, code), _text_cell(ws, codes[unit_id]), _label("household_kind", kind),
-                   building, entrance, room, house_number, address])
-        counts.households += 1
-
-    ws = _sheet(book, SHEET_RESIDENTS, RESIDENT_COLUMNS)
-    residents = (Resident.objects.filter(subtree).order_by("path", "household_id", "id")
-                 .values_list("household__code", "name", "id_sealed", "phone_sealed", "sex", "birth_date", "relation",
-                              "status", *FLAGS))
-    for household_code, name, id_sealed, phone_sealed, sex, birth, relation, status, *flags in residents.iterator(
-            chunk_size=2000):
-        birth_cell = WriteOnlyCell(ws, value=birth)
-        birth_cell.number_format = "yyyy-mm-dd"
-        ws.append([_text_cell(ws, household_code), name, _text_cell(ws, crypto.unseal(id_sealed)),
-                   _text_cell(ws, crypto.unseal(phone_sealed)), _label("sex", sex), birth_cell,
-                   _label("relation", relation), _label("status", status), *("是" if f else "否" for f in flags)])
-        counts.residents += 1
-
-    notes = book.create_sheet(SHEET_NOTES)
-    for row in _notes_rows():
-        notes.append(row)
-    book.save(stream)
-    audit.record(actor=acting_user, action="register.export", target=unit,
-                 changes={"unit": unit.code, "units": counts.units, "households": counts.households,
-                          "residents": counts.residents})
-    logger.info("register export of unit %s: %s", unit.code, counts)
-    return counts
-
-
-def export_workbook(root_unit: Unit, *, acting_user) -> bytes:
-    """``write_workbook`` into memory: the .xlsx file's bytes."""
-    buffer = io.BytesIO()
-    write_workbook(root_unit, buffer, acting_user=acting_user)
-    return buffer.getvalue()
