@@ -29,6 +29,8 @@ from collections.abc import Iterable
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import PBKDF2PasswordHasher, get_hasher
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
 from django.db import transaction
 from django.utils import timezone
 
@@ -114,6 +116,18 @@ def check_phone(phone: str) -> str:
         raise StaffError("phone", str(exc)) from exc
 
 
+def check_email(email: str) -> str:
+    """An address for email notices, or "" (none)."""
+    email = (email or "").strip()
+    if not email:
+        return ""
+    try:
+        validate_email(email)
+    except ValidationError:
+        raise StaffError("email", "not an email address") from None
+    return email.lower()
+
+
 def check_language(language: str) -> str:
     if language not in Language.values:
         raise StaffError("language", f"must be one of {', '.join(v or '(browser)' for v in Language.values)}")
@@ -166,8 +180,8 @@ def _not_self(acting_user, staff: Staff, what: str) -> None:
 # --- the actions -------------------------------------------------------------------------------------------
 
 
-def do_create_staff(*, unit: Unit, username: str, name: str, role: str, phone: str = "", language: str = "",
-                    household_ids: Iterable[int] | None = None, password: str | None = None,
+def do_create_staff(*, unit: Unit, username: str, name: str, role: str, phone: str = "", email: str = "",
+                    language: str = "", household_ids: Iterable[int] | None = None, password: str | None = None,
                     acting_user) -> tuple[Staff, str]:
     """Appoint a person: a new account at ``unit`` with ``role``. Returns the staff row and the first password
     (generated unless ``password`` is given, which only the console and tests do; then no change is forced)."""
@@ -175,12 +189,13 @@ def do_create_staff(*, unit: Unit, username: str, name: str, role: str, phone: s
         unit = _allowed_unit(acting_user, unit)
         username = check_username(username)
         name, phone, language = check_name(name), check_phone(phone), check_language(language)
+        email = check_email(email)
         role = check_role(unit, role, acting_user)
         households = check_households(unit, role, household_ids)
         first = password is None
         password = new_password() if first else password
         User = get_user_model()
-        user = User(**{User.USERNAME_FIELD: username})
+        user = User(**{User.USERNAME_FIELD: username}, email=email)
         user.password = first_password_hash(password) if first else ""
         if not first:
             user.set_password(password)
@@ -192,11 +207,12 @@ def do_create_staff(*, unit: Unit, username: str, name: str, role: str, phone: s
             staff.households.set(households)
         audit.record(actor=acting_user, action="staff.create", target=staff,
                      changes={"unit": unit.pk, "role": role, "username": username, "name": name,
-                              "phone": staff.phone_masked, "language": language, "households": len(households)})
+                              "phone": staff.phone_masked, "email": bool(email), "language": language,
+                              "households": len(households)})
     return staff, password
 
 
-EDITABLE = ("name", "phone", "role", "language", "household_ids")
+EDITABLE = ("name", "phone", "email", "role", "language", "household_ids")
 
 
 def do_update_staff(*, staff: Staff, changes: dict, acting_user) -> Staff:
@@ -220,6 +236,10 @@ def do_update_staff(*, staff: Staff, changes: dict, acting_user) -> Staff:
             if phone != staff.reveal_phone():
                 staff.set_phone(phone)
                 diff["phone"] = [before, staff.phone_masked]
+        if "email" in changes and (email := check_email(changes["email"])) != staff.user.email:
+            diff["email"] = [bool(staff.user.email), bool(email)]
+            staff.user.email = email
+            staff.user.save(update_fields=["email"])
         role = staff.role
         if "role" in changes and changes["role"] != staff.role:
             if acting_user is not None and acting_user.pk == staff.user_id:

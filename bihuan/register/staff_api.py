@@ -77,6 +77,7 @@ class StaffIn(_StrictIn):
     name: str = Field(min_length=1, max_length=50)
     role: Role
     phone: str = ""
+    email: str = Field("", max_length=254, description="for email notices")
     language: Language = Language.BROWSER
     household_ids: list[int] = Field(default_factory=list, description="grid roles: the households answered for")
 
@@ -84,6 +85,7 @@ class StaffIn(_StrictIn):
 class StaffPatchIn(_StrictIn):
     name: str | None = None
     phone: str | None = Field(None, description='"" removes the phone')
+    email: str | None = Field(None, max_length=254, description='"" removes the address')
     role: Role | None = None
     language: Language | None = None
     household_ids: list[int] | None = None
@@ -144,7 +146,7 @@ def create_staff(request: HttpRequest, body: StaffIn):
     user = _user(request)
     unit = access_unit(user, body.unit_id)
     staff, password = do_create_staff(unit=unit, username=body.username, name=body.name, role=body.role.value,
-                                      phone=body.phone, language=body.language.value,
+                                      phone=body.phone, email=body.email, language=body.language.value,
                                       household_ids=body.household_ids, acting_user=user)
     return 201, {**_staff(staff, len(body.household_ids)), "first_password": password}
 

@@ -74,7 +74,7 @@ def _form_values(request) -> dict:
     post = request.POST
     return {
         "username": post.get("username", "").strip(), "name": post.get("name", "").strip(),
-        "phone": post.get("phone", "").strip(), "role": post.get("role", ""), "language": post.get("language", ""),
+        "phone": post.get("phone", "").strip(), "email": post.get("email", "").strip(), "role": post.get("role", ""), "language": post.get("language", ""),
         "household_ids": [int_param(v) for v in post.getlist("households") if v.strip()],
     }
 
@@ -111,7 +111,8 @@ def staff_create(request, unit_id: int, scope):
 def staff_edit(request, staff_id: int, scope):
     staff = access_staff(request.user, staff_id)
     unit = staff.unit
-    values = {"username": staff.user.get_username(), "name": staff.name, "phone": "", "role": staff.role,
+    values = {"username": staff.user.get_username(), "name": staff.name, "phone": "", "email": staff.user.email,
+              "role": staff.role,
               "language": staff.language, "household_ids": list(staff.households.values_list("pk", flat=True)),
               "unit_id": unit.pk}
     error = None
@@ -126,7 +127,7 @@ def staff_edit(request, staff_id: int, scope):
                                       acting_user=request.user)
                 messages.success(request, _("已调整到 %(unit)s") % {"unit": new_unit.name})
             else:
-                changes = {k: values[k] for k in ("name", "role", "language", "household_ids")}
+                changes = {k: values[k] for k in ("name", "email", "role", "language", "household_ids")}
                 if values["phone"]:
                     changes["phone"] = values["phone"]
                 elif request.POST.get("clear_phone"):

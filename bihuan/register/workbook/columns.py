@@ -97,11 +97,13 @@ STAFF_COLUMNS = (
     Column("role", "角色", True, "必填，须与单位层级相符（见“说明”表）", 16, ("职务",)),
     Column("households", "负责户", False, "网格员、楼长、村民代表负责的户编码，用 | 或 、 分隔；空 = 整个网格", 30),
     Column("language", "语言", False, "简体中文 / English；空 = 跟随浏览器", 10),
+    Column("email", "邮箱", False, "可空；用于邮件通知；修改时空 = 不改", 22, ("电子邮箱", "Email")),
 )
 SHEETS = ((SHEET_UNITS, UNIT_COLUMNS), (SHEET_HOUSEHOLDS, HOUSEHOLD_COLUMNS), (SHEET_RESIDENTS, RESIDENT_COLUMNS))
 _SHEET_ORDER = {name: i for i, (name, _c) in enumerate(SHEETS)}
 _COLUMN_ORDER = {name: {c.header: i for i, c in enumerate(cols)} for name, cols in SHEETS}
-_TEXT_KEYS = {"code", "parent_code", "unit_code", "household_code", "id_number", "phone", "username", "households"}
+_TEXT_KEYS = {"code", "parent_code", "unit_code", "household_code", "id_number", "phone", "username", "households",
+              "email"}
 # Every sheet the workbook reads, the register's three and the staff sheet (written after them).
 ALL_SHEETS = (*SHEETS, (SHEET_STAFF, STAFF_COLUMNS))
 

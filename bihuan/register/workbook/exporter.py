@@ -199,9 +199,9 @@ def write_workbook(root_unit: Unit, stream: IO[bytes], *, acting_user) -> Export
         counts.residents += 1
 
     ws = _sheet(book, SHEET_STAFF, STAFF_COLUMNS)
-    for username, name, phone, unit_code, role, households, language in staff_rows(unit):
+    for username, name, phone, unit_code, role, households, language, email in staff_rows(unit):
         ws.append([_text_cell(ws, username), name, _text_cell(ws, phone), _text_cell(ws, unit_code), role,
-                   _text_cell(ws, households), language])
+                   _text_cell(ws, households), language, _text_cell(ws, email)])
         counts.staff += 1
 
     notes = book.create_sheet(SHEET_NOTES)

@@ -45,7 +45,7 @@ from .columns import (
 
 HEADER = {c.key: c.header for c in STAFF_COLUMNS}
 # An action's field -> the column that holds it.
-FIELD_COLUMN = {"username": "username", "name": "name", "phone": "phone", "role": "role", "unit": "unit_code",
+FIELD_COLUMN = {"username": "username", "name": "name", "phone": "phone", "email": "email", "role": "role", "unit": "unit_code",
                 "households": "households", "language": "language"}
 
 
@@ -62,6 +62,7 @@ def _parse(number: int, raw: dict, errors: list[RowError]) -> dict | None:
         "username": lambda v: _text(v, 150),
         "name": lambda v: _text(v, _max(Staff, "name")),
         "phone": _phone,
+        "email": lambda v: _text(v, 254),
         "unit_code": lambda v: _code(v, _max(Unit, "code")),
         "role": lambda v: _choice("role", v),
         "households": _codes,
@@ -134,8 +135,7 @@ def import_staff_rows(sheet, *, acting_user) -> tuple[list[RowError], dict[str, 
                         staff = do_move_staff(staff=staff, unit=unit, role=v["role"], acting_user=acting_user)
                     changes = {"name": v["name"], "role": v["role"], "language": v["language"],
                                "household_ids": household_ids}
-                    if v["phone"]:
-                        changes["phone"] = v["phone"]
+                    changes |= {k: v[k] for k in ("phone", "email") if v[k]}
                     do_update_staff(staff=staff, changes=changes, acting_user=acting_user)
                     counts["updated"] += 1
                     continue
@@ -145,7 +145,7 @@ def import_staff_rows(sheet, *, acting_user) -> tuple[list[RowError], dict[str, 
                 username = username or _new_username(v["name"], taken | _taken_like(v["name"]))
                 staff, password = do_create_staff(
                     unit=unit, username=username, name=v["name"], role=v["role"], phone=v["phone"],
-                    language=v["language"], household_ids=household_ids, acting_user=acting_user)
+                    email=v["email"], language=v["language"], household_ids=household_ids, acting_user=acting_user)
                 counts["created"] += 1
                 logins.append({"username": username, "password": password, "name": staff.name,
                                "unit_code": unit.code, "unit": unit.name, "role": _label("role", staff.role)})
@@ -168,13 +168,14 @@ def staff_rows(unit: Unit):
     constant number of queries."""
     qs = (Staff.objects.filter(subtree_q(unit.path, "unit__path"), deactivated_at__isnull=True)
           .order_by("unit__path", "role", "id")
-          .values_list("id", "user__username", "name", "phone_sealed", "unit__code", "role", "language"))
+          .values_list("id", "user__username", "name", "phone_sealed", "user__email", "unit__code", "role",
+                       "language"))
     through = Staff.households.through
     codes: dict[int, list[str]] = {}
     for staff_id, code in (through.objects.filter(staff__unit__path__gte=unit.path)
                            .filter(subtree_q(unit.path, "staff__unit__path"))
                            .order_by("household__code").values_list("staff_id", "household__code")):
         codes.setdefault(staff_id, []).append(code)
-    for pk, username, name, phone_sealed, unit_code, role, language in qs.iterator(chunk_size=2000):
+    for pk, username, name, phone_sealed, email, unit_code, role, language in qs.iterator(chunk_size=2000):
         yield [username, name, crypto.unseal(phone_sealed), unit_code, _label("role", role),
-               "|".join(codes.get(pk, [])), _label("language", language) if language else ""]
+               "|".join(codes.get(pk, [])), _label("language", language) if language else "", email]
