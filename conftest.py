@@ -4,6 +4,9 @@ import pytest
 
 os.environ.setdefault("BIHUAN_DEMO", "1")
 
+# Real local SMTP, SMS-gateway and robot servers (fixtures smtp_server, endpoints, notify_env, robots).
+pytest_plugins = ["bihuan.notify.testing"]
+
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):

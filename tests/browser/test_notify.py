@@ -5,7 +5,7 @@ import pytest
 
 from bihuan.notify.models import Preference, Robot
 from bihuan.notify.tasks import deliver
-from bihuan.notify.tests.conftest import Endpoints
+from bihuan.notify.testing import Endpoints
 from bihuan.testing import PASSWORD
 
 from .conftest import DESKTOP, PHONE, login

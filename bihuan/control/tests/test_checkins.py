@@ -124,7 +124,7 @@ def sms_gateway(monkeypatch):
 
 def sms_gateway_for(monkeypatch):
     """A real local SMS gateway (the notify tests' endpoint server) and the BIHUAN_SMS_* settings for it."""
-    from bihuan.notify.tests.conftest import SMS_TOKEN, Endpoints
+    from bihuan.notify.testing import SMS_TOKEN, Endpoints
 
     server = Endpoints()
     server.thread.start()

@@ -12,8 +12,7 @@ from bihuan.notify.channels import message_id
 from bihuan.notify.models import Channel, InboxItem, Message, RobotRequest, State
 from bihuan.notify.outbox import enqueue, notify_unit_robots, notify_user
 from bihuan.notify.tasks import deliver, deliver_direct, marker
-
-from .conftest import DINGTALK_SECRET, dingtalk_sign
+from bihuan.notify.testing import DINGTALK_SECRET, dingtalk_sign
 
 
 def test_deliver_is_registered_with_the_worker():
@@ -155,7 +154,7 @@ def test_a_request_the_gateway_rejects_as_malformed_is_dead_at_once(district, no
 
 
 def test_an_unreachable_endpoint_is_a_failed_attempt(district, notify_env, monkeypatch):
-    from .conftest import free_port
+    from bihuan.notify.testing import free_port
 
     monkeypatch.setenv("BIHUAN_SMS_URL", f"http://127.0.0.1:{free_port()}/sms")
     message = enqueue(Channel.SMS, key="sms:down", subject="s", body="b", address="13812345678")

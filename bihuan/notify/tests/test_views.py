@@ -11,9 +11,8 @@ from bihuan.core.roles import PERMISSIONS, Perm
 from bihuan.notify.actions import do_create_robot, do_send_robot_test
 from bihuan.notify.models import Message, Preference, Robot, State
 from bihuan.notify.tasks import deliver
+from bihuan.notify.testing import DINGTALK_SECRET
 from bihuan.testing import HX, url_names
-
-from .conftest import DINGTALK_SECRET
 
 
 @pytest.fixture

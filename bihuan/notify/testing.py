@@ -1,9 +1,9 @@
-"""Real local endpoints for the notification channels, on 127.0.0.1 with ephemeral ports:
+"""Real local endpoints for the notification channels, on 127.0.0.1 with ephemeral ports — a pytest plugin
+(the root conftest loads it), so any app's tests and the system tests use the same servers:
 
 - ``smtp_server``: an aiosmtpd SMTP server that keeps what it receives;
 - ``endpoints``: an http.server that plays the WeCom robot, the DingTalk robot (checking the signature as
   DingTalk documents it) and the SMS gateway, checks each body format and answers like the real thing;
-- ``clock``: a controllable ``timezone.now`` for backoff and rate-limit windows;
 - ``notify_env``: the BIHUAN_SMTP_* / BIHUAN_SMS_* environment pointing at those servers.
 """
 
@@ -17,14 +17,12 @@ import socket
 import threading
 import time
 from collections import deque
-from datetime import timedelta
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiosmtpd.controller import Controller
-from django.utils import timezone
 
 DINGTALK_SECRET = "SECtest+secret/with=chars"  # characters that break an un-encoded signature
 SMS_TOKEN = "sms-test-token"
@@ -180,25 +178,6 @@ def notify_env(monkeypatch, endpoints, smtp_server):
     monkeypatch.setenv("BIHUAN_SMS_TOKEN", SMS_TOKEN)
     monkeypatch.setenv("BIHUAN_NOTIFY_TIMEOUT", "5")
     return endpoints
-
-
-class Clock:
-    def __init__(self):
-        self.now = timezone.now()
-
-    def __call__(self):
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-@pytest.fixture
-def clock(monkeypatch):
-    """Freeze ``django.utils.timezone.now`` (used by the outbox, the worker's claim and the tasks)."""
-    frozen = Clock()
-    monkeypatch.setattr(timezone, "now", frozen)
-    return frozen
 
 
 @pytest.fixture
