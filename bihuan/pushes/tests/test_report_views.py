@@ -17,10 +17,10 @@ from openpyxl import Workbook, load_workbook
 
 from bihuan.core.models import AuditEntry
 from bihuan.core.roles import PERMISSIONS, Perm
+from bihuan.policy.actions import do_add_risk_area
+from bihuan.policy.models import Protocol, RiskArea
+from bihuan.policy.tests.test_policy import load_default_protocols
 from bihuan.pushes import report
-from bihuan.pushes.models import Protocol, RiskArea
-from bihuan.pushes.policy import do_add_risk_area
-from bihuan.pushes.tests.test_policy import load_default_protocols
 from bihuan.pushes.tests.test_report import DAY, build_day
 
 
@@ -89,10 +89,17 @@ def _protocol_post(**over) -> dict:
 
 
 def _names() -> set[str]:
+    from django.urls import URLPattern
+
+    from bihuan.policy import views as policy_views
     from bihuan.pushes import report_views, urls
 
-    return {f"pushes:{p.name}" for p in urls.urlpatterns if getattr(p.callback, "__module__", "") ==
-            report_views.__name__}
+    def flat(patterns):
+        for p in patterns:
+            yield from ([p] if isinstance(p, URLPattern) else flat(p.url_patterns))
+
+    return {f"pushes:{p.name}" for p in flat(urls.urlpatterns) if getattr(p.callback, "__module__", "") in
+            (report_views.__name__, policy_views.__name__)}
 
 
 def test_every_report_and_policy_page_is_in_the_matrix():

@@ -14,15 +14,9 @@ from bihuan.core.roles import Role
 from bihuan.loops.models import Loop, LoopState
 from bihuan.loops.tasks import remind_due
 from bihuan.notify.models import Message
+from bihuan.pushes.actions import do_accept_transfer, do_return_transfer, do_save_verification, do_transfer
 from bihuan.pushes.models import TRANSFER, Outcome, RouteMethod, Transfer, TransferState, Verification
-from bihuan.pushes.transfers import (
-    TransferError,
-    common_parent,
-    do_accept_transfer,
-    do_return_transfer,
-    do_transfer,
-)
-from bihuan.pushes.verify import do_save_verification
+from bihuan.pushes.transfers import TransferError, common_parent
 from bihuan.register.models import UnitKind
 from bihuan.testing import create_staff, create_unit
 
@@ -82,7 +76,8 @@ def test_the_chain_a_b_c_keeps_its_full_history(district, person, village_c):
     assert_one_owner(person)
     person.refresh_from_db()
     assert person.unit == village_c
-    chain = list(Transfer.objects.filter(person=person).values_list("from_unit__name", "to_unit__name", "state"))
+    chain = list(Transfer.objects.filter(person=person).with_status()
+                 .values_list("from_unit__name", "to_unit__name", "status"))
     assert chain == [("鼓楼社区", "东羊村", "accepted"), ("东羊村", "西羊村", "accepted")]
     actions = list(loop_of(person).events.values_list("action", flat=True))
     assert actions == ["issued", "transferred", "reassigned", "transferred", "reassigned"]
@@ -216,10 +211,10 @@ def _recount(unit, day_people, transfers, verifications) -> dict:
 
 
 def test_end_to_end_pushed_list_routed_verified_transferred_and_reported(district):
+    from bihuan.pushes.actions import do_dispatch
     from bihuan.pushes.importing import create_batch
     from bihuan.pushes.models import Measure, PushedPerson
     from bihuan.pushes.report import collect
-    from bihuan.pushes.routing import do_dispatch
     from bihuan.register.models import Unit
 
     d = district

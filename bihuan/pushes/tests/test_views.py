@@ -16,8 +16,8 @@ from django.utils import timezone
 from bihuan.core.models import AuditEntry
 from bihuan.core.roles import Perm
 from bihuan.loops.models import Loop, LoopState
+from bihuan.pushes.actions import do_accept_transfer, do_transfer
 from bihuan.pushes.models import Outcome, PushedPerson, Transfer, TransferState, Verification
-from bihuan.pushes.transfers import do_accept_transfer, do_transfer
 from bihuan.testing import HX, assert_route_access, url_names
 
 from .test_routing import assert_one_owner, loop_of, make_batch, push, routed
@@ -156,7 +156,7 @@ def test_sections_save_by_htmx_and_errors_name_the_field(client, ctx):
 
 
 def test_the_person_page_shows_the_form_the_outcomes_and_the_recommendation(client, ctx, monkeypatch):
-    from bihuan.pushes import policy
+    from bihuan.policy import rules as policy
 
     monkeypatch.setattr(policy, "recommend", lambda person, ver=None: ("home_isolation", "第九版：中风险区"))
     client.force_login(ctx.d.users["grid_a"])
