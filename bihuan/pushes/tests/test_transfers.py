@@ -274,3 +274,27 @@ def test_end_to_end_pushed_list_routed_verified_transferred_and_reported(distric
     district_total = totals[d.district.id]
     assert district_total.outcomes[Outcome.NEW_CONTROL] == 1 and district_total.measures[Measure.HOME_MONITORING] == 1
     assert district_total.routed["transfer"] == 2 and district_total.unrouted == 0
+
+
+def test_a_transfers_status_is_read_from_its_loop_and_nowhere_else(district, person):
+    from bihuan.loops import engine
+
+    d = district
+    assert "state" not in {f.name for f in Transfer._meta.get_fields()}  # no copy to drift
+    t = do_transfer(person, d.village_b, "住东羊村", acting_user=d.users["community_a"])
+    assert Transfer.objects.get(pk=t.pk).state == TransferState.PENDING
+    assert list(Transfer.objects.pending().values_list("pk", flat=True)) == [t.pk]
+    # Whatever moves the loop moves the transfer's status: here the engine cancels it directly.
+    engine.transition(Loop.objects.get(pk=t.loop_id), LoopState.CANCELLED, actor=d.users["office"], note="撤销")
+    t = Transfer.objects.select_related("loop").get(pk=t.pk)
+    assert t.state == TransferState.RETURNED and t.get_state_display() == "已退回"
+    assert not Transfer.objects.pending().exists()
+    assert Transfer.objects.with_status().get(pk=t.pk).status == TransferState.RETURNED
+
+
+def test_the_receiving_unit_is_told_once_through_the_loop_engine(district, person):
+    d = district
+    t = do_transfer(person, d.village_b, "住东羊村", acting_user=d.users["community_a"])
+    [message] = inbox(d, "village_b", "转办待接收")
+    assert message.idempotency_key.startswith(f"open:{TRANSFER}:") and "住东羊村" in message.body
+    assert Loop.objects.get(pk=t.loop_id).events.filter(action="issued").count() == 1
