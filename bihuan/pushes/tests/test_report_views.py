@@ -282,3 +282,34 @@ def test_the_classifier_names_the_area_and_the_recommendation(district, client):
     assert "第九版：7日内到过高风险区 上海市浦东新区 → 集中隔离7天" in html
     html = client.get(reverse("pushes:policy_classify"), {"place": "太原", "date": "2022-07-01"}).content.decode()
     assert "不在风险区名单中" in html
+
+
+def test_the_office_sees_each_policy_change_with_who_made_it_and_others_do_not(district, client):
+    office = district.users["office"]
+    client.force_login(office)
+    client.post(reverse("pushes:policy_area_add"), {"level": "medium", "name": "北京市朝阳区",
+                                                    "effective_from": "2022-06-01"})
+    client.post(reverse("pushes:policy_protocol_add"), _protocol_post(effective_from="2022-12-07"))
+    html = client.get(reverse("pushes:policy")).content.decode()
+    changes = html.split('data-testid="policy-changes"', 1)[1].split("</ul>", 1)[0]
+    assert "policy.protocol.add" in changes and "policy.risk_area.add" in changes and "北京市朝阳区" in changes
+    assert office.username in changes or office.get_full_name() in changes
+    client.force_login(district.users["grid_a"])
+    assert 'data-testid="policy-changes"' not in client.get(reverse("pushes:policy")).content.decode()
+
+
+def test_an_edition_in_force_is_never_edited_a_change_is_a_new_edition(district, client):
+    load_default_protocols()
+    ninth = Protocol.objects.get(name="第九版")
+    client.force_login(district.users["office"])
+    again = client.post(reverse("pushes:policy_protocol_add"),
+                        _protocol_post(effective_from=f"{ninth.effective_from:%Y-%m-%d}"))
+    assert again.status_code == 400  # a second edition on the same day is refused, the ninth stays as it was
+    assert Protocol.objects.get(pk=ninth.pk).rules == ninth.rules
+
+
+def test_the_daily_report_names_the_protocol_edition_in_force(district, client):
+    load_default_protocols()
+    client.force_login(district.users["commander"])
+    html = client.get(reverse("pushes:report"), {"date": "2022-07-01"}).content.decode()
+    assert 'data-testid="report-protocol"' in html and "第九版" in html and "2022-06-28" in html
