@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "bihuan.notify",
     "bihuan.loops",
     "bihuan.directives",
+    "bihuan.policy",
     "bihuan.pushes",
     "bihuan.control",
 ]

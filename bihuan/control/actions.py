@@ -323,7 +323,7 @@ def do_open_case_from_verification(verification: Verification, *, acting_user, u
     ctype = control_type(code)
     protocol_name = ""
     if phases is None:
-        from bihuan.pushes.policy import explain
+        from bihuan.policy.rules import explain
 
         try:
             rec = explain(person, ver)

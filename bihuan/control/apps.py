@@ -8,4 +8,5 @@ class ControlConfig(AppConfig):
 
     def ready(self):
         # Registers control.checkins, control.samples, control.release and the purge of closed cases.
-        from . import retention, tasks  # noqa: F401
+        # person_panel: control's part of a pushed person's page.
+        from . import person_panel, retention, tasks  # noqa: F401

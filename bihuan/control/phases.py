@@ -1,4 +1,4 @@
-"""The phases of a control case, from the protocol version (``pushes.Protocol``) or a type's defaults.
+"""The phases of a control case, from the protocol version (``policy.Protocol``) or a type's defaults.
 
 A protocol rule is ``{"risk", "within_days", "measure", "days", "tests", "then": [{"measure", "days", "tests"}]}``;
 its phases are the first step and its ``then`` steps, each ``{"type": ControlType code, "days": n,
@@ -23,7 +23,7 @@ import datetime as dt
 from typing import Any
 
 from bihuan.core.errors import Refused
-from bihuan.pushes.models import Measure, Protocol
+from bihuan.policy.models import Measure, Protocol
 
 # A verification's confirmed measure → the control type that carries it out (the codes are the same).
 MEASURE_TYPES = {
@@ -120,7 +120,7 @@ def protocol_named(name: str, on: dt.date | None = None) -> Protocol | None:
 
 def protocol_for(on: dt.date, name: str = "") -> Protocol | None:
     """The named version, or the one in force on ``on``."""
-    from bihuan.pushes.policy import protocol_in_force
+    from bihuan.policy.rules import protocol_in_force
 
     if name:
         return protocol_named(name, on)

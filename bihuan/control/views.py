@@ -225,7 +225,7 @@ def case_list(request, scope):
 @staff_required(Perm.MANAGE_CONTROL)
 def open_from_verification(request, person_id: int, scope):
     """Open the case a verification's "new control" outcome asked for, from the person's page."""
-    from bihuan.pushes.verify import access_person
+    from bihuan.pushes.access import access_person
 
     person = access_person(request.user, person_id)
     ver = getattr(person, "verification", None)

@@ -19,19 +19,20 @@ from __future__ import annotations
 import datetime as dt
 
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
-from django.http import Http404, HttpRequest, HttpResponse
+from django.db.models import Q
+from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 
-from bihuan.core import audit
+from bihuan.core.http import download
 from bihuan.core.roles import Perm
-from bihuan.register.access import access_unit, require, scope_of, scoped
+from bihuan.register.access import access_unit, require, scoped
 from bihuan.register.api import ErrorOut, PageParams, RefusedOut, UnitRef
 from bihuan.register.models import Unit, UnitKind, subtree_q
 
-from . import report
+from . import report, selectors
+from .access import access_batch, visible_batches
 from .models import Measure, Outcome, PushBatch, PushedPerson, PushRow, RowResult
 
 router = Router(tags=["pushes"])
@@ -39,7 +40,7 @@ router = Router(tags=["pushes"])
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 MAX_REPORT_DAYS = 366
 SEALED = ("id_sealed", "id_hash", "phone_sealed", "phone_hash")
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"  # for the schema
 XLSX_RESPONSE = {"responses": {200: {"description": "Excel workbook",
                                        "content": {XLSX: {"schema": {"type": "string", "format": "binary"}}}}}}
 ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
@@ -183,41 +184,23 @@ def _refused(field: str, message: str):
     return 400, {"detail": f"{field}: {message}", "field": field}
 
 
-def _batch_qs(user):
-    return PushBatch.objects.filter(subtree_q(scope_of(user).root.path, "unit__path")).select_related("unit")
-
-
-def _visible_batch(user, id: int) -> PushBatch:
-    batch = _batch_qs(user).defer("file_data").filter(pk=id).first()
-    if batch is None:
-        raise Http404("no such batch in your part of the district")
-    return batch
-
-
 def _batch(request: HttpRequest, id: int) -> PushBatch:
     """The batch if its unit is in the caller's part of the district (else 404), then the permission (403)."""
-    user = _user(request)
-    batch = _visible_batch(user, id)
-    require(user, Perm.IMPORT_PUSH)
-    return batch
+    return access_batch(_user(request), id)
 
 
 def _batch_out(b: PushBatch) -> dict:
-    done = b.imported + b.merged + b.rejected
     return {
         "id": b.id, "source": b.source, "file_name": b.file_name, "unit": _unit_ref(b.unit),
         "uploaded_at": b.uploaded_at, "state": b.state, "rows_total": b.rows_total, "rows_done": b.rows_done,
-        "percent": min(100, round(100 * b.rows_done / b.rows_total)) if b.rows_total else (100 if b.state == "done"
-                                                                                            else 0),
-        "imported": b.imported, "merged": b.merged, "rejected": b.rejected,
-        "reconciled": b.state == "done" and b.rows_total == done, "error": b.error,
+        "imported": b.imported, "merged": b.merged, "rejected": b.rejected, "error": b.error,
+        **{k: v for k, v in selectors.batch_progress(b).items() if k != "polling"},
     }
 
 
 def _batch_detail(b: PushBatch) -> dict:
-    rejections = (PushRow.objects.filter(batch=b, result=RowResult.REJECTED).values_list("reason", "field")
-                  .annotate(n=Count("id")).order_by("-n", "reason"))
-    return {**_batch_out(b), "rejections": [{"reason": r, "field": f, "rows": n} for r, f, n in rejections]}
+    return {**_batch_out(b), "rejections": [{"reason": r["reason"], "field": r["field"], "rows": r["n"]}
+                                            for r in selectors.rejections(b)]}
 
 
 def _person_out(p: PushedPerson) -> dict:
@@ -287,7 +270,7 @@ def upload_batch(request: HttpRequest, file: File[UploadedFile], source: Form[st
         message = str(exc)
         field = message.split(":", 1)[0].strip() if ":" in message else "file"
         return 400, {"detail": message, "field": field}
-    batch = _batch_qs(user).defer("file_data").get(pk=batch.pk)
+    batch = visible_batches(user).get(pk=batch.pk)
     return 201, _batch_detail(batch)
 
 
@@ -298,7 +281,7 @@ def list_batches(request: HttpRequest, page: Query[PageParams], unit: int | None
     user = _user(request)
     within = access_unit(user, unit) if unit is not None else None
     require(user, Perm.IMPORT_PUSH)
-    qs = _batch_qs(user).defer("file_data", "column_mapping").order_by("-uploaded_at", "-id")
+    qs = visible_batches(user).defer("column_mapping").order_by("-uploaded_at", "-id")
     if within is not None:
         qs = qs.filter(subtree_q(within.path, "unit__path"))
     if state:
@@ -336,11 +319,10 @@ def batch_report(request: HttpRequest, id: int):
     batch = _batch(request, id)
     from . import importing
 
-    data = importing.batch_report_xlsx(PushBatch.objects.select_related("unit").get(pk=batch.pk),
-                                       acting_user=_user(request))
-    response = HttpResponse(data, content_type=XLSX)
-    response["Content-Disposition"] = f'attachment; filename="push-batch-{batch.pk}.xlsx"'
-    return response
+    user = _user(request)
+    data = importing.batch_report_xlsx(PushBatch.objects.select_related("unit").get(pk=batch.pk))
+    return download(data, f"push-batch-{batch.pk}.xlsx", acting_user=user, audit_action="push.report",
+                    target=batch, changes={"rows": batch.rows_total, "unit": require(user, Perm.IMPORT_PUSH).unit.pk})
 
 
 # ---------------------------------------------------------------------------------------------- results
@@ -356,7 +338,7 @@ def list_people(request: HttpRequest, page: Query[PageParams], batch: int | None
     ``unit`` (its subtree), ``pushed_on`` / ``verified_on`` (local dates), ``verified_since`` (for incremental
     reads), ``outcome`` and ``measure``. Ordered by id."""
     user = _user(request)
-    in_batch = _visible_batch(user, batch) if batch is not None else None
+    in_batch = access_batch(user, batch, perm=None) if batch is not None else None
     within = access_unit(user, unit) if unit is not None else None
     require(user, Perm.VERIFY_PUSH)
     qs = scoped(user, PushedPerson.objects.select_related("unit", "verification").defer(*SEALED))
@@ -431,9 +413,7 @@ def daily_report_xlsx(request: HttpRequest, unit: int | None = None, day: dt.dat
     (root, first, last, depth), refusal = _report_args(request, unit, day, start, end, to_level)
     if refusal:
         return refusal
-    data = report.report_workbook(root, first, last, to_level=depth)
-    audit.record(actor=_user(request), action="push.daily_report.export", target=root,
-                 changes={"start": first.isoformat(), "end": last.isoformat(), "to_level": depth})
-    response = HttpResponse(data, content_type=XLSX)
-    response["Content-Disposition"] = f'attachment; filename="push-report-{root.code}-{first:%Y%m%d}.xlsx"'
-    return response
+    return download(report.report_workbook(root, first, last, to_level=depth),
+                    f"push-report-{root.code}-{first:%Y%m%d}.xlsx", acting_user=_user(request),
+                    audit_action="push.daily_report.export", target=root,
+                    changes={"start": first.isoformat(), "end": last.isoformat(), "to_level": depth})

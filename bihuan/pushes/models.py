@@ -13,13 +13,14 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from bihuan.loops.kinds import LoopKind, register
+from bihuan.loops.models import OPEN_STATES, LoopState
+from bihuan.policy.models import Measure
 from bihuan.register.models import MAX_LEVEL, SEGMENT, PersonalContactMixin, PersonalIdMixin, Resident, Unit
 
 # A new pushed person is told to the grid (or unit) that must verify them at once.
 VERIFICATION = register(LoopKind("push.verification", "核查", reminder_interval=1800, reminder_limit=3))
-# Transfers send their own notice (who sent it, why, by when) and tell the parent of a ping-pong.
-TRANSFER = register(LoopKind("push.transfer", "转办", reminder_interval=1800, reminder_limit=2,
-                             notify_on_open=False))
+# The receiving unit is told at once (the engine's notice: who sent the person, why, by when).
+TRANSFER = register(LoopKind("push.transfer", "转办", reminder_interval=1800, reminder_limit=2))
 
 
 class BatchState(models.TextChoices):
@@ -152,14 +153,6 @@ class Outcome(models.TextChoices):
     OTHER = "other", _("其他")
 
 
-class Measure(models.TextChoices):
-    CENTRALIZED_QUARANTINE = "centralized_quarantine", _("集中隔离")
-    HOME_ISOLATION = "home_isolation", _("居家隔离")
-    HOME_MONITORING = "home_monitoring", _("居家健康监测")
-    TESTS_ONLY = "tests_only", _("核酸检测")
-    NONE = "none", _("无需管控")
-
-
 class Verification(models.Model):
     """The phone verification of one pushed person by the unit now handling them (one per person; it
     follows the person through transfers). Its deadline, reminders and escalation live in the loop."""
@@ -197,19 +190,58 @@ class Verification(models.Model):
 
 
 class TransferState(models.TextChoices):
+    """A transfer's status, read from its loop (the loop is the one record of it)."""
+
     PENDING = "pending", _("待接收")
     ACCEPTED = "accepted", _("已接收")
     RETURNED = "returned", _("已退回")
 
 
+# The loop states behind each transfer status: open = waiting for an answer; closed = accepted (the receiver
+# signed, reported and closed it in one step); returned = 退回 (a cancelled loop counts as returned too).
+TRANSFER_LOOP_STATES = {
+    TransferState.PENDING: tuple(OPEN_STATES),
+    TransferState.ACCEPTED: (LoopState.REPORTED, LoopState.CLOSED),
+    TransferState.RETURNED: (LoopState.RETURNED, LoopState.CANCELLED),
+}
+
+
+def transfer_state_of(loop_state: str | None) -> str:
+    for status, states in TRANSFER_LOOP_STATES.items():
+        if loop_state in states:
+            return status
+    return TransferState.PENDING
+
+
+def transfer_state_q(*statuses: str, prefix: str = "") -> models.Q:
+    """Transfers (``prefix`` = the path to them, e.g. ``"transfers__"``) whose loop is in one of these statuses."""
+    return models.Q(**{f"{prefix}loop__state__in": [s for st in statuses for s in TRANSFER_LOOP_STATES[st]]})
+
+
+class TransferQuerySet(models.QuerySet):
+    def in_state(self, *statuses: str):
+        """Transfers whose loop is in the states of these statuses (``in_state(TransferState.PENDING)``)."""
+        return self.filter(transfer_state_q(*statuses))
+
+    def pending(self):
+        return self.in_state(TransferState.PENDING)
+
+    def with_status(self):
+        """Annotate ``status`` (a ``TransferState`` value) from the loop, for lists and ``values()``."""
+        whens = [models.When(loop__state__in=states, then=models.Value(status))
+                 for status, states in TRANSFER_LOOP_STATES.items()]
+        return self.annotate(status=models.Case(*whens, default=models.Value(TransferState.PENDING),
+                                                output_field=models.CharField()))
+
+
 class Transfer(models.Model):
-    """转办 from one unit to another; the receiver signs (a loop with a deadline) or returns it (退回)."""
+    """转办 from one unit to another; the receiver signs (a loop with a deadline) or returns it (退回).
+    Its status is its loop's state (``state``): select the loop with the transfers you list."""
 
     person = models.ForeignKey(PushedPerson, on_delete=models.CASCADE, related_name="transfers")
     from_unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+")
     to_unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+")
     reason = models.CharField(max_length=300)
-    state = models.CharField(max_length=10, choices=TransferState.choices, default=TransferState.PENDING)
     loop = models.ForeignKey("loops.Loop", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -219,50 +251,20 @@ class Transfer(models.Model):
     return_reason = models.CharField(max_length=300, blank=True)
     ping_pong = models.BooleanField(default=False)  # A → B → A: flagged to the common parent unit
 
+    objects = TransferQuerySet.as_manager()
+
     class Meta:
         ordering = ["person_id", "id"]
 
     def __str__(self) -> str:
-        return f"{self.person_id}: {self.from_unit_id} → {self.to_unit_id} ({self.state})"
+        return f"{self.person_id}: {self.from_unit_id} → {self.to_unit_id}"
 
+    state_q = staticmethod(transfer_state_q)
 
-class RiskLevel(models.TextChoices):
-    HIGH = "high", _("高风险")
-    MEDIUM = "medium", _("中风险")
-    LOW = "low", _("低风险")
+    @property
+    def state(self) -> str:
+        """pending / accepted / returned, from the loop's state (a ``TransferState`` value)."""
+        return transfer_state_of(self.loop.state if self.loop_id else None)
 
-
-class RiskArea(models.Model):
-    """One area on a published risk-area list, valid from/to a date."""
-
-    level = models.CharField(max_length=8, choices=RiskLevel.choices)
-    area_code = models.CharField(max_length=12, blank=True)  # GB/T 2260 code, when known
-    name = models.CharField(max_length=200)  # e.g. 上海市浦东新区
-    effective_from = models.DateField()
-    effective_to = models.DateField(null=True, blank=True)  # None = still in force
-    list_name = models.CharField(max_length=100, blank=True)  # the published list it came from
-
-    class Meta:
-        indexes = [models.Index(fields=["effective_from", "effective_to"])]
-
-    def __str__(self) -> str:
-        return f"{self.name} ({self.level})"
-
-
-class Protocol(models.Model):
-    """A version of the prevention protocol (e.g. 第九版, June 2022): rules from risk level to measure.
-
-    ``rules`` is a list of {"risk": "high"|"medium"|"low", "within_days": 7, "measure": Measure value,
-    "days": 7, "tests": [1, 2, 3, 5, 7], "then": [{"measure": …, "days": …, "tests": […]}]}.
-    """
-
-    name = models.CharField(max_length=100)
-    effective_from = models.DateField()
-    rules = models.JSONField(default=list)
-    note = models.TextField(blank=True)
-
-    class Meta:
-        ordering = ["-effective_from"]
-
-    def __str__(self) -> str:
-        return self.name
+    def get_state_display(self) -> str:
+        return str(TransferState(self.state).label)

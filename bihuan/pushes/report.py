@@ -31,7 +31,7 @@ from django.db.models import Count, Q
 from django.utils import timezone, translation
 
 from bihuan.core import excel
-from bihuan.loops.models import OPEN_STATES, Loop
+from bihuan.loops.models import Loop
 from bihuan.register.coverage import UnitRow, fold_up, load_units
 from bihuan.register.models import MAX_LEVEL, Unit, UnitKind, subtree_q
 
@@ -113,16 +113,6 @@ def as_of(end: dt.date, now: dt.datetime | None = None) -> dt.datetime:
     return min(now, day_bounds(end)[1])
 
 
-def overdue_q(t: dt.datetime) -> Q:
-    """Loops open at ``t`` and past their deadline then (``Loop.is_overdue`` at t, for t = now)."""
-    open_at = Q(created_at__lte=t) & (
-        Q(state__in=OPEN_STATES)
-        | ((Q(reported_at__isnull=True) | Q(reported_at__gt=t)) & (Q(closed_at__isnull=True) | Q(closed_at__gt=t)))
-    )
-    late = Q(due_at__lt=t) | (Q(ack_due_at__lt=t) & (Q(acknowledged_at__isnull=True) | Q(acknowledged_at__gt=t)))
-    return open_at & late
-
-
 # ------------------------------------------------------------------------------------------- collection
 
 
@@ -174,7 +164,7 @@ def collect(root: Unit, start: dt.date, end: dt.date | None = None, *, now: dt.d
         if measure:
             c.measures[measure] = c.measures.get(measure, 0) + n
 
-    overdue = (Loop.objects.filter(in_tree, overdue_q(t), kind=VERIFICATION)
+    overdue = (Loop.objects.filter(in_tree, kind=VERIFICATION).overdue(t)
                .values_list("owner_unit_id").annotate(n=Count("id")).order_by())
     for unit_id, n in overdue:
         if unit_id in own:
@@ -194,9 +184,9 @@ def collect(root: Unit, start: dt.date, end: dt.date | None = None, *, now: dt.d
         if unit_id in own:
             own[unit_id].transferred_in += n
     answered = (Transfer.objects.filter(subtree_q(root.path, "to_unit__path"), answered_at__gte=low,
-                                        answered_at__lt=high,
-                                        state__in=[TransferState.ACCEPTED, TransferState.RETURNED])
-                .values_list("to_unit_id", "state").annotate(n=Count("id")).order_by())
+                                        answered_at__lt=high)
+                .in_state(TransferState.ACCEPTED, TransferState.RETURNED).with_status()
+                .values_list("to_unit_id", "status").annotate(n=Count("id")).order_by())
     for unit_id, state, n in answered:
         if unit_id in own:
             if state == TransferState.ACCEPTED:

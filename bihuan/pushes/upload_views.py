@@ -14,21 +14,20 @@ from __future__ import annotations
 import hashlib
 
 from django.contrib import messages
-from django.db.models import Count, Min
-from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 
+from bihuan.core.http import download, int_param, is_htmx
 from bihuan.core.roles import Perm
 from bihuan.core.tabular import UnreadableFile, cell_text, is_blank, read_sheets
 from bihuan.register.access import access_unit, staff_required
-from bihuan.register.models import subtree_q
 
+from . import selectors
+from .access import access_batch, visible_batches
 from .headers import FIELDS, IGNORE, save_mapping
 from .importing import Preview, batch_report_xlsx, create_batch, preview_file
-from .models import BatchState, PushBatch, PushRow, RowResult, SourceMapping
+from .models import BatchState, PushBatch, SourceMapping
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 EXTENSIONS = (".xlsx", ".xls", ".csv")
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 REQUIRED = ("name",)  # without a name column every row would be rejected
@@ -36,41 +35,19 @@ LIST_LIMIT = 200  # batches on the list page
 REASON_LIMIT = 30  # rejection reasons shown on the batch page
 ROW_NUMBERS_SHOWN = 20  # row numbers shown per reason (the Excel report has them all)
 SOURCES_OFFERED = 50
-RUNNING = (BatchState.PENDING, BatchState.RUNNING)
+RUNNING = selectors.RUNNING
 
 
 def is_blank_row(values) -> bool:
     return all(is_blank(v) for v in values)
 
 
-def _int(value) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise Http404("not a number") from None
-
-
-def _batches(scope):
-    return (PushBatch.objects.filter(subtree_q(scope.root.path, "unit__path"))
-            .select_related("unit", "uploaded_by").defer("file_data"))
-
-
-def _access_batch(request, batch_id: int, scope) -> PushBatch:
-    batch = _batches(scope).filter(pk=_int(batch_id)).first()
-    if batch is None:
-        raise Http404("no such batch in your part of the district")
-    return batch
-
-
-def _percent(batch: PushBatch) -> int:
-    if batch.rows_total:
-        return min(100, round(100 * batch.rows_done / batch.rows_total))
-    return 100 if batch.state == BatchState.DONE else 0
+def _batches(request):
+    return visible_batches(request.user).select_related("uploaded_by")
 
 
 def _progress_context(batch: PushBatch) -> dict:
-    return {"batch": batch, "percent": _percent(batch), "polling": batch.state in RUNNING,
-            "reconciled": batch.rows_total == batch.imported + batch.merged + batch.rejected}
+    return {"batch": batch, **selectors.batch_progress(batch)}
 
 
 # --- the list ---------------------------------------------------------------------------------------------
@@ -78,14 +55,14 @@ def _progress_context(batch: PushBatch) -> dict:
 @staff_required(Perm.IMPORT_PUSH)
 def batches(request, scope):
     """The uploaded lists of the user's part of the district, newest first."""
-    rows = list(_batches(scope).order_by("-uploaded_at", "-pk")[:LIST_LIMIT])
+    rows = list(_batches(request).order_by("-uploaded_at", "-pk")[:LIST_LIMIT])
     return render(request, "pushes/batches.html", {"batches": rows, "limit": LIST_LIMIT})
 
 
 # --- the upload -------------------------------------------------------------------------------------------
 
-def _sources(scope, unit) -> list[str]:
-    used = set(_batches(scope).values_list("source", flat=True).distinct()[:SOURCES_OFFERED])
+def _sources(request, unit) -> list[str]:
+    used = set(_batches(request).values_list("source", flat=True).distinct()[:SOURCES_OFFERED])
     used |= set(SourceMapping.objects.filter(unit=unit).values_list("source", flat=True)[:SOURCES_OFFERED])
     return sorted(used)
 
@@ -94,7 +71,7 @@ def _posted_mapping(post) -> tuple[dict[str, str], list[str]]:
     """The mapping chosen on step 2 (``col-N`` header, ``field-N`` field) and errors."""
     mapping: dict[str, str] = {}
     errors: list[str] = []
-    count = min(_int(post.get("columns") or 0), 500)
+    count = min(int_param(post.get("columns") or 0, low=0), 500)
     for i in range(count):
         header = (post.get(f"col-{i}") or "").strip()
         field = post.get(f"field-{i}", IGNORE)
@@ -140,8 +117,8 @@ def _columns(mapping: dict[str, str]) -> list[dict]:
 def upload(request, scope):
     """Step 1 (POST a file and a source): preview how its columns are read, write nothing. Step 2 (``confirm``:
     the same file again with the chosen mapping): import it, optionally saving the mapping for the source."""
-    unit = access_unit(request.user, _int(request.POST.get("unit") or request.GET.get("unit") or scope.unit.id))
-    context = {"unit": unit, "sources": _sources(scope, unit), "fields": FIELDS, "required": REQUIRED,
+    unit = access_unit(request.user, int_param(request.POST.get("unit") or request.GET.get("unit") or scope.unit.id))
+    context = {"unit": unit, "sources": _sources(request, unit), "fields": FIELDS, "required": REQUIRED,
                "extensions": ",".join(EXTENSIONS), "source": "", "errors": []}
     if request.method != "POST":
         return render(request, "pushes/upload.html", context)
@@ -177,7 +154,7 @@ def upload(request, scope):
         header_found = False
     given = {f for f in preview.mapping.values() if f}
     missing_required = [f for f in REQUIRED if f not in given]
-    existing = (_batches(scope).filter(unit=unit, source=source, file_sha256=sha)
+    existing = (_batches(request).filter(unit=unit, source=source, file_sha256=sha)
                 .exclude(state=BatchState.FAILED).first())
 
     if confirm and header_found and not mapping_errors and not missing_required:
@@ -204,12 +181,9 @@ def upload(request, scope):
 # --- a batch ----------------------------------------------------------------------------------------------
 
 def _rejections(batch: PushBatch) -> list[dict]:
-    reasons = list(PushRow.objects.filter(batch=batch, result=RowResult.REJECTED).values("reason", "field")
-                   .annotate(n=Count("id"), first=Min("row_number")).order_by("-n", "first")[:REASON_LIMIT])
+    reasons = selectors.rejections(batch, limit=REASON_LIMIT)
     for r in reasons:
-        r["rows"] = list(PushRow.objects.filter(batch=batch, result=RowResult.REJECTED, reason=r["reason"],
-                                                field=r["field"]).order_by("row_number")
-                         .values_list("row_number", flat=True)[:ROW_NUMBERS_SHOWN])
+        r["rows"] = selectors.rejected_row_numbers(batch, r["reason"], r["field"], ROW_NUMBERS_SHOWN)
         r["more"] = r["n"] - len(r["rows"])
         r["field_label"] = FIELDS.get(r["field"], r["field"])
     return reasons
@@ -217,7 +191,7 @@ def _rejections(batch: PushBatch) -> list[dict]:
 
 @staff_required(Perm.IMPORT_PUSH)
 def batch_detail(request, batch_id: int, scope):
-    batch = _access_batch(request, batch_id, scope)
+    batch = access_batch(request.user, batch_id)
     context = _progress_context(batch)
     context["rejections"] = _rejections(batch) if batch.state == BatchState.DONE else []
     context["reason_limit"] = REASON_LIMIT
@@ -228,9 +202,9 @@ def batch_detail(request, batch_id: int, scope):
 def batch_progress(request, batch_id: int, scope):
     """The progress bar, polled by HTMX every 2 s while the batch is pending or running; then the page reloads
     with the reconciliation."""
-    batch = _access_batch(request, batch_id, scope)
+    batch = access_batch(request.user, batch_id)
     response = render(request, "pushes/_batch_progress.html", _progress_context(batch))
-    if batch.state not in RUNNING and request.headers.get("HX-Request") == "true":
+    if batch.state not in RUNNING and is_htmx(request):
         response["HX-Refresh"] = "true"
     return response
 
@@ -238,9 +212,7 @@ def batch_progress(request, batch_id: int, scope):
 @staff_required(Perm.IMPORT_PUSH)
 def batch_report(request, batch_id: int, scope):
     """The Excel report: totals and every row's result and reason (audited: it names people)."""
-    batch = _access_batch(request, batch_id, scope)
-    data = batch_report_xlsx(batch, acting_user=request.user)
-    response = HttpResponse(data, content_type=XLSX)
-    response["Content-Disposition"] = f'attachment; filename="push-batch-{batch.pk}-report.xlsx"'
-    return response
+    batch = access_batch(request.user, batch_id)
+    return download(batch_report_xlsx(batch), f"push-batch-{batch.pk}-report.xlsx", acting_user=request.user,
+                    audit_action="push.report", target=batch, changes={"rows": batch.rows_total, "unit": scope.unit.pk})
 

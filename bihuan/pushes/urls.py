@@ -1,6 +1,8 @@
 """URLs of the pushed-list pages."""
 
-from django.urls import path
+from django.urls import include, path
+
+from bihuan.policy import urls as policy_urls
 
 from . import views
 
@@ -34,13 +36,7 @@ urlpatterns += [
     path("dashboard/", report_views.dashboard, name="dashboard"),
     path("report/", report_views.daily_report, name="report"),
     path("report.xlsx", report_views.daily_report_xlsx, name="report_xlsx"),
-    path("policy/", report_views.policy_page, name="policy"),
-    path("policy/classify/", report_views.policy_classify, name="policy_classify"),
-    path("policy/template.xlsx", report_views.policy_template, name="policy_template"),
-    path("policy/areas/", report_views.policy_area_add, name="policy_area_add"),
-    path("policy/areas/<int:area_id>/end/", report_views.policy_area_end, name="policy_area_end"),
-    path("policy/areas/import/", report_views.policy_import, name="policy_import"),
-    path("policy/protocols/", report_views.policy_protocol_add, name="policy_protocol_add"),
+    path("policy/", include(policy_urls)),  # the policy desk (bihuan/policy), named pushes:policy…
 ]
 
 # --- uploading pushed lists: the batches, the two-step upload, a batch's progress and report -------------

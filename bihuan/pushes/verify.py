@@ -1,33 +1,25 @@
-"""Verification actions (核查): call attempts, the verification form, outcomes with their required fields.
+"""The verification form (核查): its choices, the checking of its fields and of each outcome's required
+fields, and the policy's recommendation. Reads only: ``actions.do_save_verification`` writes.
 
-``do_save_verification`` updates only the keys present in ``data`` (the page saves one section at a time).
-Setting an outcome other than ``verifying`` completes the verification and reports its loop (反馈); going
-back to ``verifying`` reopens it. ``elsewhere_in_district`` transfers the person (转办) in the same
-transaction. Errors are ``VerifyError``\\ s whose message starts with the field's name.
+``clean_fields`` checks the keys present in ``data`` (the page saves one section at a time); ``clean_outcome``
+checks an outcome's detail. Errors are ``VerifyError``\\ s naming the form field (``VerifyError.field``).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import logging
 from typing import Any
 
-from django.db import transaction
 from django.db.models import TextChoices
-from django.http import Http404
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from bihuan.core import audit
 from bihuan.core.errors import Refused
-from bihuan.core.roles import Perm
-from bihuan.loops import engine
-from bihuan.loops.models import OPEN_STATES, Loop, LoopState
-from bihuan.register.access import require, scoped
+from bihuan.policy import rules as policy
 from bihuan.register.models import Unit
 
-from .models import Measure, Outcome, PushedPerson, Transfer, TransferState, Verification
+from .models import Measure, Outcome, PushedPerson, Verification
 
 log = logging.getLogger("bihuan.pushes")
 
@@ -88,33 +80,9 @@ TEXT_FIELDS = {"origin": 200, "destination": 200, "compound": 100, "building": 2
 DETAIL_TEXT_MAX = 300
 
 
+
 class VerifyError(Refused):
-    """Refused; ``field`` names the form field, and the message starts with it."""
-
-    def __init__(self, field: str, message: str):
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-
-
-# --- access ----------------------------------------------------------------------------------------------
-
-def access_person(user, person_id: int, *, for_update: bool = False) -> PushedPerson:
-    """A person handled in the user's part of the district (their unit's subtree), else 404."""
-    qs = PushedPerson.objects.select_related("unit")
-    if for_update:
-        qs = qs.select_for_update(of=("self",))
-    person = scoped(user, qs).filter(pk=person_id).first()
-    if person is None:
-        raise Http404("no such person in your part of the district")
-    return person
-
-
-def _verification_for(user, verification: Verification) -> tuple[PushedPerson, Verification]:
-    require(user, Perm.VERIFY_PUSH)
-    person = access_person(user, verification.person_id, for_update=True)
-    ver = Verification.objects.select_for_update().get(pk=verification.pk)
-    return person, ver
+    """Refused; ``field`` names the form field (``visited[2].to``), ``message`` says why."""
 
 
 # --- parsing ---------------------------------------------------------------------------------------------
@@ -150,7 +118,7 @@ def _int(field: str, value: Any, low: int, high: int) -> int | None:
     return n
 
 
-def _text(field: str, value: Any, limit: int, *, required: bool = False) -> str:
+def text_field(field: str, value: Any, limit: int, *, required: bool = False) -> str:
     text = " ".join(str(value or "").split())
     if required and not text:
         raise VerifyError(field, _("必填"))
@@ -164,7 +132,7 @@ def _visited(value: Any) -> list[dict]:
     for i, row in enumerate(value or []):
         if not isinstance(row, dict):
             raise VerifyError(f"visited[{i}]", _("格式错误"))
-        place = _text(f"visited[{i}].place", row.get("place"), 100)
+        place = text_field(f"visited[{i}].place", row.get("place"), 100)
         start = _date(f"visited[{i}].from", row.get("from"))
         end = _date(f"visited[{i}].to", row.get("to"))
         if not place:
@@ -203,7 +171,7 @@ def _symptoms(value: Any) -> list[str]:
         value = [s for s in value.replace("，", ",").replace("、", ",").split(",")]
     out = []
     for s in value or []:
-        s = _text("symptoms", s, 30)
+        s = text_field("symptoms", s, 30)
         if s and s not in out:
             out.append(s)
     return out[:20]
@@ -214,7 +182,7 @@ def clean_fields(data: dict) -> dict:
     clean: dict[str, Any] = {}
     for name, limit in TEXT_FIELDS.items():
         if name in data:
-            clean[name] = _text(name, data[name], limit)
+            clean[name] = text_field(name, data[name], limit)
     if "arrival_date" in data:
         clean["arrival_date"] = _date("arrival_date", data["arrival_date"])
     if "cohabitants" in data:
@@ -259,7 +227,7 @@ def clean_outcome(ver: Verification, outcome: str, data: dict) -> dict:
                 raise VerifyError(name, _("请确认或选择管控措施"))
             detail[name] = value
         else:
-            value = _text(name, raw, DETAIL_TEXT_MAX, required=required)
+            value = text_field(name, raw, DETAIL_TEXT_MAX, required=required)
             if value:
                 detail[name] = value
     if outcome == Outcome.NO_SUCH_PERSON and not _has_failed_call(ver):
@@ -270,190 +238,11 @@ def clean_outcome(ver: Verification, outcome: str, data: dict) -> dict:
 # --- policy ----------------------------------------------------------------------------------------------
 
 def recommendation(person: PushedPerson, ver: Verification) -> tuple[str, str]:
-    """The policy's (measure, basis), or ("", "") when the policy module is missing or fails."""
-    try:
-        policy = importlib.import_module("bihuan.pushes.policy")
-    except ImportError:
-        return "", ""
+    """The policy's (measure, basis), or ("", "") when the policy fails (advice only: a bug there must not
+    stop a verification being saved)."""
     try:
         measure, basis = policy.recommend(person, ver)
-    except Exception:  # noqa: BLE001 - advice only: a policy bug must not stop a verification being saved
+    except Exception:  # noqa: BLE001 - advice only
         log.exception("policy.recommend failed for person %s", person.pk)
         return "", ""
     return (measure or "") if (measure or "") in Measure.values else "", (basis or "")[:300]
-
-
-# --- actions ---------------------------------------------------------------------------------------------
-
-def _start(loop: Loop | None, actor) -> None:
-    if loop is not None and loop.state == LoopState.ISSUED:
-        engine.transition(loop, LoopState.IN_PROGRESS, actor=actor, note="核查开始")
-
-
-def do_record_call(verification: Verification, result: str, *, acting_user, at: dt.datetime | None = None,
-                   note: str = "") -> Verification:
-    """One call attempt (reached / no_answer / wrong_number / refused / powered_off) with its time."""
-    if result not in CallResult.values:
-        raise VerifyError("result", _("请选择通话结果"))
-    with transaction.atomic():
-        person, ver = _verification_for(acting_user, verification)
-        attempts = list(ver.call_attempts or [])
-        if len(attempts) >= MAX_ATTEMPTS:
-            raise VerifyError("call_attempts", _("最多记录 %(n)s 次通话") % {"n": MAX_ATTEMPTS})
-        at = at or timezone.now()
-        attempts.append({"at": at.isoformat(), "result": result, "by": getattr(acting_user, "pk", None),
-                         "note": _text("note", note, 100)})
-        ver.call_attempts = attempts
-        ver.save(update_fields=["call_attempts", "updated_at"])
-        _start(ver.loop, acting_user)
-        audit.record(actor=acting_user, action="push.call", target=ver,
-                     changes={"person": person.pk, "result": result, "attempt": len(attempts)})
-    return ver
-
-
-def _pending_transfer(person: PushedPerson) -> Transfer | None:
-    return Transfer.objects.filter(person=person, state=TransferState.PENDING).first()
-
-
-def do_save_verification(verification: Verification, data: dict, *, acting_user) -> Verification:
-    """Save the form fields present in ``data`` and, if ``outcome`` is present, the outcome with its detail.
-
-    new_control needs ``measure``; choosing another than the recommended one needs ``override_reason`` (audited
-    as ``push.verification.override``). elsewhere_in_district needs ``target_unit`` and transfers the person.
-    """
-    from .routing import RoutingError
-    from .transfers import TransferError, do_transfer
-
-    with transaction.atomic():
-        person, ver = _verification_for(acting_user, verification)
-        clean = clean_fields(data)
-        changed = [k for k, v in clean.items() if getattr(ver, k) != v]
-        for k, v in clean.items():
-            setattr(ver, k, v)
-        before_outcome = ver.outcome
-        override = None
-        if "outcome" in data:
-            outcome = str(data.get("outcome") or "")
-            detail = clean_outcome(ver, outcome, data)
-            pending = _pending_transfer(person)
-            if pending is not None and (outcome != before_outcome or outcome == Outcome.ELSEWHERE_IN_DISTRICT):
-                raise VerifyError("outcome", _("该人员正在转办中，等待对方接收或退回"))
-            if changed or not ver.recommendation_basis or outcome == Outcome.NEW_CONTROL:
-                ver.recommended_measure, ver.recommendation_basis = recommendation(person, ver)
-            if outcome == Outcome.NEW_CONTROL:
-                measure = detail["measure"]
-                reason = detail.get("override_reason", "")
-                if ver.recommended_measure and measure != ver.recommended_measure:
-                    if not reason:
-                        raise VerifyError("override_reason", _("所选措施与建议不同，请说明理由"))
-                    override = {"recommended": ver.recommended_measure, "chosen": measure, "reason": reason,
-                                "basis": ver.recommendation_basis}
-                ver.measure, ver.override_reason = measure, reason if override else ""
-            else:
-                ver.measure, ver.override_reason = "", ""
-            ver.outcome, ver.outcome_detail = outcome, detail
-            if outcome != Outcome.VERIFYING:
-                ver.verified_by, ver.verified_at = acting_user, timezone.now()
-            else:
-                ver.verified_by, ver.verified_at = None, None
-        elif changed and not ver.recommendation_basis:
-            ver.recommended_measure, ver.recommendation_basis = recommendation(person, ver)
-        ver.save()
-        loop = Loop.objects.filter(pk=ver.loop_id).first()
-        if "outcome" in data and ver.outcome != Outcome.VERIFYING:
-            if loop is not None and loop.state in OPEN_STATES:
-                engine.transition(loop, LoopState.REPORTED, actor=acting_user,
-                                  note=f"核查结果：{Outcome(ver.outcome).label}", data={"outcome": ver.outcome})
-            if ver.outcome == Outcome.ELSEWHERE_IN_DISTRICT:
-                unit = Unit.objects.get(pk=ver.outcome_detail["target_unit"])
-                reason = ver.outcome_detail.get("transfer_reason") or f"核查：实际居住在{unit.name}"
-                try:
-                    transfer = do_transfer(person, unit, reason, acting_user=acting_user)
-                except (TransferError, RoutingError) as exc:
-                    raise VerifyError("target_unit", str(exc).split(": ", 1)[-1]) from None
-                ver.outcome_detail = {**ver.outcome_detail, "transfer": transfer.pk}
-                ver.save(update_fields=["outcome_detail", "updated_at"])
-        elif "outcome" in data and loop is not None and loop.state == LoopState.REPORTED:
-            reopen(loop, actor=acting_user, note="核查结果改回核查中")
-        elif changed:
-            _start(loop, acting_user)
-        audit.record(actor=acting_user, action="push.verification.save", target=ver,
-                     changes={"person": person.pk, "fields": sorted(clean), "changed": sorted(changed),
-                              "outcome": [before_outcome, ver.outcome] if "outcome" in data else None})
-        if override:
-            audit.record(actor=acting_user, action="push.verification.override", target=ver,
-                         changes={"person": person.pk, **override})
-    return ver
-
-
-def reopen(loop: Loop, *, actor, note: str, due_at: dt.datetime | None = None) -> Loop:
-    """A reported verification back to work (outcome withdrawn, transfer returned): in progress again and
-    reminded from its deadline on."""
-    loop = engine.transition(loop, LoopState.IN_PROGRESS, actor=actor, note=note)
-    loop.due_at = due_at or loop.due_at
-    loop.reminders_sent, loop.escalated_at = 0, None
-    loop.next_reminder_at = loop.due_at
-    loop.save(update_fields=["due_at", "reminders_sent", "escalated_at", "next_reminder_at"])
-    return loop
-
-
-def do_reveal_person(person: PushedPerson, *, acting_user, reason: str = "") -> dict:
-    """The full phone and ID number, on purpose (to call the person), audited."""
-    from bihuan.core import crypto
-
-    require(acting_user, Perm.REVEAL_PERSONAL)
-    person = access_person(acting_user, person.pk)
-    values = {"phone": person.reveal_phone() if person.phone_sealed else "",
-              "id_number": crypto.unseal(person.id_sealed) if person.id_sealed else ""}
-    audit.record(actor=acting_user, action="push.person.reveal", target=person,
-                 changes={"reason": reason[:200], "fields": [k for k, v in values.items() if v]})
-    return values
-
-
-HANDOFF_HEADER = ["序号", "姓名", "性别", "身份证号", "手机号", "来源地", "途经地", "抵达日期", "去往城市",
-                  "去往详细地址", "移交说明", "核查单位", "核查人", "核查时间"]
-
-
-def handoff_rows(unit: Unit, day: dt.date):
-    """Verifications completed on ``day`` with the outcome 'lives outside the district', under ``unit``."""
-    from bihuan.register.models import subtree_q
-
-    from .routing import push_day_bounds
-
-    low, high = push_day_bounds(day)
-    return (Verification.objects.filter(subtree_q(unit.path, "person__path"), outcome=Outcome.OUTSIDE_DISTRICT,
-                                        verified_at__gte=low, verified_at__lt=high)
-            .select_related("person", "person__unit", "verified_by").order_by("verified_at", "id"))
-
-
-def handoff_xlsx(unit: Unit, date: dt.date, *, acting_user=None, reveal: bool = False) -> bytes:
-    """The hand-off record (区外人员移交表) of a unit's subtree for one day, as an Excel workbook.
-
-    Full ID numbers and phones only with ``reveal`` (the receiving city must reach the person); masked
-    otherwise. Every export is audited."""
-    from openpyxl import Workbook
-
-    from bihuan.core import crypto, excel
-
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "区外移交"
-    excel.title_row(ws, f"{unit.name} 区外人员移交表（{date:%Y-%m-%d}）")
-    ws.append(HANDOFF_HEADER)
-    excel.header_style(ws[2], center=True)
-    n = 0
-    sexes = {"M": "男", "F": "女"}
-    for n, ver in enumerate(handoff_rows(unit, date).iterator(chunk_size=500), start=1):
-        p, d = ver.person, ver.outcome_detail or {}
-        id_number = (crypto.unseal(p.id_sealed) if reveal and p.id_sealed else p.id_masked)
-        phone = (p.reveal_phone() if reveal and p.phone_sealed else p.phone_masked)
-        who = (ver.verified_by.get_full_name() or ver.verified_by.get_username()) if ver.verified_by else ""
-        ws.append([n, p.name, sexes.get(p.sex, ""), id_number, phone, ver.origin or p.origin, p.via,
-                   (ver.arrival_date or p.arrival_date or "") and f"{ver.arrival_date or p.arrival_date:%Y-%m-%d}",
-                   d.get("destination_city", ""), d.get("destination_address", ""), d.get("handoff_note", ""),
-                   p.unit.name if p.unit else "", who,
-                   f"{timezone.localtime(ver.verified_at):%Y-%m-%d %H:%M}" if ver.verified_at else ""])
-    excel.set_widths(ws, (6, 10, 6, 22, 14, 16, 16, 12, 12, 24, 20, 16, 10, 17))
-    audit.record(actor=acting_user, action="push.handoff.export", target=unit,
-                 changes={"date": date.isoformat(), "rows": n, "revealed": reveal})
-    return excel.to_bytes(wb)

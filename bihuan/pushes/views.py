@@ -9,8 +9,7 @@ import datetime as dt
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.db.models import Case, Count, Exists, IntegerField, OuterRef, Q, Value, When
-from django.http import Http404, HttpResponse
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -18,24 +17,29 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from bihuan.core.errors import Refused
+from bihuan.core.http import download, int_param, is_htmx
 from bihuan.core.roles import Perm
-from bihuan.loops.engine import LoopError
-from bihuan.loops.models import OPEN_STATES, LoopEvent
-from bihuan.register.access import access_unit, scope_of, scoped, staff_required
+from bihuan.loops.models import LoopEvent
+from bihuan.policy.rules import arrival_of, protocol_in_force
+from bihuan.register.access import access_unit, scoped, staff_required
 from bihuan.register.models import Unit, UnitKind, subtree_q
 
 from . import forms as pforms
-from .models import Measure, Outcome, PushedPerson, RouteMethod, Transfer, TransferState, Verification
-from .routing import RoutingError, do_dispatch, is_in_queue, push_day_bounds
-from .transfers import (
-    TransferError,
-    access_incoming,
+from . import selectors
+from .access import access_incoming, access_person, viewable_person, visible_transfers
+from .actions import (
     do_accept_transfer,
+    do_dispatch,
+    do_record_call,
     do_return_transfer,
+    do_reveal_person,
+    do_save_verification,
     do_transfer,
-    history,
-    visible_transfers,
 )
+from .address import is_in_queue
+from .exports import handoff_xlsx
+from .models import Measure, Outcome, PushedPerson, RouteMethod, Transfer, TransferState, Verification
 from .verify import (
     DWELLING_TYPES,
     HEALTH_STATUSES,
@@ -45,28 +49,14 @@ from .verify import (
     CallResult,
     TestResult,
     VerifyError,
-    access_person,
-    do_record_call,
-    do_reveal_person,
-    do_save_verification,
-    handoff_xlsx,
     recommendation,
 )
 
 PAGE_SIZE = 50
 LIST_LIMIT = 100  # transfers / ping-pongs shown on one page
-DONE_OUTCOMES = [o for o in Outcome.values if o != Outcome.VERIFYING]
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
-
-def _int(value) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise Http404("not a number") from None
-
 
 def _day(value: str | None) -> dt.date:
     if not value:
@@ -77,30 +67,11 @@ def _day(value: str | None) -> dt.date:
         raise Http404("not a date") from None
 
 
-def _is_htmx(request) -> bool:
-    return request.headers.get("HX-Request") == "true"
-
-
 def _next(request, default: str) -> str:
     target = request.POST.get("next") or ""
     if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         return target
     return default
-
-
-def _viewable_person(user, person_id: int) -> tuple[PushedPerson, Transfer | None]:
-    """(person, pending transfer to the user's part) — the owner side sees and edits; a receiving unit sees a
-    person transferred to it until it answers. Anything else is a 404."""
-    try:
-        return access_person(user, person_id), None
-    except Http404:
-        pass
-    root = scope_of(user).root.path
-    transfer = (Transfer.objects.select_related("person", "person__unit", "from_unit", "to_unit")
-                .filter(subtree_q(root, "to_unit__path"), person_id=person_id, state=TransferState.PENDING).first())
-    if transfer is None:
-        raise Http404("no such person in your part of the district")
-    return transfer.person, transfer
 
 
 def _unit_choices(scope) -> list:
@@ -109,33 +80,15 @@ def _unit_choices(scope) -> list:
 
 # --- the day's list --------------------------------------------------------------------------------------
 
-def _pending_transfer():
-    return Transfer.objects.filter(person=OuterRef("pk"), state=TransferState.PENDING)
-
-
-def _list_queryset(user, unit: Unit, day: dt.date, now):
-    low, high = push_day_bounds(day)
-    overdue = Q(verification__loop__state__in=OPEN_STATES, verification__loop__due_at__lt=now)
-    done = Q(verification__outcome__in=DONE_OUTCOMES)
-    qs = (scoped(user, PushedPerson.objects).filter(subtree_q(unit.path), first_pushed_at__gte=low,
-                                                    first_pushed_at__lt=high)
-          .annotate(transferring=Exists(_pending_transfer()),
-                    rank=Case(When(overdue, then=Value(0)), When(done, then=Value(2)), default=Value(1),
-                              output_field=IntegerField())))
-    return qs, overdue, done
-
-
 @staff_required(Perm.VERIFY_PUSH)
 def person_list(request, scope):
     """The day's pushed people of a unit: counts, overdue first, a filter by status."""
-    unit = access_unit(request.user, _int(request.GET.get("unit") or scope.root.id))
+    unit = access_unit(request.user, int_param(request.GET.get("unit") or scope.root.id))
     day = _day(request.GET.get("date"))
     status = request.GET.get("status", "")
     now = timezone.now()
-    qs, overdue, done = _list_queryset(request.user, unit, day, now)
-    counts = qs.aggregate(total=Count("id"), overdue=Count("id", filter=overdue), done=Count("id", filter=done),
-                          transferring=Count("id", filter=Exists(_pending_transfer())))
-    counts["open"] = counts["total"] - counts["done"]
+    qs, overdue, done = selectors.day_list(request.user, unit, day, now)
+    counts = selectors.day_counts(qs, overdue, done)
     rows = {"open": qs.exclude(done), "overdue": qs.filter(overdue), "done": qs.filter(done),
             "transferring": qs.filter(transferring=True)}.get(status, qs)
     rows = rows.select_related("unit", "verification", "verification__loop").order_by(
@@ -196,13 +149,13 @@ def _attempts(ver: Verification | None) -> list[dict]:
 
 def _person_context(request, scope, person: PushedPerson, incoming: Transfer | None, posted=None,
                     **extra) -> dict:
-    ver = Verification.objects.select_related("loop", "verified_by").filter(person=person).first()
+    ver = selectors.verification_of(person)
     v = _values(ver, posted)
     loop = ver.loop if ver else None
     measure, basis = (ver.recommended_measure, ver.recommendation_basis) if ver else ("", "")
     if ver is not None and not basis:
         measure, basis = recommendation(person, ver)  # shown, not stored: a page view writes nothing
-    transfers = history(person)
+    transfers = selectors.transfer_history(person)
     pending_out = next((t for t in transfers if t.state == TransferState.PENDING), None)
     can_edit = incoming is None and scope.can(Perm.VERIFY_PUSH)
     in_queue = is_in_queue(person)
@@ -219,24 +172,15 @@ def _person_context(request, scope, person: PushedPerson, incoming: Transfer | N
         "unit_groups": _unit_choices(scope) if can_edit else [], "now": timezone.now(),
         "visited_rows": v["visited"] + [{}] * 2, "test_rows": v["tests"] + [{}],
         "other_symptoms": "，".join(s for s in v["symptoms"] if s not in {k for k, _l in SYMPTOMS}),
-        **_control_context(scope, person, ver),
+        "protocol": protocol_in_force(arrival_of(person, ver)),
+        **selectors.person_panels(scope, person, ver),
         **extra,
     }
 
 
-def _control_context(scope, person: PushedPerson, ver: Verification | None) -> dict:
-    """The control case a "new control" outcome led to, or whether the user may open it from here."""
-    from bihuan.control.models import OPEN_CASE_STATES, ControlCase
-
-    wants = ver is not None and ver.outcome == Outcome.NEW_CONTROL and ver.measure not in ("", Measure.NONE)
-    case = (ControlCase.objects.filter(pushed_person=person, state__in=OPEN_CASE_STATES).only("id", "type_id")
-            .first() if wants else None)
-    return {"control_case": case, "can_open_control": wants and case is None and scope.can(Perm.MANAGE_CONTROL)}
-
-
 @staff_required(Perm.VERIFY_PUSH)
 def person_detail(request, person_id: int, scope):
-    person, incoming = _viewable_person(request.user, person_id)
+    person, incoming = viewable_person(request.user, person_id)
     return render(request, "pushes/person.html", _person_context(request, scope, person, incoming))
 
 
@@ -256,9 +200,9 @@ def save(request, person_id: int, scope):
         do_save_verification(ver, pforms.section_data(request.POST, section), acting_user=request.user)
     except VerifyError as exc:
         error = exc
-    except LoopError as exc:
-        error = VerifyError("outcome", str(exc))
-    if not _is_htmx(request):
+    except Refused as exc:  # a loop that cannot move (LoopError), a transfer refused
+        error = VerifyError(exc.field or "outcome", exc.message)
+    if not is_htmx(request):
         if error:
             messages.error(request, str(error))
         else:
@@ -284,7 +228,7 @@ def call(request, person_id: int, scope):
                        acting_user=request.user)
     except VerifyError as exc:
         error = str(exc)
-    if not _is_htmx(request):
+    if not is_htmx(request):
         if error:
             messages.error(request, error)
         return redirect("pushes:person", person.pk)
@@ -316,7 +260,7 @@ def transfer(request, person_id: int, scope):
         return redirect("pushes:person", person.pk)
     try:
         do_transfer(person, to_unit, form.cleaned_data["reason"], acting_user=request.user)
-    except TransferError as exc:
+    except Refused as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, _("已转办给 %(unit)s，等待对方接收") % {"unit": to_unit.name})
@@ -324,8 +268,8 @@ def transfer(request, person_id: int, scope):
 
 
 def _answer_response(request, transfer: Transfer, error: str, default: str):
-    if _is_htmx(request):
-        transfer.refresh_from_db()
+    if is_htmx(request):
+        transfer = Transfer.objects.select_related("person", "from_unit", "to_unit", "loop").get(pk=transfer.pk)
         return render(request, "pushes/_transfer.html", {"t": transfer, "error": error, "incoming": True})
     if error:
         messages.error(request, error)
@@ -339,7 +283,7 @@ def accept(request, transfer_id: int, scope):
     error = ""
     try:
         do_accept_transfer(t, acting_user=request.user)
-    except (TransferError, LoopError) as exc:
+    except Refused as exc:
         error = str(exc)
     else:
         messages.success(request, _("已接收 %(name)s") % {"name": t.person.name})
@@ -354,7 +298,7 @@ def return_transfer(request, transfer_id: int, scope):
     error = ""
     try:
         do_return_transfer(t, request.POST.get("reason", "")[:300], acting_user=request.user)
-    except (TransferError, LoopError) as exc:
+    except Refused as exc:
         error = str(exc)
     else:
         messages.success(request, _("已退回"))
@@ -366,9 +310,9 @@ def transfers(request, scope):
     """Transfers waiting for my unit (and those below it) to answer, mine waiting for others, recent answers."""
     root = scope.root.path
     base = visible_transfers(request.user).select_related("person", "from_unit", "to_unit", "loop")
-    incoming = list(base.filter(subtree_q(root, "to_unit__path"), state=TransferState.PENDING)
+    incoming = list(base.pending().filter(subtree_q(root, "to_unit__path"))
                     .order_by("created_at", "id")[:LIST_LIMIT])
-    outgoing = list(base.filter(subtree_q(root, "from_unit__path"), state=TransferState.PENDING)
+    outgoing = list(base.pending().filter(subtree_q(root, "from_unit__path"))
                     .exclude(subtree_q(root, "to_unit__path")).order_by("created_at", "id")[:LIST_LIMIT])
     since = timezone.now() - dt.timedelta(days=3)
     answered = list(base.filter(answered_at__gte=since).order_by("-answered_at", "-id")[:LIST_LIMIT])
@@ -383,10 +327,10 @@ def ping_pong(request, scope):
     root = scope.root.path
     flagged = list(Transfer.objects.filter(subtree_q(root, "from_unit__path"), subtree_q(root, "to_unit__path"),
                                            ping_pong=True)
-                   .select_related("person", "from_unit", "to_unit").order_by("-created_at", "-id")[:LIST_LIMIT])
+                   .select_related("person", "from_unit", "to_unit", "loop").order_by("-created_at", "-id")[:LIST_LIMIT])
     chains: dict[int, list[Transfer]] = {}
     for t in (Transfer.objects.filter(person_id__in={f.person_id for f in flagged})
-              .select_related("from_unit", "to_unit").order_by("id")):
+              .select_related("from_unit", "to_unit", "loop").order_by("id")):
         chains.setdefault(t.person_id, []).append(t)
     rows = [{"t": f, "chain": chains.get(f.person_id, [])} for f in flagged]
     return render(request, "pushes/ping_pong.html", {"rows": rows})
@@ -414,7 +358,7 @@ def dispatch(request, person_id: int, scope):
         return redirect(_next(request, reverse("pushes:person", args=[person.pk])))
     try:
         do_dispatch(person, unit, acting_user=request.user)
-    except (RoutingError, PermissionDenied) as exc:
+    except (Refused, PermissionDenied) as exc:
         messages.error(request, str(exc))
     else:
         messages.success(request, _("已分派给 %(unit)s") % {"unit": unit.name})
@@ -425,10 +369,11 @@ def dispatch(request, person_id: int, scope):
 
 @staff_required(Perm.VERIFY_PUSH)
 def handoff(request, scope):
-    unit = access_unit(request.user, _int(request.GET.get("unit") or scope.root.id))
+    unit = access_unit(request.user, int_param(request.GET.get("unit") or scope.root.id))
     day = _day(request.GET.get("date"))
-    data = handoff_xlsx(unit, day, acting_user=request.user, reveal=scope.can(Perm.REVEAL_PERSONAL))
-    response = HttpResponse(data, content_type=XLSX)
-    response["Content-Disposition"] = f'attachment; filename="handoff-{unit.code}-{day:%Y%m%d}.xlsx"'
-    return response
+    reveal = scope.can(Perm.REVEAL_PERSONAL)
+    data, rows = handoff_xlsx(unit, day, reveal=reveal)
+    return download(data, f"handoff-{unit.code}-{day:%Y%m%d}.xlsx", acting_user=request.user,
+                    audit_action="push.handoff.export", target=unit,
+                    changes={"date": day.isoformat(), "rows": rows, "revealed": reveal})
 

@@ -16,8 +16,9 @@ from django.utils import timezone
 
 from bihuan.core.models import AuditEntry
 from bihuan.notify.models import Message
-from bihuan.pushes.models import Measure, Outcome, Protocol, RiskArea, Verification
-from bihuan.pushes.verify import do_save_verification
+from bihuan.policy.models import Protocol, RiskArea
+from bihuan.pushes.actions import do_save_verification
+from bihuan.pushes.models import Measure, Outcome, Verification
 
 from ..actions import (
     ControlError,

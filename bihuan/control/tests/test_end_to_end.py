@@ -12,7 +12,7 @@ import pytest
 
 from bihuan.core.models import AuditEntry
 from bihuan.notify.models import Message
-from bihuan.pushes.models import Measure, RiskArea
+from bihuan.policy.models import Measure, RiskArea
 
 from ..actions import (
     cases_for_member,

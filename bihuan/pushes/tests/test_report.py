@@ -18,6 +18,7 @@ from openpyxl.utils import get_column_letter
 from bihuan.loops.models import Loop, LoopState
 from bihuan.pushes import report
 from bihuan.pushes.models import (
+    TRANSFER,
     VERIFICATION,
     PushBatch,
     PushedPerson,
@@ -75,9 +76,15 @@ class Builder:
                  state: str = TransferState.PENDING, answered_at: dt.datetime | None = None,
                  ping_pong: bool = False) -> Transfer:
         t = Transfer.objects.create(person=person, from_unit=from_unit, to_unit=to_unit, reason="不在本辖区",
-                                    state=state, answered_at=answered_at, ping_pong=ping_pong,
+                                    answered_at=answered_at, ping_pong=ping_pong,
                                     return_reason="查无此人" if state == TransferState.RETURNED else "")
-        Transfer.objects.filter(pk=t.pk).update(created_at=at or self.now)
+        # The transfer's status is its loop's state.
+        loop_state = {TransferState.PENDING: LoopState.ISSUED, TransferState.ACCEPTED: LoopState.CLOSED,
+                      TransferState.RETURNED: LoopState.RETURNED}[state]
+        loop = Loop.objects.create(kind=TRANSFER, subject_id=t.pk, title=f"转办：{person.name}", owner_unit=to_unit,
+                                   path=to_unit.path, level=to_unit.level, originator_unit=from_unit,
+                                   state=loop_state, created_at=at or self.now)
+        Transfer.objects.filter(pk=t.pk).update(created_at=at or self.now, loop=loop)
         t.refresh_from_db()
         return t
 
@@ -316,9 +323,14 @@ def test_end_to_end_the_report_at_every_level_equals_a_recount(district):
     accepted, one returned, one sent back: a ping-pong), one is dispatched from the queue; then the day's
     report at every unit equals a recount from the raw rows."""
     from bihuan.pushes import importing
-    from bihuan.pushes.routing import do_dispatch
-    from bihuan.pushes.transfers import do_accept_transfer, do_return_transfer, do_transfer
-    from bihuan.pushes.verify import do_record_call, do_save_verification
+    from bihuan.pushes.actions import (
+        do_accept_transfer,
+        do_dispatch,
+        do_record_call,
+        do_return_transfer,
+        do_save_verification,
+        do_transfer,
+    )
     from bihuan.testing import make_id_number
 
     d = district

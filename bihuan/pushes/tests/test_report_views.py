@@ -17,10 +17,10 @@ from openpyxl import Workbook, load_workbook
 
 from bihuan.core.models import AuditEntry
 from bihuan.core.roles import PERMISSIONS, Perm
+from bihuan.policy.actions import do_add_risk_area
+from bihuan.policy.models import Protocol, RiskArea
+from bihuan.policy.tests.test_policy import load_default_protocols
 from bihuan.pushes import report
-from bihuan.pushes.models import Protocol, RiskArea
-from bihuan.pushes.policy import do_add_risk_area
-from bihuan.pushes.tests.test_policy import load_default_protocols
 from bihuan.pushes.tests.test_report import DAY, build_day
 
 
@@ -89,10 +89,17 @@ def _protocol_post(**over) -> dict:
 
 
 def _names() -> set[str]:
+    from django.urls import URLPattern
+
+    from bihuan.policy import views as policy_views
     from bihuan.pushes import report_views, urls
 
-    return {f"pushes:{p.name}" for p in urls.urlpatterns if getattr(p.callback, "__module__", "") ==
-            report_views.__name__}
+    def flat(patterns):
+        for p in patterns:
+            yield from ([p] if isinstance(p, URLPattern) else flat(p.url_patterns))
+
+    return {f"pushes:{p.name}" for p in flat(urls.urlpatterns) if getattr(p.callback, "__module__", "") in
+            (report_views.__name__, policy_views.__name__)}
 
 
 def test_every_report_and_policy_page_is_in_the_matrix():
@@ -275,3 +282,34 @@ def test_the_classifier_names_the_area_and_the_recommendation(district, client):
     assert "第九版：7日内到过高风险区 上海市浦东新区 → 集中隔离7天" in html
     html = client.get(reverse("pushes:policy_classify"), {"place": "太原", "date": "2022-07-01"}).content.decode()
     assert "不在风险区名单中" in html
+
+
+def test_the_office_sees_each_policy_change_with_who_made_it_and_others_do_not(district, client):
+    office = district.users["office"]
+    client.force_login(office)
+    client.post(reverse("pushes:policy_area_add"), {"level": "medium", "name": "北京市朝阳区",
+                                                    "effective_from": "2022-06-01"})
+    client.post(reverse("pushes:policy_protocol_add"), _protocol_post(effective_from="2022-12-07"))
+    html = client.get(reverse("pushes:policy")).content.decode()
+    changes = html.split('data-testid="policy-changes"', 1)[1].split("</ul>", 1)[0]
+    assert "policy.protocol.add" in changes and "policy.risk_area.add" in changes and "北京市朝阳区" in changes
+    assert office.username in changes or office.get_full_name() in changes
+    client.force_login(district.users["grid_a"])
+    assert 'data-testid="policy-changes"' not in client.get(reverse("pushes:policy")).content.decode()
+
+
+def test_an_edition_in_force_is_never_edited_a_change_is_a_new_edition(district, client):
+    load_default_protocols()
+    ninth = Protocol.objects.get(name="第九版")
+    client.force_login(district.users["office"])
+    again = client.post(reverse("pushes:policy_protocol_add"),
+                        _protocol_post(effective_from=f"{ninth.effective_from:%Y-%m-%d}"))
+    assert again.status_code == 400  # a second edition on the same day is refused, the ninth stays as it was
+    assert Protocol.objects.get(pk=ninth.pk).rules == ninth.rules
+
+
+def test_the_daily_report_names_the_protocol_edition_in_force(district, client):
+    load_default_protocols()
+    client.force_login(district.users["commander"])
+    html = client.get(reverse("pushes:report"), {"date": "2022-07-01"}).content.decode()
+    assert 'data-testid="report-protocol"' in html and "第九版" in html and "2022-06-28" in html

@@ -20,16 +20,17 @@ from bihuan.core.personal import mask_id_number
 from bihuan.loops.models import Loop, LoopEvent, LoopState
 from bihuan.loops.tasks import remind_due
 from bihuan.notify.models import Message
+from bihuan.pushes.actions import do_dispatch
+from bihuan.pushes.address import RoutingError, UnitIndex
 from bihuan.pushes.models import (
     VERIFICATION,
     PushBatch,
     PushedPerson,
     RouteMethod,
     Transfer,
-    TransferState,
     Verification,
 )
-from bihuan.pushes.routing import RoutingError, UnitIndex, do_dispatch, route_people, verification_due
+from bihuan.pushes.routing import route_people, verification_due
 from bihuan.register.models import Unit, UnitKind
 from bihuan.testing import create_household, create_unit, make_id_number
 
@@ -82,7 +83,7 @@ def assert_one_owner(person: PushedPerson) -> None:
     assert len(loops) == 1, loops
     assert loops[0].owner_unit_id == person.unit_id and loops[0].path == person.path
     assert Verification.objects.get(person=person).loop_id == loops[0].pk
-    assert Transfer.objects.filter(person=person, state=TransferState.PENDING).count() <= 1
+    assert Transfer.objects.pending().filter(person=person).count() <= 1
 
 
 # --- by resident ---------------------------------------------------------------------------------------------

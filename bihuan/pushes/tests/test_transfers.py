@@ -14,15 +14,9 @@ from bihuan.core.roles import Role
 from bihuan.loops.models import Loop, LoopState
 from bihuan.loops.tasks import remind_due
 from bihuan.notify.models import Message
+from bihuan.pushes.actions import do_accept_transfer, do_return_transfer, do_save_verification, do_transfer
 from bihuan.pushes.models import TRANSFER, Outcome, RouteMethod, Transfer, TransferState, Verification
-from bihuan.pushes.transfers import (
-    TransferError,
-    common_parent,
-    do_accept_transfer,
-    do_return_transfer,
-    do_transfer,
-)
-from bihuan.pushes.verify import do_save_verification
+from bihuan.pushes.transfers import TransferError, common_parent
 from bihuan.register.models import UnitKind
 from bihuan.testing import create_staff, create_unit
 
@@ -82,7 +76,8 @@ def test_the_chain_a_b_c_keeps_its_full_history(district, person, village_c):
     assert_one_owner(person)
     person.refresh_from_db()
     assert person.unit == village_c
-    chain = list(Transfer.objects.filter(person=person).values_list("from_unit__name", "to_unit__name", "state"))
+    chain = list(Transfer.objects.filter(person=person).with_status()
+                 .values_list("from_unit__name", "to_unit__name", "status"))
     assert chain == [("鼓楼社区", "东羊村", "accepted"), ("东羊村", "西羊村", "accepted")]
     actions = list(loop_of(person).events.values_list("action", flat=True))
     assert actions == ["issued", "transferred", "reassigned", "transferred", "reassigned"]
@@ -216,10 +211,10 @@ def _recount(unit, day_people, transfers, verifications) -> dict:
 
 
 def test_end_to_end_pushed_list_routed_verified_transferred_and_reported(district):
+    from bihuan.pushes.actions import do_dispatch
     from bihuan.pushes.importing import create_batch
     from bihuan.pushes.models import Measure, PushedPerson
     from bihuan.pushes.report import collect
-    from bihuan.pushes.routing import do_dispatch
     from bihuan.register.models import Unit
 
     d = district
@@ -279,3 +274,27 @@ def test_end_to_end_pushed_list_routed_verified_transferred_and_reported(distric
     district_total = totals[d.district.id]
     assert district_total.outcomes[Outcome.NEW_CONTROL] == 1 and district_total.measures[Measure.HOME_MONITORING] == 1
     assert district_total.routed["transfer"] == 2 and district_total.unrouted == 0
+
+
+def test_a_transfers_status_is_read_from_its_loop_and_nowhere_else(district, person):
+    from bihuan.loops import engine
+
+    d = district
+    assert "state" not in {f.name for f in Transfer._meta.get_fields()}  # no copy to drift
+    t = do_transfer(person, d.village_b, "住东羊村", acting_user=d.users["community_a"])
+    assert Transfer.objects.get(pk=t.pk).state == TransferState.PENDING
+    assert list(Transfer.objects.pending().values_list("pk", flat=True)) == [t.pk]
+    # Whatever moves the loop moves the transfer's status: here the engine cancels it directly.
+    engine.transition(Loop.objects.get(pk=t.loop_id), LoopState.CANCELLED, actor=d.users["office"], note="撤销")
+    t = Transfer.objects.select_related("loop").get(pk=t.pk)
+    assert t.state == TransferState.RETURNED and t.get_state_display() == "已退回"
+    assert not Transfer.objects.pending().exists()
+    assert Transfer.objects.with_status().get(pk=t.pk).status == TransferState.RETURNED
+
+
+def test_the_receiving_unit_is_told_once_through_the_loop_engine(district, person):
+    d = district
+    t = do_transfer(person, d.village_b, "住东羊村", acting_user=d.users["community_a"])
+    [message] = inbox(d, "village_b", "转办待接收")
+    assert message.idempotency_key.startswith(f"open:{TRANSFER}:") and "住东羊村" in message.body
+    assert Loop.objects.get(pk=t.loop_id).events.filter(action="issued").count() == 1

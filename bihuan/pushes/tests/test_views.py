@@ -16,8 +16,8 @@ from django.utils import timezone
 from bihuan.core.models import AuditEntry
 from bihuan.core.roles import Perm
 from bihuan.loops.models import Loop, LoopState
+from bihuan.pushes.actions import do_accept_transfer, do_return_transfer, do_transfer
 from bihuan.pushes.models import Outcome, PushedPerson, Transfer, TransferState, Verification
-from bihuan.pushes.transfers import do_accept_transfer, do_transfer
 from bihuan.testing import HX, assert_route_access, url_names
 
 from .test_routing import assert_one_owner, loop_of, make_batch, push, routed
@@ -156,7 +156,7 @@ def test_sections_save_by_htmx_and_errors_name_the_field(client, ctx):
 
 
 def test_the_person_page_shows_the_form_the_outcomes_and_the_recommendation(client, ctx, monkeypatch):
-    from bihuan.pushes import policy
+    from bihuan.policy import rules as policy
 
     monkeypatch.setattr(policy, "recommend", lambda person, ver=None: ("home_isolation", "第九版：中风险区"))
     client.force_login(ctx.d.users["grid_a"])
@@ -248,3 +248,39 @@ def test_people_pushed_by_an_import_elsewhere_show_under_their_unit(client, ctx)
     route_people([p.pk], acting_user=d.users["township_a"])
     client.force_login(d.users["community_a"])
     assert "赵六" in client.get(reverse("pushes:list")).content.decode()
+
+
+def test_the_transfer_lists_run_a_fixed_number_of_queries(client, ctx):
+    """Each transfer's status is read from its loop, selected with it: more transfers, no more queries."""
+    d = ctx.d
+    client.force_login(d.users["grid_a"])
+    client.get(reverse("pushes:transfers"))  # warm the session and the caches
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def count(url):
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        return len(queries)
+
+    few = count(reverse("pushes:transfers"))
+    more = routed(d, *[{"name": f"东羊{i}", "address": "屯里镇东羊村"} for i in range(4)])
+    for i, p in enumerate(more):
+        t = do_transfer(p, d.grid_a, "住锦悦小区", acting_user=d.users["village_b"])
+        do_accept_transfer(t, acting_user=d.users["grid_a"])
+        for _ in range(i):  # a longer history for each: sent, returned, …
+            do_return_transfer(do_transfer(p, d.village_b, "住东羊村", acting_user=d.users["grid_a"]), "不在本村",
+                               acting_user=d.users["village_b"])
+        do_transfer(p, d.village_b, "又回东羊村", acting_user=d.users["grid_a"])
+    assert count(reverse("pushes:transfers")) == few
+    # A person with two transfers and one with eight: the same queries (each transfer's status comes with it).
+    assert count(reverse("pushes:person", args=[more[0].id])) == count(reverse("pushes:person", args=[more[3].id]))
+
+
+def test_the_verification_page_names_the_protocol_edition_it_recommends_from(client, ctx):
+    from bihuan.policy.tests.test_policy import load_default_protocols
+
+    load_default_protocols()
+    client.force_login(ctx.d.users["grid_a"])
+    page = client.get(reverse("pushes:person", args=[ctx.person.id])).content.decode()
+    assert 'data-testid="protocol-in-force"' in page and "第九版" in page

@@ -44,7 +44,7 @@ from bihuan.register.access import require
 from bihuan.register.workbook import RowError
 
 from .models import RiskArea, RiskLevel
-from .policy import PolicyError, clean_area
+from .validation import PolicyError, clean_area
 
 HEADER_SEARCH_ROWS = 10
 MAX_ROWS = 20_000
@@ -210,8 +210,7 @@ def import_risk_areas(data: bytes, file_name: str = "", *, acting_user, list_nam
         try:
             values = clean_area(**values)
         except PolicyError as exc:
-            key, _, reason = str(exc).partition(": ")
-            result.errors.append(RowError(sheet, number, HEADERS.get(key, key), reason))
+            result.errors.append(RowError(sheet, number, HEADERS.get(exc.field, exc.field), exc.message))
             continue
         key = _key(values)
         if key in seen:
@@ -231,7 +230,7 @@ def import_risk_areas(data: bytes, file_name: str = "", *, acting_user, list_nam
         new = [RiskArea(**v) for _n, v in clean if _key(v) not in existing]
         RiskArea.objects.bulk_create(new, batch_size=1000)
         result.created, result.unchanged = len(new), len(clean) - len(new)
-        audit.record(actor=acting_user, action="policy.risk_area.import", target_type="pushes.riskarea",
+        audit.record(actor=acting_user, action="policy.risk_area.import", target_type="policy.riskarea",
                      changes={"file": result.file_name, "list_name": list_name, "created": result.created,
                               "unchanged": result.unchanged})
     return result

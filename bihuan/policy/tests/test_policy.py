@@ -9,25 +9,17 @@ import io
 from types import SimpleNamespace
 
 import pytest
-from django.apps import apps
 from django.core.exceptions import PermissionDenied
 from django.utils import timezone
 from openpyxl import Workbook
 
 from bihuan.core.models import AuditEntry
-from bihuan.pushes import policy
-from bihuan.pushes.models import Measure, Protocol, RiskArea
-from bihuan.pushes.policy import (
-    PolicyError,
-    RiskIndex,
-    do_add_protocol,
-    do_add_risk_area,
-    do_end_risk_area,
-    recommend,
-    risk_of,
-    validate_rules,
-)
-from bihuan.pushes.policy_io import import_risk_areas, template_bytes
+from bihuan.policy import rules as policy
+from bihuan.policy.actions import do_add_protocol, do_add_risk_area, do_end_risk_area
+from bihuan.policy.io import import_risk_areas, template_bytes
+from bihuan.policy.models import Measure, Protocol, RiskArea
+from bihuan.policy.rules import RiskIndex, recommend, risk_of
+from bihuan.policy.validation import PolicyError, clean_area, validate_rules
 
 D = dt.date
 
@@ -35,7 +27,7 @@ D = dt.date
 def load_default_protocols() -> dict[str, Protocol]:
     """The protocols the data migration ships (a transactional test elsewhere may have flushed them)."""
     migration = importlib.import_module("bihuan.pushes.migrations.0002_default_protocols")
-    migration.add_protocols(apps, None)
+    migration.add_protocols(SimpleNamespace(get_model=lambda app, name: Protocol), None)  # the model moved to policy
     return {p.name: p for p in Protocol.objects.all()}
 
 
@@ -259,7 +251,7 @@ def test_a_bad_risk_area_is_refused_naming_the_field(db, values, field):
     good = {"level": "high", "name": "上海市浦东新区", "area_code": "", "effective_from": "2022-06-01",
             "effective_to": None}
     with pytest.raises(PolicyError) as info:
-        policy.clean_area(**{**good, **values})
+        clean_area(**{**good, **values})
     assert str(info.value).startswith(field + ":")
 
 
