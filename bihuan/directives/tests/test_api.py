@@ -16,7 +16,6 @@ from bihuan.core.roles import PERMISSIONS, Perm
 from bihuan.directives import rollup
 from bihuan.directives.actions import do_issue_directive, do_sign_receipt
 from bihuan.directives.models import RECEIPT, Directive, DirectiveStatus, Reach, ReachStatus
-from bihuan.directives.tests import test_cap
 from bihuan.loops.models import Loop, LoopState
 from bihuan.testing import (
     api_call,
@@ -27,12 +26,13 @@ from bihuan.testing import (
     route_id,
 )
 
+from .helpers import text, valid
+
 BASE = "/api/v1"
 D = f"{BASE}/directives"
 FORM = [{"key": "tested", "label": "已检测人数", "type": "number"},
         {"key": "done", "label": "是否完成", "type": "bool"}]
 
-schema = test_cap.schema  # the CAP 1.2 XSD fixture
 
 
 def issue_in_a(d, **kw) -> Directive:
@@ -376,8 +376,8 @@ def test_cap_exports_are_valid_xml_of_the_right_type(world, as_user, schema):
     d = world
     r = as_user("grid_a", "GET", f"{D}/{d.directive.pk}/cap.xml")
     assert r.status_code == 200 and r["Content-Type"] == "application/xml; charset=utf-8"
-    root = test_cap.valid(schema, r.content)
-    assert test_cap.text(root, "cap:msgType") == "Alert"
+    root = valid(schema, r.content)
+    assert text(root, "cap:msgType") == "Alert"
     r = as_user("grid_a", "GET", f"{D}/{d.directive.pk}/cap.xml?type=Update")
     assert r.status_code == 400 and r.json()["field"] == "type"
     assert as_user("grid_a", "GET", f"{D}/{d.directive.pk}/cap.xml?type=Ack").status_code == 422
@@ -386,17 +386,17 @@ def test_cap_exports_are_valid_xml_of_the_right_type(world, as_user, schema):
     assert r.status_code == 400 and r.json()["field"] == "receipt"
     as_user("grid_a", "POST", f"{D}/receipts/{d.loop.pk}/sign")
     r = as_user("commander", "GET", f"{D}/receipts/{d.loop.pk}/ack.xml")
-    ack = test_cap.valid(schema, r.content)
-    assert test_cap.text(ack, "cap:msgType") == "Ack"
-    assert test_cap.text(ack, "cap:references").split(",")[1] == test_cap.text(root, "cap:identifier")
+    ack = valid(schema, r.content)
+    assert text(ack, "cap:msgType") == "Ack"
+    assert text(ack, "cap:references").split(",")[1] == text(root, "cap:identifier")
 
     as_user("township_a", "POST", f"{D}/{d.directive.pk}/update", {"urgency": "urgent"})
-    update = test_cap.valid(schema, as_user("grid_a", "GET", f"{D}/{d.directive.pk}/cap.xml").content)
-    assert test_cap.text(update, "cap:msgType") == "Update"
+    update = valid(schema, as_user("grid_a", "GET", f"{D}/{d.directive.pk}/cap.xml").content)
+    assert text(update, "cap:msgType") == "Update"
     as_user("township_a", "POST", f"{D}/{d.directive.pk}/cancel", {"reason": "撤回"})
-    cancel = test_cap.valid(schema, as_user("grid_a", "GET", f"{D}/{d.directive.pk}/cap.xml").content)
-    assert test_cap.text(cancel, "cap:msgType") == "Cancel"
-    assert len(test_cap.text(cancel, "cap:references").split(" ")) == 2
+    cancel = valid(schema, as_user("grid_a", "GET", f"{D}/{d.directive.pk}/cap.xml").content)
+    assert text(cancel, "cap:msgType") == "Cancel"
+    assert len(text(cancel, "cap:references").split(" ")) == 2
 
 
 def test_the_readiness_report_shows_only_ones_own_part(world, as_user):

@@ -3,9 +3,7 @@ valid against the OASIS schema, and the references chain the messages together."
 
 from __future__ import annotations
 
-import os
 import re
-import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,38 +23,7 @@ from bihuan.directives.models import RECEIPT, Directive, Urgency
 from bihuan.loops.models import Loop
 from bihuan.testing import create_staff, create_unit
 
-XSD = cap.SCHEMA
-NS = {"cap": cap.NS}
-
-
-def _missing(what: str):
-    if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
-        pytest.fail(f"{what} (under CI this is a failure, not a skip)")
-    pytest.skip(what)
-
-
-@pytest.fixture(scope="session")
-def schema():
-    try:
-        from lxml import etree
-    except ImportError:  # pragma: no cover - a dev dependency
-        _missing("lxml is not installed (requirements-dev.txt)")
-    return etree.XMLSchema(etree.parse(str(XSD)))
-
-
-def valid(schema, xml: bytes) -> ET.Element:
-    """Assert ``xml`` is a valid CAP 1.2 message; return it parsed."""
-    from lxml import etree
-
-    doc = etree.fromstring(xml)
-    assert schema.validate(doc), schema.error_log
-    assert xml.startswith(b"<?xml version='1.0' encoding='utf-8'?>")
-    return ET.fromstring(xml)
-
-
-def text(root: ET.Element, path: str) -> str | None:
-    el = root.find(path, NS)
-    return None if el is None else el.text
+from .helpers import NS, XSD, text, valid
 
 
 def issue(d, user: str = "commander", **kw) -> Directive:

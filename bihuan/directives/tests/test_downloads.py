@@ -17,10 +17,9 @@ from bihuan.directives.actions import (
     do_update_directive,
 )
 from bihuan.directives.models import RECEIPT
-from bihuan.directives.tests import test_cap
 from bihuan.loops.models import Loop
 
-schema = test_cap.schema  # the CAP 1.2 XSD fixture
+from .helpers import text, valid
 
 
 def drill(d):
@@ -56,15 +55,15 @@ def test_each_cap_message_downloads_valid_and_audited(client, district, schema):
     directive = drill(d)
     client.force_login(d.users["grid_a"])
     url = reverse("directives:cap", args=[directive.pk])
-    assert test_cap.text(test_cap.valid(schema, client.get(url, {"type": "Alert"}).content), "cap:msgType") == "Alert"
+    assert text(valid(schema, client.get(url, {"type": "Alert"}).content), "cap:msgType") == "Alert"
     do_update_directive(directive=directive, acting_user=d.users["commander"], body="改为明日")
     do_cancel_directive(directive=directive, reason="结束", acting_user=d.users["commander"])
     for msg_type in ("Update", "Cancel"):
         response = client.get(reverse("directives:cap", args=[directive.pk]), {"type": msg_type})
         assert response.status_code == 200 and response["Content-Type"].startswith("application/xml")
         assert response["Content-Disposition"].startswith("attachment;")
-        root = test_cap.valid(schema, response.content)
-        assert test_cap.text(root, "cap:msgType") == msg_type and test_cap.text(root, "cap:status") == "Exercise"
+        root = valid(schema, response.content)
+        assert text(root, "cap:msgType") == msg_type and text(root, "cap:status") == "Exercise"
     assert AuditEntry.objects.filter(action="directive.export_cap", actor=d.users["grid_a"]).count() == 3
     assert client.get(reverse("directives:cap", args=[directive.pk]), {"type": "Bogus"}).status_code == 404
 
@@ -84,8 +83,8 @@ def test_a_units_ack_downloads_once_it_signed(client, district, schema):
     client.force_login(d.users["township_a"])
     response = client.get(reverse("directives:ack", args=[loop.pk]))
     assert response.status_code == 200
-    root = test_cap.valid(schema, response.content)
-    assert test_cap.text(root, "cap:msgType") == "Ack"
+    root = valid(schema, response.content)
+    assert text(root, "cap:msgType") == "Ack"
     client.force_login(d.users["township_b"])
     assert client.get(reverse("directives:ack", args=[loop.pk])).status_code == 404
 

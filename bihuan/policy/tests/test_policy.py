@@ -4,7 +4,6 @@ matching, recommendation texts; editing actions with their audit rows; the risk-
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 import io
 from types import SimpleNamespace
 
@@ -17,18 +16,13 @@ from bihuan.core.models import AuditEntry
 from bihuan.policy import rules as policy
 from bihuan.policy.actions import do_add_protocol, do_add_risk_area, do_end_risk_area
 from bihuan.policy.io import import_risk_areas, template_bytes
-from bihuan.policy.models import Measure, Protocol, RiskArea
+from bihuan.policy.models import Measure, RiskArea
 from bihuan.policy.rules import RiskIndex, recommend, risk_of
 from bihuan.policy.validation import PolicyError, clean_area, validate_rules
 
+from .helpers import load_default_protocols
+
 D = dt.date
-
-
-def load_default_protocols() -> dict[str, Protocol]:
-    """The protocols the data migration ships (a transactional test elsewhere may have flushed them)."""
-    migration = importlib.import_module("bihuan.pushes.migrations.0002_default_protocols")
-    migration.add_protocols(SimpleNamespace(get_model=lambda app, name: Protocol), None)  # the model moved to policy
-    return {p.name: p for p in Protocol.objects.all()}
 
 
 @pytest.fixture
@@ -165,7 +159,7 @@ def test_the_verified_origin_and_arrival_date_take_precedence(protocols, areas):
 
 
 def test_recommend_works_on_saved_records(protocols, areas, district):
-    from bihuan.pushes.tests.test_report import Builder
+    from bihuan.pushes.tests.helpers import Builder
 
     b = Builder(district)
     p = b.person(district.grid_a, origin="上海市浦东新区", arrival_date=D(2022, 7, 2))

@@ -21,8 +21,9 @@ from bihuan.core.models import AuditEntry
 from bihuan.core.roles import PERMISSIONS, Perm
 from bihuan.pushes import report
 from bihuan.pushes.models import PushBatch, PushedPerson, PushRow, RowResult
-from bihuan.pushes.tests.test_report import DAY, NOW, Builder, build_day, local
 from bihuan.testing import api_call, api_routes, assert_list_queries_fixed, make_id_number, route_id
+
+from .helpers import DAY, NOW, Builder, build_day, local
 
 BASE = "/api/v1"
 P = f"{BASE}/pushes"

@@ -19,9 +19,10 @@ from bihuan.core.models import AuditEntry
 from bihuan.core.roles import PERMISSIONS, Perm
 from bihuan.policy.actions import do_add_risk_area
 from bihuan.policy.models import Protocol, RiskArea
-from bihuan.policy.tests.test_policy import load_default_protocols
+from bihuan.policy.tests.helpers import load_default_protocols
 from bihuan.pushes import report
-from bihuan.pushes.tests.test_report import DAY, build_day
+
+from .helpers import DAY, build_day
 
 
 @dataclass(frozen=True)

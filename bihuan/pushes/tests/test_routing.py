@@ -4,8 +4,6 @@ the verification loops it opens; manual dispatch. The helpers here are shared by
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import itertools
 from datetime import timedelta
 
 import pytest
@@ -14,9 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from bihuan.core import crypto
 from bihuan.core.models import AuditEntry
-from bihuan.core.personal import mask_id_number
 from bihuan.loops.models import Loop, LoopEvent, LoopState
 from bihuan.loops.tasks import remind_due
 from bihuan.notify.models import Message
@@ -24,66 +20,16 @@ from bihuan.pushes.actions import do_dispatch
 from bihuan.pushes.address import RoutingError, UnitIndex
 from bihuan.pushes.models import (
     VERIFICATION,
-    PushBatch,
-    PushedPerson,
     RouteMethod,
-    Transfer,
     Verification,
 )
 from bihuan.pushes.routing import route_people, verification_due
 from bihuan.register.models import Unit, UnitKind
 from bihuan.testing import create_household, create_unit, make_id_number
 
-_n = itertools.count(1)
-
+from .helpers import assert_one_owner, loop_of, make_batch, push, routed
 
 # --- helpers (used by test_verify, test_transfers and test_views too) -------------------------------------
-
-def make_batch(unit: Unit, user=None, source: str = "省大数据中心") -> PushBatch:
-    n = next(_n)
-    return PushBatch.objects.create(source=source, file_name=f"推送{n}.xlsx",
-                                    file_sha256=hashlib.sha256(str(n).encode()).hexdigest(), file_data=b"",
-                                    unit=unit, uploaded_by=user)
-
-
-def push(batch: PushBatch, name: str = "", *, address: str = "", township: str = "", community: str = "",
-         id_number: str | None = None, phone: str | None = "13900000000", origin: str = "上海市浦东新区",
-         at: dt.datetime | None = None, resident=None, **kw) -> PushedPerson:
-    at = at or timezone.now()
-    p = PushedPerson(name=name or f"推送人员{next(_n)}", first_batch=batch, first_pushed_at=at, last_pushed_at=at,
-                     address_text=address, township_text=township, community_text=community, origin=origin,
-                     sources=batch.source, resident=resident, **kw)
-    if id_number:
-        p.id_sealed, p.id_hash = crypto.seal(id_number), crypto.lookup_hash("id", id_number)
-        p.id_masked, p.id_tail = mask_id_number(id_number), id_number[-4:]
-    if phone:
-        p.set_phone(phone)
-    p.save()
-    return p
-
-
-def routed(d, *specs: dict, user=None, deadline: str | None = None) -> list[PushedPerson]:
-    """Push people (each spec: ``push`` keyword arguments) from the command office and route them."""
-    batch = make_batch(d.office, d.users["office"])
-    people = [push(batch, **spec) for spec in specs]
-    route_people([p.pk for p in people], acting_user=user or d.users["office"], deadline=deadline)
-    return [PushedPerson.objects.select_related("unit").get(pk=p.pk) for p in people]
-
-
-def loop_of(person: PushedPerson) -> Loop:
-    return Loop.objects.get(kind=VERIFICATION, subject_id=person.pk)
-
-
-def assert_one_owner(person: PushedPerson) -> None:
-    """The invariant: a person has exactly one owning unit — ``person.unit`` — which owns their one verification
-    loop; at most one transfer of theirs waits for an answer."""
-    person.refresh_from_db()
-    assert person.unit_id is not None and person.path == person.unit.path
-    loops = list(Loop.objects.filter(kind=VERIFICATION, subject_id=person.pk))
-    assert len(loops) == 1, loops
-    assert loops[0].owner_unit_id == person.unit_id and loops[0].path == person.path
-    assert Verification.objects.get(person=person).loop_id == loops[0].pk
-    assert Transfer.objects.pending().filter(person=person).count() <= 1
 
 
 # --- by resident ---------------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from bihuan.pushes.transfers import TransferError, common_parent
 from bihuan.register.models import UnitKind
 from bihuan.testing import create_staff, create_unit
 
-from .test_routing import assert_one_owner, loop_of, routed
+from .helpers import assert_one_owner, loop_of, routed
 
 
 @pytest.fixture

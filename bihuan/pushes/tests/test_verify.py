@@ -19,7 +19,7 @@ from bihuan.pushes.exports import handoff_xlsx
 from bihuan.pushes.models import Measure, Outcome, Transfer, Verification
 from bihuan.pushes.verify import VerifyError
 
-from .test_routing import assert_one_owner, loop_of, routed
+from .helpers import assert_one_owner, loop_of, routed
 
 
 @pytest.fixture

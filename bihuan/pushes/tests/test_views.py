@@ -20,7 +20,7 @@ from bihuan.pushes.actions import do_accept_transfer, do_return_transfer, do_tra
 from bihuan.pushes.models import Outcome, PushedPerson, Transfer, TransferState, Verification
 from bihuan.testing import HX, assert_route_access, url_names
 
-from .test_routing import assert_one_owner, loop_of, make_batch, push, routed
+from .helpers import assert_one_owner, loop_of, make_batch, push, routed
 
 
 @pytest.fixture
@@ -278,7 +278,7 @@ def test_the_transfer_lists_run_a_fixed_number_of_queries(client, ctx):
 
 
 def test_the_verification_page_names_the_protocol_edition_it_recommends_from(client, ctx):
-    from bihuan.policy.tests.test_policy import load_default_protocols
+    from bihuan.policy.tests.helpers import load_default_protocols
 
     load_default_protocols()
     client.force_login(ctx.d.users["grid_a"])

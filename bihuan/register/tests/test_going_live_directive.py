@@ -20,7 +20,7 @@ from bihuan.loops.models import Loop, LoopState
 from bihuan.notify.models import Message, Robot
 from bihuan.register.models import Household, Staff, Unit, subtree_q
 
-from .test_going_live import go_live, login
+from .helpers import go_live, login
 
 SIGNED = {LoopState.ACKNOWLEDGED, LoopState.IN_PROGRESS, LoopState.REPORTED, LoopState.CLOSED}
 
