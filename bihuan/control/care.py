@@ -39,6 +39,13 @@ class CareRow:
     def needs(self) -> list[str]:
         return list(self.visit.needs) if self.visit else []
 
+    def unit_id(self, within: Unit) -> int:
+        """The grid this person is visited from, seen from ``within``: where they live if that is inside it,
+        else the unit that answers for their case."""
+        if self.resident is not None and (self.case is None or self.resident.path.startswith(within.path)):
+            return self.resident.unit_id
+        return self.case.unit_id
+
 
 def care_visit_list(grid_unit: Unit, day: dt.date) -> list[CareRow]:
     """Who to visit in ``grid_unit`` (any unit: its whole subtree) on ``day``: people under home control first

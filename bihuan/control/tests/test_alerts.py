@@ -9,18 +9,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from bihuan.control.checkins import (
-    ALERT_REMINDER_INTERVAL,
-    ALERT_REMINDER_LIMIT,
-    CareError,
-    do_record_checkin,
-    do_resolve_alert,
-)
+from bihuan.control.checkins import CareError, do_record_checkin, do_resolve_alert
 from bihuan.control.models import ALERT, ALERT_KINDS, TEST_POSITIVE, CheckIn
 from bihuan.control.models import TestSample as Sample
 from bihuan.control.sampling import do_record_result
 from bihuan.core.models import AuditEntry
 from bihuan.core.worker import run_tick
+from bihuan.loops import kinds
 from bihuan.loops.models import Loop, LoopState
 from bihuan.notify.models import InboxItem, Message
 
@@ -101,14 +96,14 @@ def test_an_unanswered_alert_is_reminded_then_escalated_to_the_township_by_the_l
     loop = Loop.objects.get(kind=ALERT, subject_id=checkin.pk)
     now = loop.ack_due_at + timedelta(seconds=1)
     monkeypatch.setattr(timezone, "now", lambda: now)
-    for _ in range(ALERT_REMINDER_LIMIT):
+    for _ in range(kinds.get(ALERT).reminder_limit):
         run_tick()
-        now += timedelta(seconds=ALERT_REMINDER_INTERVAL + 1)
+        now += timedelta(seconds=kinds.get(ALERT).reminder_interval + 1)
     run_tick()  # limit reached: the township is told
     run_tick()
     assert inbox_users() == {"community_a", "township_a"}
     loop.refresh_from_db()
-    assert loop.reminders_sent == ALERT_REMINDER_LIMIT and loop.escalated_at
+    assert loop.reminders_sent == kinds.get(ALERT).reminder_limit and loop.escalated_at
 
 
 def test_the_community_resolves_an_alert_and_an_outsider_cannot(care):

@@ -13,8 +13,6 @@ from bihuan.control import links
 from bihuan.control.models import SERVICE, ControlCase, ServiceRequest
 from bihuan.control.services import (
     MAX_OPEN_PER_CASE,
-    REMINDER_INTERVAL,
-    REMINDER_LIMIT,
     ServiceError,
     do_assign_service,
     do_confirm_service,
@@ -23,6 +21,7 @@ from bihuan.control.services import (
 )
 from bihuan.core.models import AuditEntry
 from bihuan.core.worker import run_tick
+from bihuan.loops import kinds
 from bihuan.loops.models import Loop, LoopState
 from bihuan.notify.models import InboxItem, Message
 
@@ -109,13 +108,13 @@ def test_a_late_request_is_reminded_then_escalated_by_the_loop_engine(care, monk
     run_tick()
     assert inbox_users() == {"grid_a", "volunteer_a"}  # 催办 to the grid's staff
     assert all(m.subject.startswith("催办") for m in Message.objects.filter(inbox_item__isnull=False))
-    for _ in range(REMINDER_LIMIT):
-        now += timedelta(seconds=REMINDER_INTERVAL + 1)
+    for _ in range(kinds.get(SERVICE).reminder_limit):
+        now += timedelta(seconds=kinds.get(SERVICE).reminder_interval + 1)
         run_tick()
     run_tick()
     assert "property_a" in inbox_users()  # 督办: the compound above the grid is told
     loop.refresh_from_db()
-    assert loop.escalated_at and loop.reminders_sent == REMINDER_LIMIT
+    assert loop.escalated_at and loop.reminders_sent == kinds.get(SERVICE).reminder_limit
 
 
 def test_a_link_cannot_confirm_another_cases_request(care):
