@@ -120,3 +120,31 @@ def test_the_community_resolves_an_alert_and_an_outsider_cannot(care):
     assert do_resolve_alert(loop, "again", acting_user=care.d.users["community_a"]).state == LoopState.CLOSED
     assert list(closed.events.values_list("action", flat=True)) == ["issued", "reported", "closed"]
     assert CheckIn.objects.get().abnormal
+
+
+# ---- told at once: the outbox rows are written by the recording action itself ----------------------------
+
+def add_robot(unit):
+    from bihuan.notify.models import Robot
+
+    robot = Robot(unit=unit, kind="wecom", name=f"{unit.name}工作群")
+    robot.set_webhook("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=test")
+    robot.save()
+    return robot
+
+
+def test_an_abnormal_check_in_writes_every_responsible_persons_message_in_the_same_transaction(care):
+    robot = add_robot(care.d.community_a)
+    checkin = do_record_checkin(care.case, date=today(), slot="am", temperature="38.1", symptoms=[])
+    loop = Loop.objects.get(kind=ALERT, subject_id=checkin.pk)
+    inbox = Message.objects.filter(channel="inbox").select_related("user")
+    assert {m.user.username for m in inbox} == care.team | {"community_a"}  # before any worker round
+    # The community owns the loop: the engine tells its staff and its group robot as the loop opens ...
+    owners = Message.objects.filter(idempotency_key__startswith=f"open:{ALERT}:")
+    assert {m.user.username for m in owners if m.user} == {"community_a"}
+    assert [m.robot for m in owners if m.robot] == [robot]
+    # ... and control tells the five-for-one team (the grid worker, the health bureau's doctor).
+    team = Message.objects.filter(idempotency_key__startswith=f"control.alert:checkin:{checkin.pk}:")
+    assert {m.user.username for m in team if m.user} == care.team
+    assert all("38.1" in m.body and "王建国" in m.subject for m in inbox)
+    assert loop.state == LoopState.ISSUED

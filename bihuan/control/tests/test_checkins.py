@@ -56,7 +56,7 @@ def make_case(unit, *, resident=None, type_code: str = "home_isolation", start: 
               past_result: str = "negative") -> ControlCase:
     """A case made with the ORM, with one sample per test day (what opening a case writes); samples of days
     before today carry ``past_result`` ("" leaves them untaken)."""
-    ctype = ControlType.objects.get(code=type_code)
+    ctype = ControlType.objects.current().get(code=type_code)
     start = start or timezone.localdate() - timedelta(days=2)
     household = resident.household if resident is not None else None
     case = ControlCase(type=ctype, unit=unit, path=unit.path, resident=resident,

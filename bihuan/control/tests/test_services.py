@@ -168,3 +168,20 @@ def test_requests_are_validated(care):
     ControlCase.objects.filter(pk=care.case.pk).update(state="released")
     with pytest.raises(ServiceError, match="^case:"):
         do_request_service(care.case, "medicine")
+
+
+def test_a_service_request_writes_the_grids_and_the_teams_messages_at_once(care):
+    from bihuan.notify.models import Robot
+
+    robot = Robot(unit=care.d.grid_a, kind="dingtalk", name="网格群")
+    robot.set_webhook("https://oapi.dingtalk.com/robot/send?access_token=test")
+    robot.save()
+    request = do_request_service(care.case, "groceries", "大米", acting_user=None)
+    inbox = Message.objects.filter(channel="inbox").select_related("user")
+    assert {m.user.username for m in inbox} == {"grid_a", "volunteer_a", "doctor_a"}  # no worker round yet
+    owners = Message.objects.filter(idempotency_key__startswith=f"open:{SERVICE}:")
+    assert {m.user.username for m in owners if m.user} == {"grid_a", "volunteer_a"}  # the loop's unit
+    assert [m.robot for m in owners if m.robot] == [robot]
+    others = Message.objects.filter(idempotency_key__startswith=f"control.service:{request.pk}:")
+    assert {m.user.username for m in others} == {"doctor_a"}  # the team member of another unit
+    assert all("代购生活物资" in m.subject and "大米" in m.body for m in inbox)

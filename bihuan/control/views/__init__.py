@@ -34,10 +34,11 @@ from .cases import (
 )
 from .person import person
 from .today import dashboard_page, export, today
+from .types import type_edit, type_list, type_retire
 
 __all__ = [
     "assign_service", "care_visit", "case_detail", "case_list", "change_period", "confirm_service",
     "dashboard_page", "export", "mark_measure", "mine", "move_up", "new_case", "notice", "notice_pdf",
     "open_from_verification", "person", "record_checkin", "release_case", "request_service", "resolve_alert",
-    "service_done", "set_team", "test_result", "today",
+    "service_done", "set_team", "test_result", "today", "type_edit", "type_list", "type_retire",
 ]
