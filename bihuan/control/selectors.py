@@ -7,7 +7,6 @@ already scoped where a list could reach beyond the user's subtree.
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q
 from django.utils import timezone
@@ -158,19 +157,14 @@ def ending_cases(unit: Unit, user, day: dt.date) -> list[ControlCase]:
 
 
 def care_overview(unit: Unit, units: list, day: dt.date) -> dict:
-    """The care-visit list (``care.care_visit_list``) as the today page shows it: every person at a grid; above
-    it, per grid how many to visit and how many are done — a community visits through its grid workers, and a
-    phone page of hundreds of rows helps nobody. The same list either way, so the rules are written once."""
-    rows = care.care_visit_list(unit, day)
+    """The care visits as the today page shows them: at a grid, every person (``care.care_visit_list``); above
+    it, per grid how many to visit and how many are done (``care.care_counts_by_grid``, the same people by the
+    same rule) — a community visits through its grid workers, and a phone page of hundreds of rows helps nobody."""
     if unit.level == MAX_LEVEL:
-        return {"care_rows": rows[:LIST_LIMIT], "care_grids": None}
-    total: Counter = Counter()
-    visited: Counter = Counter()
-    for row in rows:
-        total[row.unit_id(unit)] += 1
-        visited[row.unit_id(unit)] += int(row.visited)
+        return {"care_rows": care.care_visit_list(unit, day)[:LIST_LIMIT], "care_grids": None}
     names = {u.id: u for u in units}
-    grids = [{"unit": names[uid], "total": n, "visited": visited[uid]} for uid, n in total.items() if uid in names]
+    grids = [{"unit": names[uid], "total": t, "visited": v}
+             for uid, (t, v) in care.care_counts_by_grid(unit, day).items() if uid in names]
     grids.sort(key=lambda g: (g["visited"] >= g["total"], g["unit"].path))
     return {"care_rows": None, "care_grids": grids, "care_total": sum(g["total"] for g in grids),
             "care_visited": sum(g["visited"] for g in grids)}
