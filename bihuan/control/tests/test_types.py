@@ -129,3 +129,12 @@ def test_a_community_cannot_publish_a_version(client, district):
     client.force_login(district.users["community_a"])
     assert publish(client).status_code == 403
     assert ControlType.objects.filter(code="home_isolation").count() == 1
+
+
+def test_the_types_page_speaks_english_from_the_apps_catalogue(client, district):
+    from django.utils import translation
+
+    client.force_login(district.users["office"])
+    with translation.override("en"):
+        page = client.get(reverse("control:types"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "Control types and measures checklists" in page and "Revise (publish a new version)" in page
