@@ -185,3 +185,16 @@ def test_a_service_request_writes_the_grids_and_the_teams_messages_at_once(care)
     others = Message.objects.filter(idempotency_key__startswith=f"control.service:{request.pk}:")
     assert {m.user.username for m in others} == {"doctor_a"}  # the team member of another unit
     assert all("代购生活物资" in m.subject and "大米" in m.body for m in inbox)
+
+
+def test_the_persons_page_and_the_service_row_read_the_assignee_from_the_loop(client, care):
+    from django.urls import reverse
+
+    request = do_request_service(care.case, "medicine", "降压药", acting_user=None)
+    url = reverse("person", args=[links.token_for(care.case.pk)])
+    assert "已收到，正在安排" in client.get(url).content.decode()
+    do_assign_service(request, care.volunteer, acting_user=care.d.users["grid_a"])
+    assert "正在办理" in client.get(url).content.decode()
+    client.force_login(care.d.users["grid_a"])
+    page = client.get(reverse("control:case", args=[care.case.pk])).content.decode()
+    assert f"承办：{care.volunteer.staff.name}" in page
