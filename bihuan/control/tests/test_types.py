@@ -138,3 +138,22 @@ def test_the_types_page_speaks_english_from_the_apps_catalogue(client, district)
     with translation.override("en"):
         page = client.get(reverse("control:types"), HTTP_ACCEPT_LANGUAGE="en").content.decode()
     assert "Control types and measures checklists" in page and "Revise (publish a new version)" in page
+
+
+def test_the_types_page_reads_the_same_few_queries_however_many_versions(client, district, old_case):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(district.users["office"])
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(reverse("control:types")).status_code == 200
+        return len(ctx.captured_queries)
+
+    before = queries()
+    for n in range(4):
+        do_new_type_version("home_isolation", name_zh="居家隔离", name_en="Home isolation", rank=2,
+                            checkins_per_day=2, at_home=True, measures=f"{NEW_CHECKLIST}\n第{n}项", note=f"第{n}次",
+                            acting_user=district.users["office"])
+    assert queries() == before
