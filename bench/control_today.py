@@ -31,7 +31,7 @@ N_CASES = 10_000
 RENDERS = 20
 LIMIT = 0.3  # seconds
 SETUP_ACTION = "bench.control.setup"
-SETUP_VERSION = 3  # bump when the set-up changes: the cases are rebuilt
+SETUP_VERSION = 4  # bump when the set-up changes: the cases are rebuilt
 HOTEL = "尧都区集中隔离点（汾河宾馆）"
 
 
@@ -178,23 +178,24 @@ def build_cases(today) -> dict:
             samples += cur.rowcount
         # Service requests: one case in 20; a sixth done (waiting for the person), the older ones overdue.
         cur.execute(
-            f"INSERT INTO {t['service']} (case_id, kind, text, requested_at, done_at) "
+            f"INSERT INTO {t['service']} (case_id, kind, text, requested_at) "
             "SELECT c.id, CASE c.id %% 5 WHEN 0 THEN 'groceries' WHEN 1 THEN 'medicine' WHEN 2 THEN 'medical' "
-            "WHEN 3 THEN 'rubbish' ELSE 'other' END, '大米一袋、青菜', %s, "
-            f"CASE WHEN c.id %% 6 = 0 THEN %s ELSE NULL END {mine} AND c.id %% 20 = 0",
-            [adapt_t(now - dt.timedelta(hours=3)), adapt_t(now), MARK])
+            "WHEN 3 THEN 'rubbish' ELSE 'other' END, '大米一袋、青菜', %s "
+            f"{mine} AND c.id %% 20 = 0",
+            [adapt_t(now - dt.timedelta(hours=3)), MARK])
         services = cur.rowcount
         cur.execute(
             f"INSERT INTO {t['loop']} (kind, subject_id, title, owner_unit_id, path, level, originator_unit_id, "
-            "state, ack_due_at, due_at, reminder_interval, reminder_limit, reminders_sent, data, locked_by, "
-            "created_at) "
+            "state, ack_due_at, due_at, reminder_interval, reminder_limit, reminders_sent, reported_at, data, "
+            "locked_by, created_at) "
             f"SELECT %s, s.id, %s, c.unit_id, c.path, 6, c.unit_id, "
-            "CASE WHEN s.done_at IS NULL THEN 'issued' ELSE 'reported' END, %s, "
-            "CASE WHEN s.id %% 4 = 1 THEN %s ELSE %s END, 1800, 3, 0, "
+            "CASE WHEN c.id %% 6 = 0 THEN 'reported' ELSE 'issued' END, %s, "
+            "CASE WHEN s.id %% 4 = 1 THEN %s ELSE %s END, 1800, 3, 0, CASE WHEN c.id %% 6 = 0 THEN %s END, "
             f"{json}, '', %s FROM {t['service']} s JOIN {t['case']} c ON c.id = s.case_id "
             "WHERE c.protocol_name = %s",
             [SERVICE, "服务请求（bench）", adapt_t(now - dt.timedelta(hours=2, minutes=30)),
-             adapt_t(now - dt.timedelta(hours=1)), adapt_t(now + dt.timedelta(hours=1)), "{}", adapt_t(now), MARK])
+             adapt_t(now - dt.timedelta(hours=1)), adapt_t(now + dt.timedelta(hours=1)), adapt_t(now), "{}",
+             adapt_t(now), MARK])
         cur.execute(
             f"UPDATE {t['service']} SET loop_id = (SELECT l.id FROM {t['loop']} l WHERE l.kind = %s "
             f"AND l.subject_id = {t['service']}.id) WHERE case_id IN (SELECT id {mine})", [SERVICE, MARK])
@@ -260,9 +261,10 @@ def raw_today(unit, day) -> list[tuple[str, list]]:
          f"h.building, h.entrance, h.room, h.house_number FROM {t['sample']} t JOIN {t['case']} c ON c.id = t.case_id "
          f"LEFT JOIN {t['resident']} r ON r.id = c.resident_id LEFT JOIN {t['household']} h ON h.id = r.household_id "
          f"WHERE t.date = %s AND {cases}", [d, lo, hi, *states]),
-        (f"SELECT s.id, s.kind, s.text, s.requested_at, s.done_at, s.assigned_to_id, c.id, c.name, l.due_at, l.state "
-         f"FROM {t['service']} s JOIN {t['case']} c ON c.id = s.case_id LEFT JOIN {t['loop']} l ON l.id = s.loop_id "
-         f"WHERE s.confirmed_at IS NULL AND {cases} ORDER BY s.requested_at", [lo, hi, *states]),
+        (f"SELECT s.id, s.kind, s.text, s.requested_at, l.reported_at, l.owner_user_id, c.id, c.name, l.due_at, "
+         f"l.state FROM {t['service']} s JOIN {t['case']} c ON c.id = s.case_id JOIN {t['loop']} l ON l.id = s.loop_id "
+         f"WHERE l.state IN ({loop_states}, 'reported') AND {cases} ORDER BY s.requested_at",
+         [*[str(s) for s in OPEN_STATES], lo, hi, *states]),
         (f"SELECT l.id, l.title, l.state, l.created_at, l.ack_due_at, l.due_at FROM {t['loop']} l "
          f"WHERE l.path >= %s AND l.path < %s AND l.kind IN ({kinds}) AND l.state IN ({loop_states})",
          [lo, hi, *ALERT_KINDS, *[str(s) for s in OPEN_STATES]]),

@@ -26,6 +26,8 @@ from bihuan.core import audit, crypto
 from bihuan.core.errors import Refused
 from bihuan.core.personal import normalize_phone
 from bihuan.core.roles import Perm
+from bihuan.loops import engine
+from bihuan.loops.models import Loop, LoopState
 from bihuan.notify.outbox import notify_user
 from bihuan.pushes.models import Measure, Outcome, PushedPerson, Verification
 from bihuan.register.access import access_resident, access_unit, require, scoped
@@ -33,12 +35,14 @@ from bihuan.register.models import Resident, Staff, Unit
 
 from . import phases as ph
 from .models import (
+    MISSED_CHECKIN,
     OPEN_CASE_STATES,
     CareVisit,
     CaseState,
     ControlCase,
     ControlType,
     MeasureItem,
+    MissedCheckIn,
     ServiceKind,
     TeamMember,
     TeamSlot,
@@ -111,8 +115,18 @@ def _open(case: ControlCase) -> None:
 
 # --- helpers ---------------------------------------------------------------------------------------------
 
+def end_case_loops(case: ControlCase, *, acting_user=None) -> int:
+    """A case that ends (released, moved up, next phase) leaves no missed check-in to chase: its open
+    ``MISSED_CHECKIN`` loops are cancelled (alerts and service requests run on: they are still somebody's work)."""
+    missed = MissedCheckIn.objects.filter(case=case).values("pk")
+    actor = acting_user if getattr(acting_user, "is_authenticated", False) else None
+    return engine.bulk_transition(Loop.objects.filter(kind=MISSED_CHECKIN, subject_id__in=missed),
+                                  LoopState.CANCELLED, actor=actor, note="管控已结束")
+
+
 def control_type(code: str) -> ControlType:
-    ctype = ControlType.objects.filter(code=code).first()
+    """The version of a control type in force (what a new case is opened with)."""
+    ctype = ControlType.objects.current().filter(code=code).first()
     if ctype is None:
         raise ControlError("type_code", f"没有这种管控类型：{code}")
     return ctype
@@ -150,7 +164,7 @@ def _with_home_sites(phases: list[dict], first_site_kind: str, home: str) -> lis
     """Later phases at home after a phase in a hotel are spent at the home address, if it is known."""
     if first_site_kind != "hotel" or not home:
         return phases
-    at_home = set(ControlType.objects.filter(at_home=True).values_list("code", flat=True))
+    at_home = set(ControlType.objects.current().filter(at_home=True).values_list("code", flat=True))
     out = [dict(phases[0])]
     for p in phases[1:]:
         p = dict(p)
@@ -265,7 +279,7 @@ def _open_case(*, type_code, unit, name, phone, resident, pushed_person, start_d
     site_address = _text("site_address", site_address or (home if site_kind == "home" else ""), 200, required=True)
     site_room = _text("site_room", site_room, 20)
     reason = _text("reason", reason, 300)
-    type_codes = set(ControlType.objects.values_list("code", flat=True))
+    type_codes = set(ControlType.objects.current().values_list("code", flat=True))
     if phases is None:
         phases, protocol_name = ph.default_phases(ctype.code, start_date, protocol_name)
     else:
@@ -512,6 +526,7 @@ def do_move_up(case: ControlCase, type_code: str, reason: str, *, acting_user, s
                         pushed_person=case.pushed_person, id_masked=case.id_masked, previous=case,
                         acting_user=acting_user, contact_from=case)
         members = _copy_team(case, new)
+        end_case_loops(case, acting_user=acting_user)
         audit.record(actor=acting_user, action="control.case.move_up", target=case, changes={
             "type": [case.type.code, ctype.code], "reason": reason, "next": new.pk,
             "state": [case.state, CaseState.MOVED_UP]})
@@ -567,6 +582,7 @@ def advance_phase(case: ControlCase, *, today: dt.date | None = None, acting_use
                         resident=case.resident, pushed_person=case.pushed_person, id_masked=case.id_masked,
                         previous=case, acting_user=acting_user, contact_from=case)
         members = _copy_team(case, new)
+        end_case_loops(case, acting_user=acting_user)
         audit.record(actor=acting_user, action="control.case.phase_ended", target=case, changes={
             "next": new.pk, "type": [case.type.code, ctype.code], "state": [CaseState.ACTIVE, CaseState.PHASE_ENDED]})
         _audit_open(new, acting_user)

@@ -1,15 +1,16 @@
 """Daily health check-ins (健康打卡): temperature and symptoms, twice a day by default, by the person through
 their signed link or by a member of their team; and what happens when one is abnormal or missing.
 
-- An **abnormal** check-in (≥ 37.3 °C or a listed symptom) alerts at once, in the same transaction: the
-  five-for-one team (inbox, SMS where configured; SMS to members who have only a phone), the doctor among
-  them being the health staff; and the community (level 4) — an ``ALERT`` loop owned by the community, due
-  within an hour on a short reminder policy (the loop engine reminds, then escalates to the township),
-  and a message to every staff account of the community.
+- An **abnormal** check-in (≥ 37.3 °C or a listed symptom) alerts at once, in the same transaction: an
+  ``ALERT`` loop owned by the community (level 4), due within an hour on a short reminder policy (the kind's,
+  in ``models``) — the loop engine tells the community's staff as it opens, reminds them, then escalates to
+  the township — and the five-for-one team members outside the community (inbox, SMS where configured; SMS
+  to members who have only a phone), the doctor among them being the health staff.
 - A **missed** check-in is the ``control.checkins`` worker's job: once a slot's deadline has passed
-  (10:00 / 18:00 local time), one ``MissedCheckIn`` row per case and slot is written set-based; the person
-  is reminded once (SMS if they have a phone), and if the slot is still missing after the grace period
-  (1 h) the team is alerted once. A late check-in resolves the row.
+  (10:00 / 18:00 local time), one ``MissedCheckIn`` row per case and slot is written set-based and the
+  person is reminded once (SMS if they have a phone); if the slot is still missing after the grace period
+  (1 h), a ``MISSED_CHECKIN`` loop opens at the case's unit (the engine tells its staff, reminds them, then
+  the unit above) and the team members outside that unit are told. A check-in, even late, closes the loop.
 
 This module also holds what the other care modules share: ``care_access`` (who may act on a case), the
 case's community and command office, and ``send_alert`` / ``open_alert``.
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.http import Http404
 from django.utils import timezone
@@ -34,8 +35,9 @@ from bihuan.core.errors import Refused
 from bihuan.core.models import AuditEntry
 from bihuan.core.roles import RESPONSIBLE_ROLES, Perm
 from bihuan.core.worker import claim
-from bihuan.loops import engine
-from bihuan.loops.models import TERMINAL_STATES, Loop, LoopState
+from bihuan.loops import engine, kinds
+from bihuan.loops.engine import Notice, sql_time
+from bihuan.loops.models import OPEN_STATES, TERMINAL_STATES, Loop, LoopState
 from bihuan.notify import conf
 from bihuan.notify.models import Channel
 from bihuan.notify.outbox import enqueue, notify_user
@@ -47,6 +49,7 @@ from .actions import access_case
 from .models import (
     ALERT,
     ALERT_KINDS,
+    MISSED_CHECKIN,
     OPEN_CASE_STATES,
     CheckIn,
     CheckInSlot,
@@ -70,13 +73,6 @@ MAX_SYMPTOMS = 12
 SLOTS = (CheckInSlot.MORNING, CheckInSlot.AFTERNOON)  # a type with one check-in a day uses the first
 SLOT_DEADLINES = {CheckInSlot.MORNING: dt.time(10, 0), CheckInSlot.AFTERNOON: dt.time(18, 0)}  # local time
 GRACE = timedelta(hours=1)  # after the deadline: remind the person; after deadline + GRACE: alert the team
-
-# An alert loop (ALERT, TEST_POSITIVE, TEST_MISSED): the community signs for it within 15 minutes and reports
-# within the hour; reminded every 15 minutes twice, then the township is told (督办).
-ALERT_ACK = timedelta(minutes=15)
-ALERT_DUE = timedelta(hours=1)
-ALERT_REMINDER_INTERVAL = 900
-ALERT_REMINDER_LIMIT = 2
 
 MISSED_BATCH = 100  # missed slots claimed, and handled in one transaction, at a time
 MISSED_PER_TICK = 1000  # then give the worker's other tasks a turn
@@ -143,6 +139,10 @@ class Recipients:
                 self.users.setdefault(user.pk, user)
         return self
 
+    def without(self, user_ids: set[int]) -> Recipients:
+        """The same recipients less some accounts (those the loop engine tells as the loop's owners)."""
+        return Recipients(users={k: v for k, v in self.users.items() if k not in user_ids}, phones=list(self.phones))
+
     def summary(self) -> dict:
         return {"users": sorted(self.users), "members_by_sms": [m for m, _p in self.phones]}
 
@@ -189,22 +189,29 @@ def send_alert(recipients: Recipients, *, key: str, subject: str, body: str) -> 
                 pass  # an unusable phone on the team list; the audit row lists who was meant
 
 
-def open_alert(case: ControlCase, *, kind: str, subject_id: int, title: str, data: dict, acting_user=None) -> Loop:
-    """An alert loop owned by the case's community: sign within ALERT_ACK, report within ALERT_DUE, then the
-    loop engine reminds and escalates. Idempotent (one loop per kind and subject)."""
+def alert_deadlines(kind: str, now: dt.datetime | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """When an alert loop opened now must be signed for and reported: the kind's policy (``models``)."""
+    now = now or timezone.now()
+    spec = kinds.get(kind)
+    return now + spec.ack_within, now + spec.due_within
+
+
+def open_alert(case: ControlCase, *, kind: str, subject_id: int, title: str, data: dict, subject: str, body: str,
+               others: Recipients, key: str, deadlines: tuple[dt.datetime, dt.datetime] | None = None,
+               acting_user=None) -> tuple[Loop, Recipients]:
+    """An alert loop owned by the case's community — the engine tells the community's staff with ``subject`` /
+    ``body`` as it opens, then reminds and escalates — and the same message to ``others`` who are not the
+    community's staff (the team, the command office). Idempotent (one loop per kind and subject; message keys).
+    Returns the loop and who control told."""
     community = community_of(case.unit)
-    now = timezone.now()
     actor = acting_user if getattr(acting_user, "is_authenticated", False) else None
-    engine.open_for_units(kind=kind, subject_id=subject_id, title=title, units=Unit.objects.filter(pk=community.pk),
-                          originator_unit=case.unit, originator_user=actor, ack_due_at=now + ALERT_ACK,
-                          due_at=now + ALERT_DUE, reminder_interval=ALERT_REMINDER_INTERVAL,
-                          reminder_limit=ALERT_REMINDER_LIMIT)
-    loop = Loop.objects.get(kind=kind, subject_id=subject_id, owner_unit=community)
-    merged = {**loop.data, **data, "case": case.pk}
-    if merged != loop.data:
-        Loop.objects.filter(pk=loop.pk).update(data=merged)
-        loop.data = merged
-    return loop
+    ack, due = deadlines or alert_deadlines(kind)
+    loop = engine.open_one(kind=kind, subject_id=subject_id, title=title, owner_unit=community,
+                           originator_unit=case.unit, originator_user=actor, ack_due_at=ack, due_at=due,
+                           data={**data, "case": case.pk}, notice=Notice(subject, body))
+    told = others.without({u.pk for u in staff_users(community)})
+    send_alert(told, key=key, subject=subject, body=body)
+    return loop, told
 
 
 def place_of(case: ControlCase) -> str:
@@ -294,32 +301,32 @@ def do_record_checkin(case: ControlCase, *, date: dt.date, slot: str, temperatur
         abnormal = is_abnormal(temperature, symptoms)
         checkin = CheckIn.objects.create(case=case, date=date, slot=slot, temperature=temperature,
                                          symptoms=symptoms, abnormal=abnormal, entered_by=acting_user)
-        late = MissedCheckIn.objects.filter(case=case, date=date, slot=slot, resolved_at__isnull=True).update(
-            resolved_at=timezone.now())
+        late = close_missed(case, date, slot, acting_user=acting_user)
         audit.record(actor=acting_user, action="control.checkin", target=checkin, unit=case.unit if by_person else None,
                      changes={"case": case.pk, "date": date.isoformat(), "slot": slot, "temperature": str(temperature),
                               "symptoms": symptoms, "abnormal": abnormal, "by": "person" if by_person else "staff",
-                              "late": bool(late)})
+                              "late": late})
         if abnormal:
             alert_abnormal(case, checkin, acting_user=acting_user)
     return checkin
 
 
 def alert_abnormal(case: ControlCase, checkin: CheckIn, *, acting_user=None) -> Loop:
-    """The team and the community's staff are told; the community gets an ALERT loop (one per check-in)."""
+    """The community gets an ALERT loop (one per check-in; the engine tells its staff at once) and the team is
+    told at once."""
     symptoms = "、".join(checkin.symptoms)
     what = f"体温 {checkin.temperature}℃" + (f"，症状：{symptoms}" if symptoms else "")
-    loop = open_alert(case, kind=ALERT, subject_id=checkin.pk, title=f"健康打卡异常：{case.name} {what}"[:200],
-                      data={"checkin": checkin.pk}, acting_user=acting_user)
     community = community_of(case.unit)
-    recipients = team_recipients(case).add_users(staff_users(community))
-    send_alert(recipients, key=f"control.alert:checkin:{checkin.pk}", subject=f"健康打卡异常：{case.name}",
-               body=f"{case.name}（{place_of(case)}）{checkin.date:%m-%d}{checkin.get_slot_display()}{what}。"
-                    f"请包保人员立即上门核实并联系医生；{community.name}请于 {local(loop.ack_due_at)} 前签收、"
-                    f"{local(loop.due_at)} 前反馈处置情况。")
+    ack, due = alert_deadlines(ALERT)
+    body = (f"{case.name}（{place_of(case)}）{checkin.date:%m-%d}{checkin.get_slot_display()}{what}。"
+            f"请包保人员立即上门核实并联系医生；{community.name}请于 {local(ack)} 前签收、{local(due)} 前反馈处置情况。")
+    loop, told = open_alert(case, kind=ALERT, subject_id=checkin.pk, title=f"健康打卡异常：{case.name} {what}"[:200],
+                            data={"checkin": checkin.pk}, subject=f"健康打卡异常：{case.name}", body=body,
+                            others=team_recipients(case), key=f"control.alert:checkin:{checkin.pk}",
+                            deadlines=(ack, due), acting_user=acting_user)
     audit.record(actor=acting_user, action="control.alert", target=loop, unit=case.unit,
                  changes={"reason": "abnormal_checkin", "case": case.pk, "checkin": checkin.pk,
-                          "community": community.pk, **recipients.summary()})
+                          "community": community.pk, **told.summary()})
     return loop
 
 
@@ -373,13 +380,24 @@ def detect_missed(now: dt.datetime | None = None) -> int:
     return len(rows)
 
 
+def close_missed(case: ControlCase, date: dt.date, slot: str, *, acting_user=None) -> bool:
+    """A check-in arrived for a missed slot: its loop, if one opened, is reported and closed (销号). Returns
+    whether the slot had been missed."""
+    missed = list(MissedCheckIn.objects.filter(case=case, date=date, slot=slot).values_list("pk", flat=True))
+    actor = acting_user if getattr(acting_user, "is_authenticated", False) else None
+    by = "本人补打卡" if actor is None else "工作人员代为登记"
+    for loop in Loop.objects.filter(kind=MISSED_CHECKIN, subject_id__in=missed, state__in=OPEN_STATES):
+        loop = engine.transition(loop, LoopState.REPORTED, actor=actor, note=by)
+        engine.transition(loop, LoopState.CLOSED, actor=actor, note=by)
+    return bool(missed)
+
+
 def process_missed(owner: str, now: dt.datetime | None = None, *, max_rows: int = MISSED_PER_TICK) -> int:
-    """Claim missed slots with a step due (remind the person / alert the team) and take it. Safe with any
-    number of workers: rows are leased, each step is stamped in the same transaction as its messages, and
-    message keys (``checkin-remind:…``, ``checkin-alert:…``) make a repeated step a no-op."""
+    """Claim missed slots with a step due (remind the person / hand the slot to its loop) and take it. Safe with
+    any number of workers: rows are leased, each step is stamped in the same transaction as its loops and
+    messages, and message keys (``checkin-remind:…``, ``checkin-alert:…``) make a repeated step a no-op."""
     now = now or timezone.now()
-    work = (MissedCheckIn.objects.filter(resolved_at__isnull=True)
-            .filter(Q(reminded_at__isnull=True) | Q(alerted_at__isnull=True, alert_at__lte=now))
+    work = (MissedCheckIn.objects.filter(Q(reminded_at__isnull=True) | Q(handed_at__isnull=True, alert_at__lte=now))
             .order_by("due_at", "pk"))
     handled = 0
     while handled < max_rows:
@@ -393,7 +411,7 @@ def process_missed(owner: str, now: dt.datetime | None = None, *, max_rows: int 
 
 
 def _handle_missed(row_ids: list[int], owner: str, now: dt.datetime) -> int:
-    """One claimed batch in one transaction: a handful of queries plus the messages."""
+    """One claimed batch in one transaction: a handful of queries, one set-based loop opening, the messages."""
     with transaction.atomic():
         rows = list(MissedCheckIn.objects.select_for_update(of=("self",)).select_related("case__type", "case__unit")
                     .filter(pk__in=row_ids, locked_by=owner).order_by("pk"))  # a lease ran out: not ours now
@@ -401,29 +419,58 @@ def _handle_missed(row_ids: list[int], owner: str, now: dt.datetime) -> int:
             return 0
         checked_in = set(CheckIn.objects.filter(case_id__in={r.case_id for r in rows}, date__in={r.date for r in rows})
                          .values_list("case_id", "date", "slot"))
-        for row in rows:
-            if row.case.state not in OPEN_CASE_STATES or (row.case_id, row.date, row.slot) in checked_in:
-                row.resolved_at = now
-        alerting = {r.pk: r for r in rows if not r.resolved_at and not r.alerted_at and now >= r.alert_at}
-        teams = teams_of(list({r.case_id: r.case for r in alerting.values()}.values()))
+        filled = {r.pk for r in rows
+                  if r.case.state not in OPEN_CASE_STATES or (r.case_id, r.date, r.slot) in checked_in}
+        handing = [r for r in rows if r.handed_at is None and now >= r.alert_at]
+        to_open = [r for r in handing if r.pk not in filled]
+        loops = _open_missed_loops(to_open)
+        teams = teams_of(list({r.case_id: r.case for r in to_open}.values()))
+        owners: dict[int, set[int]] = defaultdict(set)
+        for unit_id, user_id in Staff.objects.filter(unit_id__in={r.case.unit_id for r in to_open}).values_list(
+                "unit_id", "user_id"):
+            owners[unit_id].add(user_id)
         entries = []
         for row in rows:
-            if row.resolved_at:
-                continue
             case, what = row.case, {"case": row.case_id, "date": row.date.isoformat(), "slot": row.slot}
             if row.reminded_at is None:
                 row.reminded_at = now
-                entries.append(_entry(row, "control.checkin_reminded", {**what, "sms": remind_person(case, row)}))
-            if row.pk in alerting:
-                recipients = teams[case.pk]
-                alert_team_missed(case, row, recipients)
-                row.alerted_at = now
-                entries.append(_entry(row, "control.checkin_missed_alert", {**what, **recipients.summary()}))
+                if row.pk not in filled:
+                    entries.append(_entry(row, "control.checkin_reminded", {**what, "sms": remind_person(case, row)}))
+        for row in handing:
+            row.handed_at = now
+            if row.pk in filled:
+                continue
+            told = alert_team_missed(row.case, row, teams[row.case_id].without(owners[row.case.unit_id]))
+            entries.append(_entry(row, "control.checkin_missed_alert",
+                                  {"case": row.case_id, "date": row.date.isoformat(), "slot": row.slot,
+                                   "loop": loops.get(row.pk), "owner_unit": row.case.unit_id, **told.summary()}))
         for row in rows:
             row.locked_by, row.locked_until = "", None
-        update_rows(MissedCheckIn, rows, ["reminded_at", "alerted_at", "resolved_at", "locked_by", "locked_until"])
+        update_rows(MissedCheckIn, rows, ["reminded_at", "handed_at", "locked_by", "locked_until"])
         AuditEntry.objects.bulk_create(entries)
     return len(rows)
+
+
+def _open_missed_loops(rows: list[MissedCheckIn]) -> dict[int, int]:
+    """One ``MISSED_CHECKIN`` loop per row, owned by the case's unit, in one ``INSERT … SELECT`` (the engine
+    tells each unit's staff once, in one digest). Returns {row id: loop id}."""
+    if not rows:
+        return {}
+    q = connection.ops.quote_name
+    labels = dict(CheckInSlot.choices)
+    combos = sorted({(r.date, r.slot) for r in rows})
+    when = " ".join("WHEN m.date = %s AND m.slot = %s THEN %s" for _ in combos)
+    when_params = [x for d, slot in combos
+                   for x in (connection.ops.adapt_datefield_value(d), slot, f" {d:%m-%d}{labels[slot]}体温打卡")]
+    ids = [r.pk for r in rows]
+    rows_sql = (
+        f"SELECT m.id AS subject_id, CAST(c.name || CASE {when} END AS VARCHAR(200)) AS title, "
+        "u.id AS owner_unit_id, u.path AS owner_path, u.level AS owner_level, u.id AS originator_unit_id, "
+        f"{sql_time('NULL')} AS ack_due_at, {sql_time('NULL')} AS due_at "
+        f"FROM {q(MissedCheckIn._meta.db_table)} m JOIN {q(ControlCase._meta.db_table)} c ON c.id = m.case_id "
+        f"JOIN {q(Unit._meta.db_table)} u ON u.id = c.unit_id WHERE m.id IN ({', '.join(['%s'] * len(ids))})")
+    engine.open_many(MISSED_CHECKIN, rows_sql, [*when_params, *ids])
+    return dict(Loop.objects.filter(kind=MISSED_CHECKIN, subject_id__in=ids).values_list("subject_id", "pk"))
 
 
 def _entry(row: MissedCheckIn, action: str, changes: dict) -> AuditEntry:
@@ -449,10 +496,13 @@ def remind_person(case: ControlCase, row: MissedCheckIn) -> bool:
     return True
 
 
+def missed_text(case: ControlCase, row: MissedCheckIn) -> str:
+    return (f"{case.name}（{place_of(case)}）{row.date:%m-%d}{row.get_slot_display()}的体温打卡截至 "
+            f"{local(row.alert_at)} 仍未提交（已提醒本人）。请包保人员电话或上门询问并代为登记。")
+
+
 def alert_team_missed(case: ControlCase, row: MissedCheckIn, recipients: Recipients | None = None) -> Recipients:
     recipients = recipients if recipients is not None else team_recipients(case)
     send_alert(recipients, key=f"checkin-alert:{case.pk}:{row.date.isoformat()}:{row.slot}",
-               subject=f"未按时打卡：{case.name}",
-               body=f"{case.name}（{place_of(case)}）{row.date:%m-%d}{row.get_slot_display()}的体温打卡截至 "
-                    f"{local(row.alert_at)} 仍未提交（已提醒本人）。请包保人员电话或上门询问并代为登记。")
+               subject=f"未按时打卡：{case.name}", body=missed_text(case, row))
     return recipients

@@ -6,8 +6,9 @@ For a day (today by default) and every unit of a subtree:
 - **check-ins**: due today (cases whose period covers the day × the type's check-ins a day), done, and the
   people with an abnormal one (≥ 37.3 °C or a listed symptom);
 - **tests**: samples scheduled for the day, sampled (a result or pending), positive, missed;
-- **service requests** of open cases not confirmed by the person yet: open (staff have not done it),
-  overdue (open past the loop's deadline), done and waiting for the person's confirmation;
+- **service requests** of open cases not confirmed by the person yet, read from their loops: open (staff
+  have not done it), overdue (``loops.models.overdue_sql``), done (reported) and waiting for the person's
+  confirmation;
 - cases whose period **ends** on the day.
 
 A case counts at the unit that answers for it (``ControlCase.unit``: a community or a grid). Four
@@ -24,7 +25,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.utils import timezone
 
-from bihuan.loops.models import Loop
+from bihuan.loops.models import OPEN_STATES, Loop, LoopState, overdue_sql
 from bihuan.register.coverage import UnitRow, fold_up, load_units
 from bihuan.register.models import MAX_LEVEL, Unit, UnitKind, next_path
 
@@ -102,16 +103,30 @@ class TypeInfo:
     name_zh: str
     name_en: str
     checkins_per_day: int
+    rank: int = 0
 
     @property
     def label(self) -> str:
         return localized(self.name_zh, self.name_en)
 
 
+def type_versions() -> list[TypeInfo]:
+    """Every version of every control type (cases point at the version they were opened with; one query)."""
+    return [TypeInfo(*row) for row in ControlType.objects.order_by("code", "-is_current", "-version")
+            .values_list("id", "code", "name_zh", "name_en", "checkins_per_day", "rank")]
+
+
+def by_code(versions: list[TypeInfo]) -> list[TypeInfo]:
+    """One entry per type code (the current version, else the latest), strictest first: columns and filters."""
+    seen: dict[str, TypeInfo] = {}
+    for t in versions:
+        seen.setdefault(t.code, t)
+    return sorted(seen.values(), key=lambda t: (-t.rank, t.code))
+
+
 def control_types() -> list[TypeInfo]:
-    """Every control type, strictest first (one query)."""
-    return [TypeInfo(*row) for row in ControlType.objects.order_by("-rank", "id")
-            .values_list("id", "code", "name_zh", "name_en", "checkins_per_day")]
+    """Every control type, strictest first, once per code (one query)."""
+    return by_code(type_versions())
 
 
 def _table(model) -> str:
@@ -161,13 +176,15 @@ def raw_counts(path: str | None, day: dt.date, now: dt.datetime | None = None) -
             [*[str(s) for s in SAMPLED], str(TestResult.POSITIVE), str(TestResult.MISSED), d, *open_states,
              *params])
         out["samples"] = cur.fetchall()
+        # A request stands where its loop stands: open (not done), reported (done, waiting for the person's
+        # confirmation), closed (confirmed); overdue is the engine's one rule.
+        open_loop = ", ".join(["%s"] * len(OPEN_STATES))
         cur.execute(
-            f"SELECT c.unit_id, SUM(CASE WHEN s.done_at IS NULL THEN 1 ELSE 0 END), "
-            f"SUM(CASE WHEN s.done_at IS NULL AND l.due_at < %s THEN 1 ELSE 0 END), "
-            f"SUM(CASE WHEN s.done_at IS NOT NULL THEN 1 ELSE 0 END) "
-            f"FROM {services} s JOIN {cases} c ON c.id = s.case_id LEFT JOIN {loops} l ON l.id = s.loop_id "
-            f"WHERE s.confirmed_at IS NULL AND c.state IN ({in_open}){where} GROUP BY c.unit_id",
-            [t, *open_states, *params])
+            f"SELECT c.unit_id, SUM(CASE WHEN l.state IN ({open_loop}) THEN 1 ELSE 0 END), "
+            f"SUM({overdue_sql('l.')}), SUM(CASE WHEN l.state = %s THEN 1 ELSE 0 END) "
+            f"FROM {services} s JOIN {loops} l ON l.id = s.loop_id JOIN {cases} c ON c.id = s.case_id "
+            f"WHERE l.state IN ({open_loop}, %s) AND c.state IN ({in_open}){where} GROUP BY c.unit_id",
+            [*OPEN_STATES, t, t, LoopState.REPORTED, *OPEN_STATES, LoopState.REPORTED, *open_states, *params])
         out["services"] = cur.fetchall()
     return out
 
@@ -178,8 +195,9 @@ def collect(root: Unit | None = None, day: dt.date | None = None, *, now: dt.dat
     day = day or timezone.localdate()
     path = root.path if root is not None else None
     units = load_units(path)
-    types = control_types()
-    by_type = {t.id: t for t in types}
+    versions = type_versions()
+    types = by_code(versions)
+    by_type = {t.id: t for t in versions}
     own = {u.id: ControlCounts(under=dict.fromkeys((t.code for t in types), 0)) for u in units}
     rows = raw_counts(path, day, now)
     for unit_id, type_id, n, proposed, covering, ending in rows["cases"]:

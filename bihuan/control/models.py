@@ -16,6 +16,7 @@ from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from bihuan.loops.kinds import LoopKind, register
+from bihuan.loops.models import OPEN_STATES, LoopState
 from bihuan.register.models import MAX_LEVEL, SEGMENT, PersonalContactMixin, Resident, Unit
 
 
@@ -24,10 +25,25 @@ def localized(name_zh: str, name_en: str) -> str:
     return name_en if (get_language() or "").startswith("en") and name_en else name_zh
 
 
-class ControlType(models.Model):
-    """centralized_quarantine / home_isolation / home_monitoring, and their defaults."""
+class ControlTypeQuerySet(models.QuerySet):
+    def current(self):
+        """The version of each type in force: what new cases, moving up and the forms offer."""
+        return self.filter(is_current=True)
 
-    code = models.CharField(max_length=30, unique=True)
+
+class ControlType(models.Model):
+    """centralized_quarantine / home_isolation / home_monitoring, and their defaults.
+
+    Types are data the district's command office edits on pages (``types.py``, ``Perm.EDIT_POLICY``), and they
+    are **versioned**: an edit never changes a row, it adds the next version of the same ``code`` and makes it
+    the current one; cases keep pointing at the version they were opened with, so a checklist in use never
+    changes under an open case. Deactivating a type leaves it with no current version (nothing new is opened
+    with it; open cases run on). Every version is audited (``control.type_version`` / ``control.type_retired``).
+    """
+
+    code = models.CharField(max_length=30)
+    version = models.PositiveSmallIntegerField(default=1)
+    is_current = models.BooleanField(default=True)  # the version in force for this code
     name_zh = models.CharField(max_length=50)
     name_en = models.CharField(max_length=80)
     rank = models.PositiveSmallIntegerField()  # stricter = higher; cases move up only to a higher rank
@@ -35,9 +51,20 @@ class ControlType(models.Model):
     # The measures checklist: [{"key": "card_posted", "label": "张贴隔离卡", "photo": false}, …]
     measures = models.JSONField(default=list)
     at_home = models.BooleanField(default=True)
+    note = models.CharField(max_length=300, blank=True)  # why this version was made
+    created_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+
+    objects = ControlTypeQuerySet.as_manager()
 
     class Meta:
-        ordering = ["-rank"]
+        ordering = ["-rank", "code", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["code", "version"], name="one_control_type_version"),
+            models.UniqueConstraint(fields=["code"], condition=models.Q(is_current=True),
+                                    name="one_current_control_type"),
+        ]
 
     def __str__(self) -> str:
         return self.name_zh
@@ -218,19 +245,44 @@ class ServiceKind(models.TextChoices):
     OTHER = "other", _("其他")
 
 
-# Services and alerts tell the case's team and community themselves (with the person's place and phone).
-SERVICE = register(LoopKind("control.service", "服务请求", reminder_interval=1800, reminder_limit=3,
-                            notify_on_open=False))
+# The loop kinds of control and care, with their policy (the engine reads deadlines, reminders and escalation from
+# here). Owners (the loop's unit) are told by the engine when a loop opens; control tells the others itself —
+# the five-for-one team members of other units and those with only a phone, and the person.
+SERVICE_ACK = dt.timedelta(minutes=30)  # the grid signs for (or assigns) a request within half an hour
+SERVICE_DUE = {"medicine": dt.timedelta(hours=2), "medical": dt.timedelta(hours=2)}  # by ServiceKind value
+SERVICE_DUE_DEFAULT = dt.timedelta(hours=4)
+SERVICE = register(LoopKind("control.service", "服务请求", ack_within=SERVICE_ACK, due_within=SERVICE_DUE_DEFAULT,
+                            reminder_interval=1800, reminder_limit=3))  # subject_id = the ServiceRequest
+# An alert: the community signs within 15 minutes and reports within the hour; reminded every 15 minutes twice,
+# then the township is told (督办). Urgent: by SMS too, through quiet hours.
 _ALERT_POLICY = {"ack_within": dt.timedelta(minutes=15), "due_within": dt.timedelta(hours=1), "reminder_interval": 900,
-                 "reminder_limit": 2, "notify_on_open": False, "urgent": True}
+                 "reminder_limit": 2, "urgent": True}
 ALERT = register(LoopKind("control.alert", "异常告警", **_ALERT_POLICY))  # subject_id = the CheckIn
 TEST_POSITIVE = register(LoopKind("control.test_positive", "阳性告警", **_ALERT_POLICY))  # subject_id = the TestSample
 TEST_MISSED = register(LoopKind("control.test_missed", "漏检告警", **_ALERT_POLICY))  # subject_id = the TestSample
-ALERT_KINDS = (ALERT, TEST_POSITIVE, TEST_MISSED)
+# A check-in still missing after the grace period: the case's unit (its grid) asks the person by phone or at the
+# door and records it for them within two hours; reminded twice, then the unit above is told. Closed by the
+# check-in. subject_id = the MissedCheckIn.
+MISSED_CHECKIN = register(LoopKind("control.missed_checkin", "未按时打卡", due_within=dt.timedelta(hours=2),
+                                   reminder_interval=1800, reminder_limit=2))
+ALERT_KINDS = (ALERT, TEST_POSITIVE, TEST_MISSED, MISSED_CHECKIN)  # listed and resolved on the today page
+
+
+class ServiceRequestQuerySet(models.QuerySet):
+    """Service requests by their loop's state — the loop is the one record of where a request stands."""
+
+    def unconfirmed(self):
+        """Not confirmed by the person yet: the loop is open or reported."""
+        return self.filter(loop__state__in=(*OPEN_STATES, LoopState.REPORTED))
+
+    def pending(self):
+        """Not done yet (staff have not reported it)."""
+        return self.filter(loop__state__in=OPEN_STATES)
 
 
 class ServiceRequest(models.Model):
-    """A 24-hour service request; its deadline, reminders and escalation live in a loop (kind SERVICE)."""
+    """A 24-hour service request; where it stands — assigned, done, confirmed, late — is its loop (kind SERVICE):
+    assigned = the loop's ``owner_user``, done = ``reported``, confirmed = ``closed``."""
 
     case = models.ForeignKey(ControlCase, on_delete=models.CASCADE, related_name="service_requests")
     kind = models.CharField(max_length=12, choices=ServiceKind.choices)
@@ -238,17 +290,32 @@ class ServiceRequest(models.Model):
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                      related_name="+")  # None: the person through their link
     requested_at = models.DateTimeField(auto_now_add=True)
-    assigned_to = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                    related_name="+")
     loop = models.ForeignKey("loops.Loop", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    done_at = models.DateTimeField(null=True, blank=True)  # staff say it is done
-    confirmed_at = models.DateTimeField(null=True, blank=True)  # the person confirms (closes the loop)
+
+    objects = ServiceRequestQuerySet.as_manager()
 
     class Meta:
         ordering = ["-requested_at"]
 
     def __str__(self) -> str:
         return f"{self.case_id}: {self.kind}"
+
+    @property
+    def assigned_to(self):
+        """The volunteer or team member the request is handed to (the loop's owner person)."""
+        return self.loop.owner_user if self.loop_id else None
+
+    @property
+    def done_at(self):
+        """When staff said it is done (the loop's report), if it is done."""
+        if not self.loop_id or self.loop.state not in (LoopState.REPORTED, LoopState.CLOSED):
+            return None
+        return self.loop.reported_at or self.loop.closed_at
+
+    @property
+    def confirmed_at(self):
+        """When the person confirmed it (the loop closed), if they did."""
+        return self.loop.closed_at if self.loop_id and self.loop.state == LoopState.CLOSED else None
 
 
 class CareVisit(models.Model):
@@ -282,11 +349,15 @@ class CareVisit(models.Model):
 
 
 class MissedCheckIn(models.Model):
-    """A check-in slot whose deadline passed with no check-in: the ``control.checkins`` worker's job row.
+    """A check-in slot whose deadline passed with no check-in (the ``control.checkins`` worker writes them
+    set-based, one per case, day and slot). It is the subject of a ``MISSED_CHECKIN`` loop, which holds where
+    it stands: the row itself keeps only the two steps control takes for people who are not the loop's owner.
 
-    The person is reminded once (``reminded_at``; by SMS when they have a phone), then, if the slot is still
-    missing at ``alert_at`` (deadline + grace period), the team is alerted once (``alerted_at``). A late
-    check-in resolves the row (``resolved_at``). Rows are written set-based, one per case, day and slot.
+    - at the deadline the person is reminded once (``reminded_at``; SMS when they have a phone);
+    - at ``alert_at`` (deadline + grace), if the slot is still missing and the case open, the loop opens at the
+      case's unit (the engine tells its staff, reminds them and then the unit above) and the five-for-one team
+      members outside that unit are told (``handed_at``: this step was taken, with or without a loop);
+    - a check-in for the slot, even late, closes the loop; a case that ends cancels it.
     """
 
     case = models.ForeignKey(ControlCase, on_delete=models.CASCADE, related_name="missed_checkins")
@@ -294,16 +365,15 @@ class MissedCheckIn(models.Model):
     date = models.DateField()
     slot = models.CharField(max_length=2, choices=CheckInSlot.choices)
     due_at = models.DateTimeField()  # the slot's deadline
-    alert_at = models.DateTimeField()  # the team is alerted from then on if still missing
+    alert_at = models.DateTimeField()  # the loop opens from then on if still missing
     reminded_at = models.DateTimeField(null=True, blank=True)
-    alerted_at = models.DateTimeField(null=True, blank=True)
-    resolved_at = models.DateTimeField(null=True, blank=True)  # checked in late, or the case closed
+    handed_at = models.DateTimeField(null=True, blank=True)
     locked_by = models.CharField(max_length=100, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["case", "date", "slot"], name="one_miss_per_slot")]
-        indexes = [models.Index(fields=["date", "path"]), models.Index(fields=["alerted_at", "alert_at"])]
+        indexes = [models.Index(fields=["date", "path"]), models.Index(fields=["handed_at", "alert_at"])]
 
     def __str__(self) -> str:
         return f"{self.case_id} {self.date} {self.slot}: missed"

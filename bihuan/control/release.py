@@ -32,7 +32,15 @@ from bihuan.core.roles import Perm, Role
 from bihuan.notify.outbox import notify_user
 from bihuan.register.models import SEGMENT, Staff, Unit
 
-from .actions import ControlError, _authorize, _locked, advance_phase, has_next_phase, phase_ready
+from .actions import (
+    ControlError,
+    _authorize,
+    _locked,
+    advance_phase,
+    end_case_loops,
+    has_next_phase,
+    phase_ready,
+)
 from .models import CaseState, ControlCase, TestResult, TestSample
 
 log = logging.getLogger("bihuan.control")
@@ -130,6 +138,7 @@ def do_release(case: ControlCase, *, acting_user) -> ControlCase:
                 state=CaseState.RELEASED, released_at=now, released_by=by):
             raise ControlError("state", "该个案已被他人处理")
         case.state, case.released_at, case.released_by = CaseState.RELEASED, now, by
+        end_case_loops(case, acting_user=acting_user)
         audit.record(actor=acting_user, action="control.case.release", target=case, changes={
             "state": [before, CaseState.RELEASED], "name": case.name, "id": case.id_masked,
             "period": [case.start_date.isoformat(), case.end_date.isoformat()]})

@@ -28,13 +28,13 @@ from bihuan.register.models import Unit, subtree_q
 
 from .checkins import (
     CareError,
+    alert_deadlines,
     care_access,
     command_office_of,
     community_of,
     local,
     open_alert,
     place_of,
-    send_alert,
     staff_users,
     team_recipients,
 )
@@ -140,24 +140,27 @@ def escalate(case: ControlCase, sample: TestSample, *, acting_user=None) -> Loop
     """A positive or missed test: the community's alert loop and the messages (see the module docstring)."""
     positive = sample.result == TestResult.POSITIVE
     what = "核酸检测阳性" if positive else "核酸检测未采样"
-    loop = open_alert(case, kind=ESCALATING[sample.result], subject_id=sample.pk,
-                      title=f"{what}：{case.name} 第 {sample.day} 天（{sample.date:%m-%d}）",
-                      data={"sample": sample.pk, "result": sample.result}, acting_user=acting_user)
+    kind = ESCALATING[sample.result]
     community = community_of(case.unit)
-    recipients = team_recipients(case).add_users(staff_users(community))
+    others = team_recipients(case)
     office = command_office_of(case.unit) if positive else None
     if office is not None:
-        recipients.add_users(staff_users(office))
+        others.add_users(staff_users(office))
+    ack, due = alert_deadlines(kind)
     if positive:
         body = (f"{case.name}（{place_of(case)}）第 {sample.day} 天（{sample.date:%m-%d}）核酸检测结果阳性。"
-                f"请立即落实转运和流调，{community.name}于 {local(loop.ack_due_at)} 前签收、{local(loop.due_at)} 前反馈。")
+                f"请立即落实转运和流调，{community.name}于 {local(ack)} 前签收、{local(due)} 前反馈。")
     else:
         body = (f"{case.name}（{place_of(case)}）第 {sample.day} 天（{sample.date:%m-%d}）的上门核酸未采样。"
-                f"请尽快安排补采，{community.name}于 {local(loop.due_at)} 前反馈。")
-    send_alert(recipients, key=f"control.test:{sample.pk}:{sample.result}", subject=f"{what}：{case.name}", body=body)
+                f"请尽快安排补采，{community.name}于 {local(due)} 前反馈。")
+    loop, told = open_alert(case, kind=kind, subject_id=sample.pk,
+                            title=f"{what}：{case.name} 第 {sample.day} 天（{sample.date:%m-%d}）",
+                            data={"sample": sample.pk, "result": sample.result}, subject=f"{what}：{case.name}",
+                            body=body, others=others, key=f"control.test:{sample.pk}:{sample.result}",
+                            deadlines=(ack, due), acting_user=acting_user)
     audit.record(actor=acting_user, action="control.alert", target=loop, unit=case.unit,
                  changes={"reason": f"test_{sample.result}", "case": case.pk, "sample": sample.pk,
-                          "community": community.pk, "office": getattr(office, "pk", None), **recipients.summary()})
+                          "community": community.pk, "office": getattr(office, "pk", None), **told.summary()})
     return loop
 
 

@@ -3,8 +3,9 @@ the person through their link or by staff for them, assigned to a volunteer or t
 the person confirms.
 
 Each request is a ``SERVICE`` loop owned by the case's unit (its grid), due in 2 h for medicine and medical
-visits and 4 h otherwise. The loop engine's reminder round (``loops.remind``) reminds the grid's staff
-when it is late and then tells the unit above; nothing here re-implements that.
+visits and 4 h otherwise (the policy is the kind's, in ``models``). The loop is the request's state: the
+engine tells the grid's staff when it opens, reminds them when it is late and then tells the unit above;
+control tells the others (the team's accounts of other units, the assignee, the person).
 
     request (issued) → assign (acknowledged, owner_user = assignee) → done (reported) → person confirms (closed)
 
@@ -12,8 +13,6 @@ The person may confirm at any point (e.g. family brought the medicine): the loop
 """
 
 from __future__ import annotations
-
-from datetime import timedelta
 
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
@@ -23,11 +22,11 @@ from django.utils import timezone
 from bihuan.core import audit
 from bihuan.core.roles import Perm
 from bihuan.loops import engine
-from bihuan.loops.models import OPEN_STATES, Loop, LoopEvent, LoopState
+from bihuan.loops.engine import Notice
+from bihuan.loops.models import OPEN_STATES, LoopState
 from bihuan.notify.models import Channel
 from bihuan.notify.outbox import enqueue, notify_user
 from bihuan.register.access import scope_of
-from bihuan.register.models import Unit
 
 from . import links
 from .checkins import (
@@ -40,13 +39,18 @@ from .checkins import (
     staff_users,
     team_recipients,
 )
-from .models import OPEN_CASE_STATES, SERVICE, ControlCase, ServiceKind, ServiceRequest, TeamMember
+from .models import (
+    OPEN_CASE_STATES,
+    SERVICE,
+    SERVICE_ACK,
+    SERVICE_DUE,
+    SERVICE_DUE_DEFAULT,
+    ControlCase,
+    ServiceKind,
+    ServiceRequest,
+    TeamMember,
+)
 
-DUE_HOURS = {ServiceKind.MEDICINE: 2, ServiceKind.MEDICAL: 2}
-DEFAULT_DUE_HOURS = 4
-ACK_MINUTES = 30  # the grid signs for (or assigns) a request within half an hour
-REMINDER_INTERVAL = 1800
-REMINDER_LIMIT = 3
 MAX_OPEN_PER_CASE = 10  # a link is no way to flood a grid with loops
 TEXT_MAX = ServiceRequest._meta.get_field("text").max_length
 
@@ -55,17 +59,9 @@ class ServiceError(CareError):
     pass
 
 
-def due_hours(kind: str) -> int:
-    return DUE_HOURS.get(kind, DEFAULT_DUE_HOURS)
-
-
 def _lock(request: ServiceRequest) -> ServiceRequest:
-    return (ServiceRequest.objects.select_for_update(of=("self",)).select_related("case__type", "case__unit")
+    return (ServiceRequest.objects.select_for_update(of=("self",)).select_related("case__type", "case__unit", "loop")
             .get(pk=request.pk))
-
-
-def _loop(request: ServiceRequest) -> Loop | None:
-    return Loop.objects.filter(pk=request.loop_id).first() if request.loop_id else None
 
 
 def _tell_person(case: ControlCase, *, key: str, subject: str, body: str) -> bool:
@@ -82,8 +78,8 @@ def _tell_person(case: ControlCase, *, key: str, subject: str, body: str) -> boo
 
 def do_request_service(case: ControlCase, kind: str, text: str = "", *, acting_user=None) -> ServiceRequest:
     """A request from the person (``acting_user`` None: the caller resolved the case from the signed link) or
-    from a team member / Perm.CARE staff for them. Opens the SERVICE loop and tells the grid's staff and the
-    team's accounts."""
+    from a team member / Perm.CARE staff for them. Opens the SERVICE loop at the case's unit — the engine tells
+    its staff at once — and tells the team's accounts of other units."""
     if acting_user is not None:
         case = care_access(acting_user, case.pk)
     if kind not in ServiceKind.values:
@@ -97,28 +93,29 @@ def do_request_service(case: ControlCase, kind: str, text: str = "", *, acting_u
         case = ControlCase.objects.select_for_update(of=("self",)).select_related("type", "unit").get(pk=case.pk)
         if case.state not in OPEN_CASE_STATES:
             raise ServiceError("case: no longer under control")
-        if ServiceRequest.objects.filter(case=case, confirmed_at__isnull=True).count() >= MAX_OPEN_PER_CASE:
+        if ServiceRequest.objects.filter(case=case).unconfirmed().count() >= MAX_OPEN_PER_CASE:
             raise ServiceError(f"case: {MAX_OPEN_PER_CASE} requests are still open")
         request = ServiceRequest.objects.create(case=case, kind=kind, text=text, requested_by=acting_user)
         now = timezone.now()
-        due = now + timedelta(hours=due_hours(kind))
+        due = now + SERVICE_DUE.get(kind, SERVICE_DUE_DEFAULT)
         label = request.get_kind_display()
-        engine.open_for_units(kind=SERVICE, subject_id=request.pk, title=f"{label}：{case.name}",
-                              units=Unit.objects.filter(pk=case.unit_id), originator_unit=case.unit,
-                              originator_user=acting_user, ack_due_at=min(due, now + timedelta(minutes=ACK_MINUTES)),
-                              due_at=due, reminder_interval=REMINDER_INTERVAL, reminder_limit=REMINDER_LIMIT)
-        request.loop = Loop.objects.get(kind=SERVICE, subject_id=request.pk, owner_unit=case.unit)
+        subject = f"服务请求：{label}（{case.name}）"
+        body = (f"{case.name}（{place_of(case)}）请求{label}" + (f"：{text}" if text else "")
+                + f"。请于 {local(due)} 前办结，先指派志愿者或包保人员。")
+        request.loop = engine.open_one(
+            kind=SERVICE, subject_id=request.pk, title=f"{label}：{case.name}", owner_unit=case.unit,
+            originator_unit=case.unit, originator_user=acting_user, ack_due_at=min(due, now + SERVICE_ACK),
+            due_at=due, data={"case": case.pk, "request": request.pk}, notice=Notice(subject, body))
         request.save(update_fields=["loop"])
-        Loop.objects.filter(pk=request.loop_id).update(data={"case": case.pk, "request": request.pk})
-        recipients = Recipients().add_users(staff_users(case.unit)).add_users(team_recipients(case).users.values())
-        for user in recipients.users.values():
-            notify_user(user, key=f"control.service:{request.pk}:{user.pk}", subject=f"服务请求：{label}（{case.name}）",
-                        body=f"{case.name}（{place_of(case)}）请求{label}" + (f"：{text}" if text else "")
-                             + f"。请于 {local(due)} 前办结，先指派志愿者或包保人员。")
+        owners = {u.pk for u in staff_users(case.unit)}
+        others = Recipients().add_users(u for u in team_recipients(case).users.values() if u.pk not in owners)
+        for user in others.users.values():
+            notify_user(user, key=f"control.service:{request.pk}:{user.pk}", subject=subject, body=body)
         audit.record(actor=acting_user, action="control.service_request", target=request,
                      unit=case.unit if acting_user is None else None,
                      changes={"case": case.pk, "kind": kind, "text": text[:200], "due": due.isoformat(),
-                              "by": "person" if acting_user is None else "staff", **recipients.summary()})
+                              "by": "person" if acting_user is None else "staff", "owner_unit": case.unit_id,
+                              **others.summary()})
     return request
 
 
@@ -142,26 +139,21 @@ def do_assign_service(request: ServiceRequest, user, *, acting_user) -> ServiceR
         raise ServiceError("user: a team member of the case or a volunteer or staff member of its area")
     with transaction.atomic():
         request = _lock(request)
-        if request.confirmed_at or request.done_at:
+        loop = request.loop
+        if loop is None:
+            raise ServiceError("request: has no loop")
+        if loop.state not in OPEN_STATES:
             raise ServiceError("request: already done")
-        if request.assigned_to_id == user.pk:
+        before = loop.owner_user_id
+        if before == user.pk:
             return request
-        before = request.assigned_to_id
-        request.assigned_to = user
-        request.save(update_fields=["assigned_to"])
         name = getattr(getattr(user, "staff", None), "name", "") or user.get_full_name() or user.username
-        loop = _loop(request)
-        if loop is not None:
-            if loop.state == LoopState.ISSUED:
-                loop = engine.transition(loop, LoopState.ACKNOWLEDGED, actor=acting_user, note=f"指派给 {name}")
-            else:
-                LoopEvent.objects.create(loop=loop, actor=acting_user, action="assigned", from_state=loop.state,
-                                         to_state=loop.state, note=f"改派给 {name}")
-            Loop.objects.filter(pk=loop.pk).update(owner_user=user)
+        request.loop = engine.assign_person(loop, user, actor=acting_user,
+                                            note=f"{'改派' if before else '指派'}给 {name}")
         label = request.get_kind_display()
         notify_user(user, key=f"control.service-assign:{request.pk}:{user.pk}", subject=f"请办理：{label}（{case.name}）",
                     body=f"{case.name}（{place_of(case)}）请求{label}" + (f"：{request.text}" if request.text else "")
-                         + (f"。请于 {local(loop.due_at)} 前办结并在系统中标记完成。" if loop and loop.due_at else "。"))
+                         + (f"。请于 {local(loop.due_at)} 前办结并在系统中标记完成。" if loop.due_at else "。"))
         audit.record(actor=acting_user, action="control.service_assign", target=request,
                      changes={"case": case.pk, "assigned_to": [before, user.pk]})
     return request
@@ -174,13 +166,11 @@ def do_mark_service_done(request: ServiceRequest, *, acting_user, note: str = ""
     note = " ".join((note or "").split())
     with transaction.atomic():
         request = _lock(request)
-        if request.done_at or request.confirmed_at:
+        loop = request.loop
+        if loop is None or loop.state not in OPEN_STATES:
             return request
-        request.done_at = timezone.now()
-        request.save(update_fields=["done_at"])
-        loop = _loop(request)
-        if loop is not None and loop.state in OPEN_STATES:
-            engine.transition(loop, LoopState.REPORTED, actor=acting_user, note=note or "已办结，待本人确认")
+        request.loop = engine.transition(loop, LoopState.REPORTED, actor=acting_user,
+                                         note=note or "已办结，待本人确认")
         label = request.get_kind_display()
         texted = _tell_person(case, key=f"control.service-done:{request.pk}:sms", subject="服务已办结",
                               body=f"{case.name}您好，您请求的{label}已办结，请确认")
@@ -201,18 +191,15 @@ def do_confirm_service(request: ServiceRequest, *, case: ControlCase | None = No
         request = _lock(request)
         if case is not None and request.case_id != case.pk:
             raise Http404("no such request")
-        if request.confirmed_at:
+        loop = request.loop
+        if loop is None or loop.state not in (*OPEN_STATES, LoopState.REPORTED):
             return request
-        now = timezone.now()
-        request.confirmed_at, request.done_at = now, request.done_at or now
-        request.save(update_fields=["confirmed_at", "done_at"])
         by = "本人确认" if acting_user is None else "工作人员代为确认"
-        loop = _loop(request)
-        if loop is not None and loop.state in OPEN_STATES:
+        if loop.state in OPEN_STATES:
             loop = engine.transition(loop, LoopState.REPORTED, actor=acting_user, note=f"{by}（未先标记办结）")
-        if loop is not None and loop.state == LoopState.REPORTED:
-            engine.transition(loop, LoopState.CLOSED, actor=acting_user, note=by)
+        request.loop = engine.transition(loop, LoopState.CLOSED, actor=acting_user, note=by)
         audit.record(actor=acting_user, action="control.service_confirm", target=request,
                      unit=request.case.unit if acting_user is None else None,
                      changes={"case": request.case_id, "by": "person" if acting_user is None else "staff"})
     return request
+

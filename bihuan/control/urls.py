@@ -31,4 +31,8 @@ urlpatterns = [
     path("services/<int:service_id>/confirm/", views.confirm_service, name="service_confirm"),
     path("care-visits/", views.care_visit, name="care_visit"),
     path("alerts/<int:loop_id>/resolve/", views.resolve_alert, name="resolve_alert"),
+    path("types/", views.type_list, name="types"),
+    path("types/new/", views.type_edit, name="type_new"),
+    path("types/<slug:code>/", views.type_edit, name="type_edit"),
+    path("types/<slug:code>/retire/", views.type_retire, name="type_retire"),
 ]

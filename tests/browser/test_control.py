@@ -208,3 +208,32 @@ def test_community_staff_pages_fit_a_phone(browser, live_server, live_district, 
         page.locator("[data-testid=open-submit]").tap()
     assert page.locator("[data-testid=case-name]").inner_text().startswith("李秀英")
     phone.close()
+
+
+def test_the_command_office_revises_a_checklist_and_the_case_page_shows_which_version_it_runs_on(
+        browser, live_server, live_district, shot):
+    from bihuan.control.models import ControlType
+
+    d = live_district
+    case = open_case(d.grid_a, d.resident_a)
+    context = browser.new_context(viewport=DESKTOP, locale="zh-CN")
+    page = context.new_page()
+    login(page, live_server.url, "office", PASSWORD)
+    page.goto(f"{live_server.url}/control/types/")
+    page.click('[data-testid="type-edit-home_isolation"]')
+    assert "1 人在管" in page.inner_text('[data-testid="in-use"]')
+    measures = page.locator('[data-testid="measures"]')
+    measures.fill(measures.input_value() + "\n每日两次上门测温 | 拍照")
+    page.fill("input[name=note]", "增加上门测温")
+    shot(page, "control-type-revise")
+    page.click('[data-testid="publish"]')
+    page.wait_for_load_state("networkidle")
+    assert "现行第 2 版" in page.inner_text('[data-testid="type-home_isolation"]')
+    shot(page, "control-types")
+    assert ControlType.objects.current().get(code="home_isolation").measures[-1] == {
+        "key": "measure_1", "label": "每日两次上门测温", "photo": True}
+    page.goto(f"{live_server.url}/control/cases/{case.pk}/")
+    version = page.inner_text('[data-testid="type-version"]')
+    assert "第 1 版" in version and "现行第 2 版" in version
+    shot(page, "control-case-type-version")
+    context.close()

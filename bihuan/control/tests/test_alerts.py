@@ -9,18 +9,13 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from bihuan.control.checkins import (
-    ALERT_REMINDER_INTERVAL,
-    ALERT_REMINDER_LIMIT,
-    CareError,
-    do_record_checkin,
-    do_resolve_alert,
-)
+from bihuan.control.checkins import CareError, do_record_checkin, do_resolve_alert
 from bihuan.control.models import ALERT, ALERT_KINDS, TEST_POSITIVE, CheckIn
 from bihuan.control.models import TestSample as Sample
 from bihuan.control.sampling import do_record_result
 from bihuan.core.models import AuditEntry
 from bihuan.core.worker import run_tick
+from bihuan.loops import kinds
 from bihuan.loops.models import Loop, LoopState
 from bihuan.notify.models import InboxItem, Message
 
@@ -101,14 +96,14 @@ def test_an_unanswered_alert_is_reminded_then_escalated_to_the_township_by_the_l
     loop = Loop.objects.get(kind=ALERT, subject_id=checkin.pk)
     now = loop.ack_due_at + timedelta(seconds=1)
     monkeypatch.setattr(timezone, "now", lambda: now)
-    for _ in range(ALERT_REMINDER_LIMIT):
+    for _ in range(kinds.get(ALERT).reminder_limit):
         run_tick()
-        now += timedelta(seconds=ALERT_REMINDER_INTERVAL + 1)
+        now += timedelta(seconds=kinds.get(ALERT).reminder_interval + 1)
     run_tick()  # limit reached: the township is told
     run_tick()
     assert inbox_users() == {"community_a", "township_a"}
     loop.refresh_from_db()
-    assert loop.reminders_sent == ALERT_REMINDER_LIMIT and loop.escalated_at
+    assert loop.reminders_sent == kinds.get(ALERT).reminder_limit and loop.escalated_at
 
 
 def test_the_community_resolves_an_alert_and_an_outsider_cannot(care):
@@ -125,3 +120,31 @@ def test_the_community_resolves_an_alert_and_an_outsider_cannot(care):
     assert do_resolve_alert(loop, "again", acting_user=care.d.users["community_a"]).state == LoopState.CLOSED
     assert list(closed.events.values_list("action", flat=True)) == ["issued", "reported", "closed"]
     assert CheckIn.objects.get().abnormal
+
+
+# ---- told at once: the outbox rows are written by the recording action itself ----------------------------
+
+def add_robot(unit):
+    from bihuan.notify.models import Robot
+
+    robot = Robot(unit=unit, kind="wecom", name=f"{unit.name}工作群")
+    robot.set_webhook("https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=test")
+    robot.save()
+    return robot
+
+
+def test_an_abnormal_check_in_writes_every_responsible_persons_message_in_the_same_transaction(care):
+    robot = add_robot(care.d.community_a)
+    checkin = do_record_checkin(care.case, date=today(), slot="am", temperature="38.1", symptoms=[])
+    loop = Loop.objects.get(kind=ALERT, subject_id=checkin.pk)
+    inbox = Message.objects.filter(channel="inbox").select_related("user")
+    assert {m.user.username for m in inbox} == care.team | {"community_a"}  # before any worker round
+    # The community owns the loop: the engine tells its staff and its group robot as the loop opens ...
+    owners = Message.objects.filter(idempotency_key__startswith=f"open:{ALERT}:")
+    assert {m.user.username for m in owners if m.user} == {"community_a"}
+    assert [m.robot for m in owners if m.robot] == [robot]
+    # ... and control tells the five-for-one team (the grid worker, the health bureau's doctor).
+    team = Message.objects.filter(idempotency_key__startswith=f"control.alert:checkin:{checkin.pk}:")
+    assert {m.user.username for m in team if m.user} == care.team
+    assert all("38.1" in m.body and "王建国" in m.subject for m in inbox)
+    assert loop.state == LoopState.ISSUED

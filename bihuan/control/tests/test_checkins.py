@@ -26,6 +26,8 @@ from bihuan.control.checkins import (
 )
 from bihuan.control.models import (
     ALERT,
+    ALERT_KINDS,
+    MISSED_CHECKIN,
     CheckIn,
     ControlCase,
     ControlType,
@@ -37,7 +39,8 @@ from bihuan.control.models import TestSample as Sample
 from bihuan.core.models import AuditEntry
 from bihuan.core.roles import Role
 from bihuan.core.worker import TASKS, run_tick
-from bihuan.loops.models import Loop
+from bihuan.loops import kinds
+from bihuan.loops.models import Loop, LoopState
 from bihuan.notify.models import Channel, InboxItem, Message
 from bihuan.testing import create_staff
 
@@ -53,7 +56,7 @@ def make_case(unit, *, resident=None, type_code: str = "home_isolation", start: 
               past_result: str = "negative") -> ControlCase:
     """A case made with the ORM, with one sample per test day (what opening a case writes); samples of days
     before today carry ``past_result`` ("" leaves them untaken)."""
-    ctype = ControlType.objects.get(code=type_code)
+    ctype = ControlType.objects.current().get(code=type_code)
     start = start or timezone.localdate() - timedelta(days=2)
     household = resident.household if resident is not None else None
     case = ControlCase(type=ctype, unit=unit, path=unit.path, resident=resident,
@@ -267,13 +270,15 @@ def test_nothing_is_missing_before_the_deadline(early):
     assert not MissedCheckIn.objects.exists() and not Message.objects.exists()
 
 
-def test_a_missed_check_in_reminds_the_person_once_then_alerts_the_team_after_the_grace_period(early, sms_gateway):
+def test_a_missed_check_in_reminds_the_person_once_then_opens_a_loop_at_the_grid_after_the_grace_period(
+        early, sms_gateway):
     case = early.case
     early.clock.set_local(DAY, 10, 1)
     run_tick("w1")
     miss = MissedCheckIn.objects.get()
     assert (miss.case_id, miss.date, miss.slot, miss.due_at) == (case.pk, DAY, "am", slot_deadline(DAY, "am"))
-    assert miss.reminded_at and not miss.alerted_at and not miss.locked_by
+    assert miss.reminded_at and not miss.handed_at and not miss.locked_by
+    assert not Loop.objects.filter(kind=MISSED_CHECKIN).exists()
     reminder = Message.objects.get()
     assert (reminder.channel, reminder.idempotency_key) == (Channel.SMS, f"checkin-remind:{case.pk}:{DAY}:am")
     for owner in ("w1", "w2", "w1"):  # more ticks, another worker: nothing new
@@ -286,36 +291,42 @@ def test_a_missed_check_in_reminds_the_person_once_then_alerts_the_team_after_th
     run_tick("w2")
     run_tick("w1")  # notify.deliver runs before control.checkins in a tick: the next tick sends
     miss.refresh_from_db()
-    assert miss.alerted_at
-    assert inbox_users() == early.team
+    assert miss.handed_at
+    loop = Loop.objects.get(kind=MISSED_CHECKIN, subject_id=miss.pk)
+    assert (loop.owner_unit, loop.state) == (early.d.grid_a, LoopState.ISSUED)
+    assert loop.due_at == early.clock.now + timedelta(hours=2)
+    # The grid's staff are the loop's owners (the engine tells them); the doctor of another unit and the
+    # volunteer known only by phone are told by control.
+    told = early.team | {"volunteer_a"}
+    assert inbox_users() == told
     keys = set(Message.objects.values_list("idempotency_key", flat=True))
     assert f"checkin-alert:{case.pk}:{DAY}:am:m{TeamMember.objects.get(slot='volunteer').pk}:sms" in keys
-    assert sorted(sms_phones(sms_gateway)) == sorted([PERSON_PHONE, VOLUNTEER_PHONE] + staff_phones(early))
+    assert sorted(sms_phones(sms_gateway)) == sorted([PERSON_PHONE, VOLUNTEER_PHONE] + staff_phones(told))
     count = Message.objects.count()
     for owner in ("w1", "w2", "w3"):
         run_tick(owner)
-    assert Message.objects.count() == count and InboxItem.objects.count() == len(early.team)
+    assert Message.objects.count() == count and InboxItem.objects.count() == len(told)
     assert AuditEntry.objects.filter(action="control.checkin_reminded").count() == 1
     assert AuditEntry.objects.filter(action="control.checkin_missed_alert").count() == 1
 
 
-def staff_phones(c) -> list[str]:
+def staff_phones(usernames) -> list[str]:
     from bihuan.register.models import Staff
 
-    return [s.reveal_phone() for s in Staff.objects.filter(user__username__in=c.team)]
+    return [s.reveal_phone() for s in Staff.objects.filter(user__username__in=usernames) if s.phone_sealed]
 
 
-def test_a_late_check_in_resolves_the_missed_slot_and_no_alert_follows(early):
+def test_a_late_check_in_within_the_grace_period_opens_no_loop_and_no_alert_follows(early):
     early.clock.set_local(DAY, 10, 30)
     run_tick("w1")
     miss = MissedCheckIn.objects.get()
     assert miss.reminded_at and not Message.objects.exists()  # no SMS gateway: the step is taken, nothing sent
     do_record_checkin(early.case, date=DAY, slot="am", temperature="36.4", symptoms=[])
-    miss.refresh_from_db()
-    assert miss.resolved_at
     early.clock.set_local(DAY, 12, 0)
     run_tick("w1")
     run_tick("w1")
+    miss.refresh_from_db()
+    assert miss.handed_at and not Loop.objects.filter(kind=MISSED_CHECKIN).exists()
     assert not Message.objects.exists() and not InboxItem.objects.exists()
     assert AuditEntry.objects.get(action="control.checkin").changes["late"] is True
 
@@ -326,11 +337,14 @@ def test_both_slots_are_detected_in_one_pass_and_a_catch_up_reminds_and_alerts_a
     assert detect_missed() == 0
     assert process_missed("w1") == 2
     rows = MissedCheckIn.objects.order_by("slot")
-    assert [r.slot for r in rows] == ["am", "pm"] and all(r.reminded_at and r.alerted_at for r in rows)
+    assert [r.slot for r in rows] == ["am", "pm"] and all(r.reminded_at and r.handed_at for r in rows)
+    assert Loop.objects.filter(kind=MISSED_CHECKIN).count() == 2
     assert process_missed("w2") == 0
     run_tick("w1")
-    assert inbox_users() == early.team
-    assert InboxItem.objects.count() == 2 * len(early.team)  # one per slot and person
+    assert inbox_users() == early.team | {"volunteer_a"}
+    # The grid's two accounts get one message listing both loops (opened together); the doctor one per slot.
+    assert InboxItem.objects.filter(user__username="doctor_a").count() == 2
+    assert InboxItem.objects.filter(user__username__in=["grid_a", "volunteer_a"]).count() == 2
 
 
 def test_a_case_opened_after_a_deadline_is_not_reminded_for_that_slot(early):
@@ -360,7 +374,37 @@ def test_a_case_closed_after_the_miss_is_resolved_without_messages(early):
     ControlCase.objects.filter(pk=early.case.pk).update(state="released")
     early.clock.set_local(DAY, 12, 0)
     assert process_missed("w1") == 1
-    assert MissedCheckIn.objects.get().resolved_at and not Message.objects.exists()
+    assert MissedCheckIn.objects.get().handed_at
+    assert not Loop.objects.filter(kind=MISSED_CHECKIN).exists() and not Message.objects.exists()
+
+
+def test_the_missed_check_in_loop_is_chased_by_the_engine_and_closed_by_the_check_in(early):
+    early.clock.set_local(DAY, 11, 0)
+    run_tick("w1")
+    loop = Loop.objects.get(kind=MISSED_CHECKIN)
+    assert loop in Loop.objects.filter(kind__in=ALERT_KINDS)  # listed on the today page with the alerts
+    spec = kinds.get(MISSED_CHECKIN)
+    early.clock.set_local(DAY, 13, 1)  # past the two hours
+    assert loop in Loop.objects.overdue()
+    for _ in range(spec.reminder_limit + 1):
+        run_tick("w1")
+        early.clock.advance(seconds=spec.reminder_interval + 1)
+    loop.refresh_from_db()
+    assert loop.reminders_sent == spec.reminder_limit and loop.escalated_at  # the community was told (督办)
+    do_record_checkin(early.case, date=DAY, slot="am", temperature="36.5", symptoms=[],
+                      acting_user=early.d.users["grid_a"])
+    loop.refresh_from_db()
+    assert loop.state == LoopState.CLOSED
+    assert list(loop.events.values_list("action", flat=True))[-2:] == ["reported", "closed"]
+
+
+def test_a_released_case_cancels_its_missed_check_in_loops(early):
+    from bihuan.control.actions import end_case_loops
+
+    early.clock.set_local(DAY, 11, 0)
+    run_tick("w1")
+    assert end_case_loops(early.case) == 1
+    assert Loop.objects.get(kind=MISSED_CHECKIN).state == LoopState.CANCELLED
 
 
 def test_a_row_leased_by_another_worker_is_left_alone(early):

@@ -15,7 +15,7 @@ from bihuan.control.checkins import do_record_checkin
 from bihuan.control.models import OPEN_CASE_STATES, CaseState, CheckIn, ControlCase, ServiceRequest
 from bihuan.control.services import do_confirm_service, do_mark_service_done, do_request_service
 from bihuan.core.models import AuditEntry
-from bihuan.loops.models import Loop
+from bihuan.loops.models import OPEN_STATES, Loop, LoopState
 from bihuan.register.models import Unit, UnitKind, subtree_q
 from bihuan.testing import create_household, create_resident, create_unit
 
@@ -83,8 +83,11 @@ def recount(unit: Unit, day: dt.date, now: dt.datetime) -> dict:
     covering = [c for c in cases if c.start_date <= day <= c.end_date]
     checkins = CheckIn.objects.filter(case__in=covering, date=day)
     samples = m.TestSample.objects.filter(case__in=cases, date=day)
-    services = ServiceRequest.objects.filter(case__in=cases, confirmed_at__isnull=True).select_related("loop")
-    open_services = [s for s in services if s.done_at is None]
+    # Where a request stands is its loop: open = not done, reported = done and waiting for the person.
+    services = [s for s in ServiceRequest.objects.filter(case__in=cases).select_related("loop")
+                if s.loop.state in (*OPEN_STATES, LoopState.REPORTED)]
+    open_services = [s for s in services if s.loop.state in OPEN_STATES]
+    overdue = set(Loop.objects.overdue(now).values_list("pk", flat=True))
     return {
         "open_cases": len(cases), "release_proposed": sum(c.state == CaseState.RELEASE_PROPOSED for c in cases),
         "ending": sum(c.end_date == day for c in cases), "checkin_people": len(covering),
@@ -93,8 +96,8 @@ def recount(unit: Unit, day: dt.date, now: dt.datetime) -> dict:
         "tests_due": samples.count(), "tests_done": samples.filter(result__in=["pending", "negative", "positive"]).count(),
         "tests_positive": samples.filter(result="positive").count(), "tests_missed": samples.filter(result="missed").count(),
         "services_open": len(open_services),
-        "services_overdue": sum(1 for s in open_services if s.loop and s.loop.due_at and s.loop.due_at < now),
-        "services_unconfirmed": sum(1 for s in services if s.done_at is not None),
+        "services_overdue": sum(1 for s in open_services if s.loop_id in overdue),
+        "services_unconfirmed": sum(1 for s in services if s.loop.state == LoopState.REPORTED),
         "under": {t: sum(1 for c in cases if c.type.code == t) for t in
                   ("centralized_quarantine", "home_isolation", "home_monitoring")},
     }

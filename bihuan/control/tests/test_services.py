@@ -13,8 +13,6 @@ from bihuan.control import links
 from bihuan.control.models import SERVICE, ControlCase, ServiceRequest
 from bihuan.control.services import (
     MAX_OPEN_PER_CASE,
-    REMINDER_INTERVAL,
-    REMINDER_LIMIT,
     ServiceError,
     do_assign_service,
     do_confirm_service,
@@ -23,6 +21,7 @@ from bihuan.control.services import (
 )
 from bihuan.core.models import AuditEntry
 from bihuan.core.worker import run_tick
+from bihuan.loops import kinds
 from bihuan.loops.models import Loop, LoopState
 from bihuan.notify.models import InboxItem, Message
 
@@ -109,13 +108,13 @@ def test_a_late_request_is_reminded_then_escalated_by_the_loop_engine(care, monk
     run_tick()
     assert inbox_users() == {"grid_a", "volunteer_a"}  # 催办 to the grid's staff
     assert all(m.subject.startswith("催办") for m in Message.objects.filter(inbox_item__isnull=False))
-    for _ in range(REMINDER_LIMIT):
-        now += timedelta(seconds=REMINDER_INTERVAL + 1)
+    for _ in range(kinds.get(SERVICE).reminder_limit):
+        now += timedelta(seconds=kinds.get(SERVICE).reminder_interval + 1)
         run_tick()
     run_tick()
     assert "property_a" in inbox_users()  # 督办: the compound above the grid is told
     loop.refresh_from_db()
-    assert loop.escalated_at and loop.reminders_sent == REMINDER_LIMIT
+    assert loop.escalated_at and loop.reminders_sent == kinds.get(SERVICE).reminder_limit
 
 
 def test_a_link_cannot_confirm_another_cases_request(care):
@@ -169,3 +168,33 @@ def test_requests_are_validated(care):
     ControlCase.objects.filter(pk=care.case.pk).update(state="released")
     with pytest.raises(ServiceError, match="^case:"):
         do_request_service(care.case, "medicine")
+
+
+def test_a_service_request_writes_the_grids_and_the_teams_messages_at_once(care):
+    from bihuan.notify.models import Robot
+
+    robot = Robot(unit=care.d.grid_a, kind="dingtalk", name="网格群")
+    robot.set_webhook("https://oapi.dingtalk.com/robot/send?access_token=test")
+    robot.save()
+    request = do_request_service(care.case, "groceries", "大米", acting_user=None)
+    inbox = Message.objects.filter(channel="inbox").select_related("user")
+    assert {m.user.username for m in inbox} == {"grid_a", "volunteer_a", "doctor_a"}  # no worker round yet
+    owners = Message.objects.filter(idempotency_key__startswith=f"open:{SERVICE}:")
+    assert {m.user.username for m in owners if m.user} == {"grid_a", "volunteer_a"}  # the loop's unit
+    assert [m.robot for m in owners if m.robot] == [robot]
+    others = Message.objects.filter(idempotency_key__startswith=f"control.service:{request.pk}:")
+    assert {m.user.username for m in others} == {"doctor_a"}  # the team member of another unit
+    assert all("代购生活物资" in m.subject and "大米" in m.body for m in inbox)
+
+
+def test_the_persons_page_and_the_service_row_read_the_assignee_from_the_loop(client, care):
+    from django.urls import reverse
+
+    request = do_request_service(care.case, "medicine", "降压药", acting_user=None)
+    url = reverse("person", args=[links.token_for(care.case.pk)])
+    assert "已收到，正在安排" in client.get(url).content.decode()
+    do_assign_service(request, care.volunteer, acting_user=care.d.users["grid_a"])
+    assert "正在办理" in client.get(url).content.decode()
+    client.force_login(care.d.users["grid_a"])
+    page = client.get(reverse("control:case", args=[care.case.pk])).content.decode()
+    assert f"承办：{care.volunteer.staff.name}" in page

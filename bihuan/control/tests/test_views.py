@@ -115,6 +115,13 @@ ROUTES = {
                                   None, Perm.MANAGE_CONTROL, 302, "scoped"),
     "control:resolve_alert": ("post", lambda c: reverse("control:resolve_alert", args=[c.alert.pk]),
                               {"note": "已上门复测 36.8℃"}, Perm.CARE, 200, "community"),
+    # The control types: district-wide data, the command office's (EDIT_POLICY); no branch-A object.
+    "control:types": ("get", lambda c: reverse("control:types"), None, Perm.EDIT_POLICY, 200, "unscoped"),
+    "control:type_new": ("get", lambda c: reverse("control:type_new"), None, Perm.EDIT_POLICY, 200, "unscoped"),
+    "control:type_edit": ("get", lambda c: reverse("control:type_edit", args=["home_isolation"]), None,
+                          Perm.EDIT_POLICY, 200, "unscoped"),
+    "control:type_retire": ("post", lambda c: reverse("control:type_retire", args=["home_monitoring"]), None,
+                            Perm.EDIT_POLICY, 302, "unscoped"),
 }
 PUBLIC = {"person"}  # the person's own link: no login (tested below)
 
