@@ -49,3 +49,18 @@ def clock(monkeypatch):
     from bihuan.testing import freeze_clock
 
     return freeze_clock(monkeypatch)
+
+
+@pytest.fixture(autouse=True)
+def _only_the_loop_engine_writes_loops(request):
+    """Every test runs under the engine's contract: application code outside bihuan/loops that writes a loop
+    row fails the test (bihuan/loops/contract.py). Tests that use no database skip the wrapper."""
+    if "django_db_setup" not in request.fixturenames and not request.node.get_closest_marker("django_db"):
+        yield
+        return
+    from django.db import connection
+
+    from bihuan.loops.contract import guard
+
+    with connection.execute_wrapper(guard):
+        yield

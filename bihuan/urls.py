@@ -15,7 +15,7 @@ urlpatterns = [
     path("directives/", include("bihuan.directives.urls")),
     path("r/<str:token>/", directives_views.confirm, name="confirm"),
     path("", include("bihuan.notify.urls")),
-    path("audit/", include("bihuan.core.urls")),
+    path("audit/", include("bihuan.register.audit_urls")),
     path("pushes/", include("bihuan.pushes.urls")),
     path("control/", include("bihuan.control.urls")),
     path("p/<str:token>/", control_views.person, name="person"),

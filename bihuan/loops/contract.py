@@ -26,11 +26,17 @@ class LoopWriteOutsideEngine(AssertionError):
     pass
 
 
+# The one exception, with its reason: emptying a whole demo database is not work on a loop.
+EXEMPT = {PACKAGE / "demo" / "generate.py": "generate --reset empties every table that points at the register"}
+CORE = PACKAGE / "core"  # shared tools (worker leases, bulk updates): the module that calls them is the writer
+
+
 def writer_of(frame) -> Path | None:
-    """The innermost application file on the stack (None if a test, migration or only library code wrote)."""
+    """The innermost application file on the stack, past the shared tools of ``bihuan/core`` (None if a test,
+    a migration or only library code wrote)."""
     while frame is not None:
         path = Path(frame.f_code.co_filename).resolve()
-        if path.is_relative_to(PACKAGE):
+        if path.is_relative_to(PACKAGE) and not path.is_relative_to(CORE):
             parts = path.relative_to(PACKAGE).parts
             if "tests" in parts or "migrations" in parts or path.name in ("testing.py", "conftest.py"):
                 return None
@@ -42,7 +48,7 @@ def writer_of(frame) -> Path | None:
 def guard(execute, sql, params, many, context):
     if isinstance(sql, str) and WRITES_LOOPS.match(sql):
         path = writer_of(sys._getframe(1))
-        if path is not None and not path.is_relative_to(ENGINE):
+        if path is not None and not path.is_relative_to(ENGINE) and path not in EXEMPT:
             raise LoopWriteOutsideEngine(
                 f"{path.relative_to(PACKAGE.parent)} writes loop rows; only bihuan/loops may "
                 f"(use bihuan.loops.engine): {sql[:120]}")

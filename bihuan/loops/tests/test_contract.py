@@ -1,5 +1,7 @@
 """Only bihuan/loops writes loop rows: the guard the suite runs under catches any other writer."""
 
+import re
+
 import pytest
 from django.db import connection
 
@@ -42,3 +44,27 @@ def test_the_engine_and_reads_pass_the_guard(loop):
     with connection.execute_wrapper(contract.guard):
         engine.transition(loop, "acknowledged", actor=None)
     assert Loop.objects.get(pk=loop.pk).title == "y"
+
+
+# The same rule read from the source, for code paths no test runs.
+WRITES = re.compile(r"\bLoop(?:Event)?\.objects\b[^\n]*\.(?:create|bulk_create|get_or_create|update_or_create|update|"
+                    r"delete)\(|\bLoop(?:Event)?\(|(?:INSERT INTO|UPDATE|DELETE FROM) \{(?:loop|event)[a-z_]*\}")
+
+
+def test_no_module_outside_the_engine_writes_loop_rows_in_its_source():
+    offenders = []
+    for path in contract.PACKAGE.rglob("*.py"):
+        parts = path.relative_to(contract.PACKAGE).parts
+        if parts[0] == "loops" or "tests" in parts or "migrations" in parts or path.name == "testing.py":
+            continue
+        for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if WRITES.search(line):
+                offenders.append(f"{'/'.join(parts)}:{n}: {line.strip()}")
+    assert offenders == []
+
+
+def test_the_source_scan_would_catch_a_write():
+    assert WRITES.search('Loop.objects.filter(pk=1).update(state="closed")')
+    assert WRITES.search("LoopEvent.objects.create(loop=loop)")
+    assert WRITES.search('cur.execute(f"INSERT INTO {loop_t} (kind) VALUES (%s)")')
+    assert not WRITES.search("Loop.objects.filter(pk=1).first()")

@@ -15,10 +15,10 @@ from bihuan.core import excel
 from bihuan.core.errors import Refused
 from bihuan.core.http import download
 from bihuan.core.roles import Perm
-from bihuan.register.access import staff_required
-from bihuan.register.models import Unit
 
+from .access import staff_required
 from .audit_log import AuditFilters, parse_filters, search
+from .models import Unit, subtree_q
 
 PAGE_SIZE = 50
 EXPORT_MAX = 50_000  # rows in one export; narrow the filters for more
@@ -33,7 +33,6 @@ def _filters(request) -> tuple[AuditFilters, str]:
 
 
 def _unit_choices(scope):
-    from bihuan.register.models import subtree_q
 
     return (Unit.objects.filter(subtree_q(scope.root.path), level__lte=UNIT_CHOICES_MAX_LEVEL)
             .order_by("path").only("id", "name", "level"))
@@ -45,7 +44,7 @@ def audit_list(request, *, scope):
     page = Paginator(search(request.user, filters), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
-    return render(request, "core/audit.html", {
+    return render(request, "register/audit.html", {
         "page": page, "filters": filters, "error": error, "units": _unit_choices(scope),
         "query": query.urlencode(),
     }, status=400 if error else 200)
@@ -62,7 +61,7 @@ def _cell(value):
 def audit_export(request, *, scope):
     filters, error = _filters(request)
     if error:
-        return render(request, "core/audit.html", {"page": None, "filters": filters, "error": error,
+        return render(request, "register/audit.html", {"page": None, "filters": filters, "error": error,
                                                    "units": _unit_choices(scope), "query": ""}, status=400)
     wb = Workbook(write_only=True)
     ws = wb.create_sheet(_("审计日志"))

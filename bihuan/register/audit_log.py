@@ -16,9 +16,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from bihuan.core.errors import Refused
+from bihuan.core.models import AuditEntry
 from bihuan.core.roles import Perm
 
-from .models import AuditEntry
+from .access import access_unit, require
+from .models import subtree_q
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,6 @@ def parse_filters(params) -> AuditFilters:
 
 def visible_entries(user) -> QuerySet[AuditEntry]:
     """The audit rows ``user`` may read. Raises PermissionDenied without ``Perm.VIEW_AUDIT``."""
-    from bihuan.register.access import require
-    from bihuan.register.models import subtree_q
 
     scope = require(user, Perm.VIEW_AUDIT)
     inside = subtree_q(scope.root.path, field="actor_unit__path")
@@ -78,8 +78,6 @@ def _start_of(day: dt.date) -> dt.datetime:
 
 def search(user, filters: AuditFilters) -> QuerySet[AuditEntry]:
     """The visible rows matching ``filters``, newest first, with actor, staff record and unit joined."""
-    from bihuan.register.access import access_unit
-    from bihuan.register.models import subtree_q
 
     rows = visible_entries(user)
     if filters.actor:
