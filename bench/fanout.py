@@ -1,11 +1,11 @@
 """``python -m bench fanout``: a directive from the district commander to every household of the district.
 
 Times the real path — ``do_issue_directive`` (the directive row, one receipt loop per unit in scope with
-its history row, the household count, the audit row) followed by ``fanout.run_fanout`` (what the worker
-does: the notices to the responsible people of every receiving unit, then the reach rows in household-id
-chunks, each committed with its cursor) — against the physical
+its history row, the household count, the audit row) followed by ``fanout.run_fanout`` (the worker's
+reach rows in household-id chunks, each committed with its cursor) — against the physical
 limit: the raw ``INSERT … SELECT`` of the same reach rows into a fresh directive in one statement
-(``fanout.insert_reaches`` without chunks). n = reach rows written.
+(``fanout.insert_reaches`` without chunks). n = reach rows written. The notices the worker sends before the
+reach rows (``fanout.notify_issued``) have their own benchmark, ``directive-notices``.
 
 Each side runs ``REPEAT`` times, alternately, and the fastest run counts (machines here are noisy). Every
 benchmark directive is deleted afterwards with its reach rows, receipts, history and audit rows (also

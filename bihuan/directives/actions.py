@@ -85,7 +85,7 @@ def do_issue_directive(*, title: str, body: str, acting_user, urgency: str = Urg
                      changes={"title": directive.title, "scope": scope_unit.pk, "receipts": receipts,
                               "households": total, "exercise": is_exercise})
     if total <= fanout.INLINE_LIMIT:
-        fanout.run_fanout(directive)
+        fanout.distribute(directive)
         directive.refresh_from_db()
     return directive
 

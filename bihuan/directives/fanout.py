@@ -181,10 +181,15 @@ def insert_reaches(directive: Directive, paths: list[str], id_from: int | None =
         return cur.rowcount
 
 
-def run_fanout(directive: Directive, chunk: int = CHUNK) -> None:
-    """Tell the receiving units (``notify_issued``), then write the reach rows chunk by chunk; each chunk commits
-    with the cursor (``fanout_cursor``)."""
+def distribute(directive: Directive) -> None:
+    """What happens to a new directive, in the issuing request for small scopes and in the worker otherwise:
+    the receiving units are told first (``notify_issued``), then every household gets its row (``run_fanout``)."""
     notify_issued(directive)
+    run_fanout(directive)
+
+
+def run_fanout(directive: Directive, chunk: int = CHUNK) -> None:
+    """Write the reach rows chunk by chunk; each chunk commits with the cursor (``fanout_cursor``)."""
     paths = target_paths(directive)
     hi = (Household.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
     while True:

@@ -117,7 +117,7 @@ def test_a_re_run_of_the_fan_out_sends_nothing_twice(district):
     # The worker's fan-out run again from the start (cursors lost): the keys make it enqueue nothing.
     Directive.objects.filter(pk=directive.pk).update(notify_cursor=0, fanout_cursor=0,
                                                      fanout_state=FanoutState.PENDING)
-    fanout.run_fanout(Directive.objects.get(pk=directive.pk))
+    fanout.distribute(Directive.objects.get(pk=directive.pk))
     assert Message.objects.count() == before
 
 
@@ -140,7 +140,7 @@ def test_a_crash_between_chunks_resumes_after_the_last_committed_chunk(district,
     cursor = Directive.objects.get(pk=directive.pk).notify_cursor
     assert cursor == calls[1][-1]  # two chunks committed, the third rolled back
     monkeypatch.setattr(fanout, "notify_units", real)
-    fanout.run_fanout(Directive.objects.get(pk=directive.pk))
+    fanout.distribute(Directive.objects.get(pk=directive.pk))
     people = receiving_staff(directive)
     assert inbox(directive, "issued") == Counter(dict.fromkeys(people, 1))
     assert Directive.objects.get(pk=directive.pk).fanout_state == FanoutState.DONE
@@ -151,6 +151,6 @@ def test_a_directive_cancelled_before_the_worker_told_anyone_is_not_announced(di
     monkeypatch.setattr(fanout, "INLINE_LIMIT", 0)
     directive = do_issue_directive(acting_user=d.users["commander"], title="发错了", body="内容")
     do_cancel_directive(directive=directive, reason="发错", acting_user=d.users["commander"])
-    fanout.run_fanout(Directive.objects.get(pk=directive.pk))
+    fanout.distribute(Directive.objects.get(pk=directive.pk))
     assert not inbox(directive, "issued")
     assert inbox(directive, "cancelled")
