@@ -3,6 +3,7 @@ and the one file-download response (which writes the export's audit row itself, 
 
 from __future__ import annotations
 
+import datetime as dt
 from urllib.parse import quote
 
 from django.http import Http404, HttpResponse
@@ -40,3 +41,13 @@ def download(data: bytes, filename: str, *, content_type: str = XLSX, acting_use
     ascii_name = filename.encode("ascii", "replace").decode().replace("?", "_").replace('"', "")
     response["Content-Disposition"] = f"{disposition}; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename)}"
     return response
+
+
+def date_param(value: str | None, default: dt.date | None = None) -> dt.date | None:
+    """An ISO date from a URL parameter (``2022-03-04``); missing or unreadable gives ``default``."""
+    if not value:
+        return default
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        return default

@@ -24,13 +24,14 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 from pydantic import ConfigDict
 
+from bihuan.core.api_errors import ERRORS, WRITE_ERRORS, RefusedOut
 from bihuan.core.errors import Refused
 from bihuan.core.http import download
 from bihuan.core.roles import Perm
 from bihuan.loops.engine import LoopError
 from bihuan.loops.models import Loop
 from bihuan.register.access import access_unit, require, scope_of, scoped
-from bihuan.register.api import ErrorOut, PageParams, RefusedOut, UnitRef
+from bihuan.register.api import PageParams, UnitRef
 from bihuan.register.models import KEY_GROUPS, Unit, UnitKind, subtree_q
 
 from . import actions, cap, drills, rollup, selectors
@@ -249,8 +250,6 @@ class ReadinessOut(Schema):
 
 # ---------------------------------------------------------------------------------------------- helpers
 
-ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
-WRITE_ERRORS = {400: RefusedOut, **ERRORS}
 REFUSALS = (actions.DirectiveError, LoopError)
 
 

@@ -10,6 +10,7 @@ import datetime as dt
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
+from bihuan.core.api_errors import ERRORS, WRITE_ERRORS, ErrorOut, RefusedOut
 from bihuan.register.models import subtree_q
 
 from .access import access_robot, access_robot_unit, require_robot_admin
@@ -26,16 +27,8 @@ from .models import Robot, RobotKind
 router = Router(tags=["notify"])
 
 
-class ErrorOut(Schema):
-    detail: str
 
 
-class RefusedOut(ErrorOut):
-    field: str | None
-
-
-ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
-WRITE_ERRORS = {400: RefusedOut, **ERRORS}
 
 
 class PreferencesIO(Schema):

@@ -5,7 +5,6 @@ authorize through ``register.access`` and call ``policy.actions`` / ``policy.io`
 
 from __future__ import annotations
 
-import datetime as dt
 from types import SimpleNamespace
 
 from django.contrib import messages
@@ -17,7 +16,7 @@ from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from bihuan.core.http import download
+from bihuan.core.http import date_param, download
 from bihuan.core.models import AuditEntry
 from bihuan.core.roles import Perm
 from bihuan.register.access import staff_required
@@ -32,13 +31,6 @@ MAX_IMPORT_BYTES = 10 * 1024 * 1024
 CHANGES_SHOWN = 20
 
 
-def _date(value: str | None, default: dt.date | None = None) -> dt.date | None:
-    if not value:
-        return default
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        return default
 
 
 def _labels(choices) -> dict[str, str]:
@@ -87,7 +79,7 @@ def _rules_from(rows: list[dict]) -> tuple[list[dict], list[str]]:
 
 
 def _policy_context(request, scope, **extra) -> dict:
-    on = _date(request.GET.get("date"), timezone.localdate())
+    on = date_param(request.GET.get("date"), timezone.localdate())
     level = request.GET.get("level", "")
     q = (request.GET.get("q") or "").strip()
     areas = rules.areas_in_force(on).order_by("-level", "name", "id")
@@ -219,7 +211,7 @@ def policy_template(request, scope):
 def policy_classify(request, scope):
     """A place and a date → its risk level, the matched area and what the protocol in force would recommend."""
     place = (request.GET.get("place") or "").strip()[:200]
-    on = _date(request.GET.get("date"), timezone.localdate())
+    on = date_param(request.GET.get("date"), timezone.localdate())
     level, area = rules.risk_of(place, on) if place else (None, None)
     measure, basis = "", ""
     if place:

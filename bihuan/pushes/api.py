@@ -25,10 +25,11 @@ from django.utils import timezone
 from ninja import Field, File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 
+from bihuan.core.api_errors import ERRORS, ErrorOut, RefusedOut
 from bihuan.core.http import download
 from bihuan.core.roles import Perm
 from bihuan.register.access import access_unit, require, scoped
-from bihuan.register.api import ErrorOut, PageParams, RefusedOut, UnitRef
+from bihuan.register.api import PageParams, UnitRef
 from bihuan.register.models import Unit, UnitKind, subtree_q
 
 from . import report, selectors
@@ -43,7 +44,6 @@ SEALED = ("id_sealed", "id_hash", "phone_sealed", "phone_hash")
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"  # for the schema
 XLSX_RESPONSE = {"responses": {200: {"description": "Excel workbook",
                                        "content": {XLSX: {"schema": {"type": "string", "format": "binary"}}}}}}
-ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 
 
 # ---------------------------------------------------------------------------------------------- schemas

@@ -10,7 +10,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from bihuan.core.http import download, int_param
+from bihuan.core.http import date_param, download, int_param
 from bihuan.core.roles import Perm
 from bihuan.policy.rules import protocol_in_force
 from bihuan.register.access import access_unit, staff_required
@@ -25,13 +25,6 @@ MAX_DAYS = 366
 
 # --- helpers ---------------------------------------------------------------------------------------------
 
-def _date(value: str | None, default: dt.date | None = None) -> dt.date | None:
-    if not value:
-        return default
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        return default
 
 
 def _unit(request, scope) -> Unit:
@@ -41,14 +34,14 @@ def _unit(request, scope) -> Unit:
 def _period(request) -> tuple[dt.date, dt.date]:
     """``?date=`` (default today), or ``?start=&end=`` (at most a year; swapped if reversed)."""
     today = timezone.localdate()
-    start, end = _date(request.GET.get("start")), _date(request.GET.get("end"))
+    start, end = date_param(request.GET.get("start")), date_param(request.GET.get("end"))
     if start or end:
         start, end = start or end, end or start
         if end < start:
             start, end = end, start
         start = max(start, end - dt.timedelta(days=MAX_DAYS - 1))
         return start, end
-    day = _date(request.GET.get("date"), today)
+    day = date_param(request.GET.get("date"), today)
     return day, day
 
 
@@ -67,7 +60,7 @@ def dashboard(request, scope):
     """KPIs of a unit for a day, charts (by outcome, by measure, by day over 14 days) and its children with
     drill-down."""
     unit = _unit(request, scope)
-    day = _date(request.GET.get("date"), timezone.localdate())
+    day = date_param(request.GET.get("date"), timezone.localdate())
     units, _own, totals = report.collect(unit, day, day)
     counts = totals[unit.id]
     children = [(u, totals[u.id]) for u in units if u.parent_id == unit.id

@@ -18,6 +18,7 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 from pydantic import ConfigDict, create_model
 
+from bihuan.core.api_errors import ERRORS, ErrorOut, RefusedOut
 from bihuan.core.roles import Perm, Role
 
 from . import coverage
@@ -193,12 +194,6 @@ class ResidentPatchIn(_StrictIn):
     phone: str | None = Field(None, description='a Chinese mobile or landline; "" removes the phone')
 
 
-class ErrorOut(Schema):
-    detail: str
-
-
-class RefusedOut(ErrorOut):
-    field: str | None
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -249,7 +244,6 @@ def _page(qs, page: PageParams) -> tuple[int, list]:
 
 # ---------------------------------------------------------------------------------------------- routes
 
-ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 
 
 @router.get("/me", response={200: MeOut, 401: ErrorOut, 403: ErrorOut})

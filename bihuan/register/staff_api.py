@@ -12,6 +12,7 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 from pydantic import ConfigDict
 
+from bihuan.core.api_errors import ERRORS, WRITE_ERRORS
 from bihuan.core.roles import Perm, Role
 
 from .access import access_staff, access_unit, require
@@ -23,16 +24,8 @@ router = Router(tags=["staff"])
 MAX_LIMIT = 200
 
 
-class ErrorOut(Schema):
-    detail: str
 
 
-class RefusedOut(ErrorOut):
-    field: str | None
-
-
-ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
-WRITE_ERRORS = {400: RefusedOut, **ERRORS}
 
 
 class StaffUnit(Schema):
