@@ -22,7 +22,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from bihuan.core.errors import Refused
+from bihuan.core.errors import Refused, whole_number
 from bihuan.policy.models import Measure, Protocol
 
 # A verification's confirmed measure → the control type that carries it out (the codes are the same).
@@ -135,17 +135,7 @@ def default_phases(type_code: str, on: dt.date, protocol_name: str = "") -> tupl
 
 
 def _int(value: Any, field: str, low: int, high: int) -> int:
-    if isinstance(value, bool):
-        raise PhaseError(field, "应为整数 (must be a whole number)")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise PhaseError(field, "应为整数 (must be a whole number)") from None
-    if number != value and not (isinstance(value, str) and value.strip().isdigit()):
-        raise PhaseError(field, "应为整数 (must be a whole number)")
-    if not low <= number <= high:
-        raise PhaseError(field, f"应在 {low}–{high} 之间 (must be from {low} to {high})")
-    return number
+    return whole_number(value, field, low, high, error=PhaseError)
 
 
 def clean_phases(phases: Any, type_codes: set[str] | None = None) -> list[dict]:

@@ -9,6 +9,9 @@ every refusal with status 400 and the same JSON shape, ``{"detail": "<field>: <m
 from __future__ import annotations
 
 import re
+import unicodedata
+
+from django.utils.translation import gettext as _
 
 
 class Refused(ValueError):
@@ -26,3 +29,19 @@ class Refused(ValueError):
     def base_field(self) -> str:
         """The field's name without an index or sub-key (``feedback_form[2].key`` → ``feedback_form``)."""
         return re.split(r"[\[.]", self.field, maxsplit=1)[0]
+
+
+def whole_number(value, field: str, low: int, high: int, *, error: type[Refused] = Refused) -> int:
+    """A whole number within [low, high] from a form, a workbook cell or JSON (full-width digits and an
+    integral float such as Excel's ``3.0`` count; a bool does not), else ``error(field, …)``."""
+    if isinstance(value, str) and value.strip():
+        value = unicodedata.normalize("NFKC", value).strip()
+        if re.fullmatch(r"[+-]?\d+", value):
+            value = int(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise error(field, _("应为整数"))
+    if not low <= value <= high:
+        raise error(field, _("应在 %(low)s 到 %(high)s 之间") % {"low": low, "high": high})
+    return value

@@ -7,7 +7,7 @@ import re
 import unicodedata
 from typing import Any
 
-from bihuan.core.errors import Refused
+from bihuan.core.errors import Refused, whole_number
 
 from .models import Measure, RiskArea, RiskLevel
 from .places import normalize_place
@@ -21,19 +21,7 @@ class PolicyError(Refused):
 
 
 def _int(value: Any, field: str, low: int, high: int) -> int:
-    if isinstance(value, bool):
-        raise PolicyError(f"{field}: 应为整数 (must be a whole number)")
-    if isinstance(value, str) and value.strip():
-        value = unicodedata.normalize("NFKC", value).strip()
-        if re.fullmatch(r"-?\d+", value):
-            value = int(value)
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, int):
-        raise PolicyError(f"{field}: 应为整数 (must be a whole number)")
-    if not low <= value <= high:
-        raise PolicyError(f"{field}: 应在 {low}–{high} 之间 (must be from {low} to {high})")
-    return value
+    return whole_number(value, field, low, high, error=PolicyError)
 
 
 def parse_tests(value: Any, field: str = "tests") -> list[int]:

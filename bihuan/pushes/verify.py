@@ -15,7 +15,7 @@ from django.db.models import TextChoices
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from bihuan.core.errors import Refused
+from bihuan.core.errors import Refused, whole_number
 from bihuan.policy import rules as policy
 from bihuan.register.models import Unit
 
@@ -107,15 +107,7 @@ def _date(field: str, value: Any, *, required: bool = False) -> dt.date | None:
 
 
 def _int(field: str, value: Any, low: int, high: int) -> int | None:
-    if value in (None, ""):
-        return None
-    try:
-        n = int(str(value).strip())
-    except ValueError:
-        raise VerifyError(field, _("应为整数")) from None
-    if not low <= n <= high:
-        raise VerifyError(field, _("应在 %(low)s 到 %(high)s 之间") % {"low": low, "high": high})
-    return n
+    return None if value in (None, "") else whole_number(value, field, low, high, error=VerifyError)
 
 
 def text_field(field: str, value: Any, limit: int, *, required: bool = False) -> str:

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from bihuan.core.http import download
 from bihuan.core.roles import RESPONSIBLE_ROLES, Perm
 
 from . import coverage
@@ -119,11 +120,8 @@ def export_unit(request, unit_id: int, scope):
     from .workbook import export_workbook
 
     unit = access_unit(request.user, unit_id)
-    data = export_workbook(unit, acting_user=request.user)
-    response = HttpResponse(data, content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
-    filename = f"register-{unit.code}-{timezone.localdate():%Y%m%d}.xlsx"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    data = export_workbook(unit, acting_user=request.user)  # audits the export with its counts
+    return download(data, f"register-{unit.code}-{timezone.localdate():%Y%m%d}.xlsx")
 
 
 @staff_required(Perm.IMPORT_REGISTER)

@@ -18,18 +18,9 @@ from bihuan.core.worker import run_tick
 from bihuan.loops import kinds
 from bihuan.loops.models import Loop, LoopState
 from bihuan.notify.models import InboxItem, Message
+from bihuan.testing import freeze_clock
 
-from .test_checkins import VOLUNTEER_PHONE, build_care, inbox_users, make_case, sms_gateway_for, sms_phones
-
-
-@pytest.fixture
-def care(district):
-    return build_care(district)
-
-
-@pytest.fixture
-def sms_gateway(monkeypatch):
-    yield from sms_gateway_for(monkeypatch)
+from .helpers import VOLUNTEER_PHONE, inbox_users, make_case, sms_phones
 
 
 def today():
@@ -95,10 +86,10 @@ def test_an_unanswered_alert_is_reminded_then_escalated_to_the_township_by_the_l
     InboxItem.objects.all().delete()
     loop = Loop.objects.get(kind=ALERT, subject_id=checkin.pk)
     now = loop.ack_due_at + timedelta(seconds=1)
-    monkeypatch.setattr(timezone, "now", lambda: now)
+    clock = freeze_clock(monkeypatch, now)
     for _ in range(kinds.get(ALERT).reminder_limit):
         run_tick()
-        now += timedelta(seconds=kinds.get(ALERT).reminder_interval + 1)
+        clock.advance(seconds=kinds.get(ALERT).reminder_interval + 1)
     run_tick()  # limit reached: the township is told
     run_tick()
     assert inbox_users() == {"community_a", "township_a"}

@@ -15,7 +15,7 @@ from bihuan.testing import create_household, create_resident
 from ..actions import ControlError, do_open_case, do_record_care_visit
 from ..care import care_visit_list
 from ..models import CareVisit
-from .test_cases import HOTEL, open_case, today
+from .helpers import HOTEL, open_case, today
 
 
 @pytest.fixture

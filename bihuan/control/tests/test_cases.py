@@ -4,20 +4,16 @@ five-for-one team, moving up. The helpers here are shared by the other test modu
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import PermissionDenied
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.http import Http404
-from django.utils import timezone
 
 from bihuan.core.models import AuditEntry
 from bihuan.notify.models import Message
 from bihuan.policy.models import Protocol, RiskArea
-from bihuan.pushes.actions import do_save_verification
 from bihuan.pushes.models import Measure, Outcome, Verification
 
 from ..actions import (
@@ -33,58 +29,22 @@ from ..actions import (
     team_of,
 )
 from ..models import CaseState, ControlCase, ControlType, MeasureItem, TeamMember, TeamSlot
-from ..models import TestResult as Result
-from ..models import TestSample as Sample
 from ..phases import phases_for, replan_tests, type_code_for
+from .helpers import (
+    HOTEL,
+    PNG,
+    days_ago,
+    open_case,
+    photo,
+    protocol,
+    sample_days,
+    set_results,
+    today,
+    verified,
+)
 
 # A 1×1 PNG: what a phone photo of the signed agreement stands for.
-PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 TYPES = ("centralized_quarantine", "home_isolation", "home_monitoring")
-HOTEL = "尧都区隔离酒店（迎宾路88号）"
-
-
-def today() -> dt.date:
-    return timezone.localdate()
-
-
-def days_ago(n: int) -> dt.date:
-    return today() - dt.timedelta(days=n)
-
-
-def photo(name: str = "协议书.png", data: bytes = PNG) -> SimpleUploadedFile:
-    return SimpleUploadedFile(name, data, content_type="image/png")
-
-
-def protocol(name: str) -> Protocol:
-    return Protocol.objects.get(name=name)
-
-
-def open_case(d, type_code: str = "home_isolation", *, start: dt.date | None = None, user: str = "community_a",
-              resident=None, unit=None, **kw) -> ControlCase:
-    """A case in grid A for 王建国 (resident_a) under the 第九版 rules unless ``phases`` / ``protocol_name`` say
-    otherwise; centralized quarantine is at the hotel, the others at home."""
-    resident = resident if resident is not None else d.resident_a
-    hotel = not ControlType.objects.get(code=type_code).at_home
-    values = {"site_kind": "hotel" if hotel else "home", "site_address": HOTEL if hotel else "",
-              "site_room": "1203" if hotel else "", "protocol_name": "第九版", **kw}
-    return do_open_case(type_code=type_code, unit=unit or d.grid_a, name=resident.name if resident else "外来人员",
-                        resident=resident or None, start_date=start or today(), acting_user=d.users[user], **values)
-
-
-def set_results(case: ControlCase, result: str = Result.NEGATIVE, days: list[int] | None = None) -> None:
-    qs = Sample.objects.filter(case=case)
-    if days is not None:
-        qs = qs.filter(day__in=days)
-    qs.update(result=result, recorded_at=timezone.now())
-
-
-def sample_days(case: ControlCase) -> list[tuple[int, dt.date]]:
-    return list(Sample.objects.filter(case=case).order_by("day").values_list("day", "date"))
-
-
-def mark_all_measures(d, case: ControlCase, user: str = "grid_a") -> None:
-    for item in case.type.measures:
-        do_mark_measure(case, item["key"], acting_user=d.users[user], photo=photo() if item["photo"] else None)
 
 
 @pytest.fixture(autouse=True)
@@ -231,19 +191,6 @@ def test_only_community_staff_and_above_open_cases_and_only_in_their_subtree(dis
 
 
 # --- from a verification ---------------------------------------------------------------------------------
-
-def verified(d, measure: str, *, arrival: str, override: str = "", origin: str = "上海市浦东新区",
-             resident=None) -> Verification:
-    from bihuan.pushes.tests.test_routing import routed
-
-    resident = resident or d.resident_a
-    [person] = routed(d, {"name": resident.name, "resident": resident, "phone": "13812345678", "origin": origin,
-                          "id_number": resident.reveal_id_number()})
-    ver = Verification.objects.get(person=person)
-    data = {"arrival_date": arrival, "outcome": Outcome.NEW_CONTROL, "measure": measure}
-    if override:
-        data["override_reason"] = override
-    return do_save_verification(ver, data, acting_user=d.users["grid_a"])
 
 
 @pytest.fixture

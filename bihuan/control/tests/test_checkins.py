@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 from datetime import timedelta
 from decimal import Decimal
-from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import PermissionDenied
@@ -33,124 +32,22 @@ from bihuan.control.models import (
     ControlType,
     MissedCheckIn,
     TeamMember,
-    TeamSlot,
 )
-from bihuan.control.models import TestSample as Sample
 from bihuan.core.models import AuditEntry
-from bihuan.core.roles import Role
 from bihuan.core.worker import TASKS, run_tick
 from bihuan.loops import kinds
 from bihuan.loops.models import Loop, LoopState
 from bihuan.notify.models import Channel, InboxItem, Message
-from bihuan.testing import create_staff
 
-VOLUNTEER_PHONE = "13700001111"
-PERSON_PHONE = "13812345678"
-
-
-# ---- shared helpers --------------------------------------------------------------------------------------
-
-def make_case(unit, *, resident=None, type_code: str = "home_isolation", start: dt.date | None = None, days: int = 7,
-              tests=(1, 4, 7), phone: str = PERSON_PHONE, name: str | None = None, site_kind: str = "home",
-              site_address: str | None = None, site_room: str = "", state: str = "active",
-              past_result: str = "negative") -> ControlCase:
-    """A case made with the ORM, with one sample per test day (what opening a case writes); samples of days
-    before today carry ``past_result`` ("" leaves them untaken)."""
-    ctype = ControlType.objects.current().get(code=type_code)
-    start = start or timezone.localdate() - timedelta(days=2)
-    household = resident.household if resident is not None else None
-    case = ControlCase(type=ctype, unit=unit, path=unit.path, resident=resident,
-                       name=name or (resident.name if resident else "测试人员"), start_date=start,
-                       end_date=start + timedelta(days=days - 1), site_kind=site_kind,
-                       site_address=site_address or (household.address if household else f"{unit.name}某处"),
-                       site_room=site_room, state=state,
-                       phases=[{"type": type_code, "days": days, "tests": list(tests)}])
-    case.set_phone(phone)
-    case.save()
-    today = timezone.localdate()
-    for n in tests:
-        date = start + timedelta(days=n - 1)
-        Sample.objects.create(case=case, day=n, date=date, result=past_result if date < today else "")
-    return case
-
-
-def add_team(case, *, grid_worker=None, doctor=None, volunteer_phone: str | None = VOLUNTEER_PHONE, cadre=None):
-    if cadre is not None:
-        TeamMember.objects.create(case=case, slot=TeamSlot.CADRE, user=cadre, name=cadre.username)
-    if grid_worker is not None:
-        TeamMember.objects.create(case=case, slot=TeamSlot.GRID_WORKER, user=grid_worker, name=grid_worker.username)
-    if doctor is not None:
-        TeamMember.objects.create(case=case, slot=TeamSlot.DOCTOR, user=doctor, name=doctor.username)
-    if volunteer_phone:
-        member = TeamMember(case=case, slot=TeamSlot.VOLUNTEER, name="志愿者小李")
-        member.set_phone(volunteer_phone)
-        member.save()
-
-
-def build_care(d) -> SimpleNamespace:
-    """The base district plus: a doctor of the health bureau (outside branch A, but on the team), a volunteer
-    account in grid A, and a home-isolation case of 王建国 in grid A whose team is the grid worker, the doctor
-    and a volunteer known only by phone."""
-    c = SimpleNamespace(d=d)
-    c.doctor = create_staff(d.department, "doctor_a", Role.DEPARTMENT).user
-    c.volunteer = create_staff(d.grid_a, "volunteer_a", Role.VOLUNTEER).user
-    c.case = make_case(d.grid_a, resident=d.resident_a)
-    add_team(c.case, grid_worker=d.users["grid_a"], doctor=c.doctor)
-    c.team = {"grid_a", "doctor_a"}
-    return c
-
-
-class Clock:
-    def __init__(self, at: dt.datetime):
-        self.now = at
-
-    def __call__(self):
-        return self.now
-
-    def set_local(self, date: dt.date, hour: int, minute: int = 0) -> None:
-        self.now = timezone.make_aware(dt.datetime.combine(date, dt.time(hour, minute)))
-
-    def advance(self, **kw) -> None:
-        self.now += timedelta(**kw)
-
-
-def freeze(monkeypatch, date: dt.date, hour: int, minute: int = 0) -> Clock:
-    clock = Clock(timezone.make_aware(dt.datetime.combine(date, dt.time(hour, minute))))
-    monkeypatch.setattr(timezone, "now", clock)
-    return clock
-
-
-@pytest.fixture
-def sms_gateway(monkeypatch):
-    yield from sms_gateway_for(monkeypatch)
-
-
-def sms_gateway_for(monkeypatch):
-    """A real local SMS gateway (the notify tests' endpoint server) and the BIHUAN_SMS_* settings for it."""
-    from bihuan.notify.testing import SMS_TOKEN, Endpoints
-
-    server = Endpoints()
-    server.thread.start()
-    monkeypatch.setenv("BIHUAN_SMS_URL", server.url("/sms"))
-    monkeypatch.setenv("BIHUAN_SMS_TOKEN", SMS_TOKEN)
-    monkeypatch.setenv("BIHUAN_NOTIFY_TIMEOUT", "5")
-    yield server
-    server.server.shutdown()
-    server.server.server_close()
-
-
-def inbox_users() -> set[str]:
-    return set(InboxItem.objects.values_list("user__username", flat=True))
-
-
-def sms_phones(server) -> list[str]:
-    return [r["json"]["phone"] for r in server.to("/sms")]
-
-
-@pytest.fixture
-def care(district):
-    return build_care(district)
-
+from .helpers import (
+    PERSON_PHONE,
+    VOLUNTEER_PHONE,
+    build_care,
+    freeze,
+    inbox_users,
+    make_case,
+    sms_phones,
+)
 
 # ---- recording -------------------------------------------------------------------------------------------
 

@@ -26,7 +26,7 @@ from ..models import CaseState, ControlCase, TeamSlot
 from ..models import TestResult as Result
 from ..release import do_release, propose_releases, release_notice_html, release_notice_pdf
 from ..sampling import do_record_result
-from .test_cases import HOTEL, days_ago, mark_all_measures, today, verified
+from .helpers import HOTEL, days_ago, mark_all_measures, today, verified
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from ..actions import ControlError, advance_phase, do_set_team_member
 from ..models import CaseState, ControlCase, TeamSlot
 from ..models import TestResult as Result
 from ..release import do_release, propose_releases, release_notice_html, release_notice_pdf
-from .test_cases import HOTEL, days_ago, open_case, sample_days, set_results, today
+from .helpers import HOTEL, days_ago, open_case, sample_days, set_results, today
 
 
 def state(case: ControlCase) -> str:

@@ -21,12 +21,7 @@ from bihuan.notify.models import Message
 from bihuan.register.models import HouseholdKind
 from bihuan.testing import create_household, create_resident
 
-from .test_checkins import build_care, freeze, inbox_users, make_case
-
-
-@pytest.fixture
-def care(district):
-    return build_care(district)
+from .helpers import build_care, freeze, inbox_users, make_case
 
 
 def today():

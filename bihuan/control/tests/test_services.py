@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 from django.http import Http404
-from django.utils import timezone
 
 from bihuan.control import links
 from bihuan.control.models import SERVICE, ControlCase, ServiceRequest
@@ -24,18 +23,9 @@ from bihuan.core.worker import run_tick
 from bihuan.loops import kinds
 from bihuan.loops.models import Loop, LoopState
 from bihuan.notify.models import InboxItem, Message
+from bihuan.testing import freeze_clock
 
-from .test_checkins import PERSON_PHONE, build_care, inbox_users, make_case, sms_gateway_for, sms_phones
-
-
-@pytest.fixture
-def care(district):
-    return build_care(district)
-
-
-@pytest.fixture
-def sms_gateway(monkeypatch):
-    yield from sms_gateway_for(monkeypatch)
+from .helpers import PERSON_PHONE, inbox_users, make_case, sms_phones
 
 
 def close_to(a, b) -> bool:
@@ -103,13 +93,13 @@ def test_a_late_request_is_reminded_then_escalated_by_the_loop_engine(care, monk
     InboxItem.objects.all().delete()
     loop = Loop.objects.get(pk=request.loop_id)
     now = loop.ack_due_at + timedelta(seconds=1)
-    monkeypatch.setattr(timezone, "now", lambda: now)
+    clock = freeze_clock(monkeypatch, now)
     run_tick()
     run_tick()
     assert inbox_users() == {"grid_a", "volunteer_a"}  # 催办 to the grid's staff
     assert all(m.subject.startswith("催办") for m in Message.objects.filter(inbox_item__isnull=False))
     for _ in range(kinds.get(SERVICE).reminder_limit):
-        now += timedelta(seconds=kinds.get(SERVICE).reminder_interval + 1)
+        clock.advance(seconds=kinds.get(SERVICE).reminder_interval + 1)
         run_tick()
     run_tick()
     assert "property_a" in inbox_users()  # 督办: the compound above the grid is told

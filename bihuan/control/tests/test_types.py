@@ -14,7 +14,7 @@ from bihuan.control.models import ControlCase, ControlType, MeasureItem
 from bihuan.control.types import ControlTypeError, do_new_type_version, parse_measures
 from bihuan.core.models import AuditEntry
 
-from .test_checkins import make_case
+from .helpers import make_case
 
 NEW_CHECKLIST = "张贴居家隔离告知卡\n签订居家隔离协议书 | 拍照\n安装门磁或监控\n每日两次上门测温"
 
