@@ -160,10 +160,10 @@ def raw_counts(week_start: dt.date, at: dt.datetime | None = None) -> dict[str, 
 
 
 def _parse(value):
-    """A datetime from a raw row (SQLite gives text)."""
-    if value is None or isinstance(value, dt.datetime):
-        return value
-    parsed = dt.datetime.fromisoformat(str(value))
+    """An aware datetime from a raw row (SQLite gives naive UTC datetimes or text)."""
+    if value is None:
+        return None
+    parsed = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(str(value))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
