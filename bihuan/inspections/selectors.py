@@ -85,7 +85,7 @@ def ranking(root: Unit, week: dt.date, level: int, weeks_back: int = 4) -> dict:
         history = trend.get(u.unit_id, [])
         last = next((s for s in reversed(history) if s is not None), None)
         rows.append({"u": u, "trend": history, "delta": None if last is None else round(u.score - last, 2),
-                     "lost": u.lost(weights)})
+                     "lost": [(k, scoring.INDICATORS[k][0], pts) for k, pts in u.lost(weights).items() if pts]})
     red, black = rows[:5], list(reversed(rows[-5:])) if len(rows) > 5 else []
     formula = [(k, scoring.INDICATORS[k][0], scoring.INDICATORS[k][1], w) for k, w in weights.items()]
     return {"rows": rows, "red": red, "black": black, "rules": rules, "formula": formula, "past": past,

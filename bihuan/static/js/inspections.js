@@ -16,7 +16,7 @@
     var d = data("inspections-charts");
     if (d) {
       draw("chart-severity", {
-        grid: { left: 8, right: 36, top: 8, bottom: 8, containLabel: true }, tooltip: { trigger: "axis" },
+        animation: false, grid: { left: 8, right: 36, top: 8, bottom: 8, containLabel: true }, tooltip: { trigger: "axis" },
         xAxis: { type: "value", minInterval: 1 }, yAxis: { type: "category", data: d.labels, inverse: true },
         series: [{ type: "bar", data: d.values, color: "#b3261e", label: { show: true, position: "right" } }]
       });
@@ -24,7 +24,7 @@
     var r = data("inspections-ranking");
     if (r && r.names.length) {
       draw("chart-scores", {
-        grid: { left: 8, right: 36, top: 8, bottom: 8, containLabel: true }, tooltip: { trigger: "axis" },
+        animation: false, grid: { left: 8, right: 36, top: 8, bottom: 8, containLabel: true }, tooltip: { trigger: "axis" },
         xAxis: { type: "value", min: 0, max: 100 }, yAxis: { type: "category", data: r.names, inverse: true },
         series: [{ type: "bar", data: r.scores, color: "#1e6091", label: { show: true, position: "right" } }]
       });
