@@ -173,3 +173,13 @@ def test_a_failure_after_14_days_is_not_a_repeat(world, clock):
     clock.advance(days=15)
     _visit, later = visit_and_fail(world, "waste_handled", week_start=clock.now.date())
     assert later[0].repeat_of is None and later[0].severity == Severity.MINOR
+
+
+def test_the_demo_generator_makes_groups_plans_visits_and_findings(district):
+    from bihuan.demo.inspections import generate_inspections
+    from bihuan.inspections.models import InspectionGroup, Plan
+
+    made = generate_inspections("demo", 1, out=lambda line: None)
+    assert made["groups"] == InspectionGroup.objects.count() == 2  # one per township of the base district
+    assert Plan.objects.count() == 2 and made["findings"] >= 1
+    assert Loop.objects.filter(kind__startswith="inspections.rectify").count() == made["findings"]
