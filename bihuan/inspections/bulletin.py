@@ -159,12 +159,13 @@ def pdf(bulletin: Bulletin) -> bytes:
         story += [Paragraph("三、黑榜（考核靠后）", h2),
                   table([["名次", "单位", "得分"]] + [[x["rank"], x["name"], x["score"]] for x in c["worst"]],
                         [20 * mm, 100 * mm, 40 * mm])]
-    story += [Paragraph("四、发现问题", h2),
+    n3, n4 = ("四", "五") if c["worst"] else ("三", "四")
+    story += [Paragraph(f"{n3}、发现问题", h2),
               table([["日期", "单位", "问题", "等级", "整改"]] + [[r["date"], r["unit"], r["text"] + ("（重复）" if r["repeat"]
                                                                                           else ""), r["severity"], r["state"]]
                                                           for r in c["findings"]] or [["—"] * 5],
                     [16 * mm, 38 * mm, 66 * mm, 16 * mm, 24 * mm]),
-              Paragraph("五、整改情况", h2),
+              Paragraph(f"{n4}、整改情况", h2),
               Paragraph("；".join(f"{k} {v} 个" for k, v in c["status"].items()) + "。", body),
               Spacer(1, 10 * mm), Paragraph(e(f"{c['unit']}疫情防控指挥部办公室"), style("sign", 12, alignment=2))]
     doc.build(story)
