@@ -26,12 +26,19 @@ def _photo() -> SimpleUploadedFile:
 def generate_inspections(preset: str, seed: int, out: Callable[[str], None] = print) -> dict:
     from bihuan.core.roles import Role
     from bihuan.inspections import actions
+    from bihuan.inspections.models import ChecklistTemplate
     from bihuan.inspections.planning import monday
     from bihuan.register.models import Unit
     from bihuan.register.staff_actions import do_create_staff
 
     from .generate import PASSWORD
 
+    if not ChecklistTemplate.objects.exists():  # a flushed test database lost the shipped checklists: seed them
+        import importlib
+
+        from django.apps import apps
+
+        importlib.import_module("bihuan.inspections.migrations.0002_checklists_and_rules").add(apps, None)
     townships = list(Unit.objects.filter(level=3).order_by("path"))
     district = Unit.objects.filter(level=1).order_by("path").first()
     if not townships or district is None or not GROUPS.get(preset, 0):
