@@ -99,12 +99,13 @@ def cleanup() -> None:
     from bihuan.loops.models import Loop, LoopEvent
     from bihuan.pushes.models import PushBatch, PushedPerson
 
+    data = "CAST(data AS TEXT)" if connection.vendor == "postgresql" else "data"
     with transaction.atomic(), connection.cursor() as cur:
-        marked = f"SELECT id FROM {_t(Loop)} WHERE data LIKE %s"
+        marked = f"SELECT id FROM {_t(Loop)} WHERE {data} LIKE %s"
         cur.execute(f"DELETE FROM {_t(LoopEvent)} WHERE loop_id IN ({marked})", [f"%{MARK}%"])
         cur.execute(f"UPDATE {_t(ServiceRequest)} SET loop_id = NULL WHERE loop_id IN ({marked})", [f"%{MARK}%"])
         cur.execute(f"UPDATE {_t(Finding)} SET loop_id = NULL WHERE loop_id IN ({marked})", [f"%{MARK}%"])
-        cur.execute(f"DELETE FROM {_t(Loop)} WHERE data LIKE %s", [f"%{MARK}%"])
+        cur.execute(f"DELETE FROM {_t(Loop)} WHERE {data} LIKE %s", [f"%{MARK}%"])
         groups = f"SELECT id FROM {_t(InspectionGroup)} WHERE name = %s"
         visits = f"SELECT id FROM {_t(Visit)} WHERE group_id IN ({groups})"
         cur.execute(f"DELETE FROM {_t(Finding)} WHERE visit_id IN ({visits})", [MARK])
