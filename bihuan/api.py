@@ -18,6 +18,7 @@ from ninja.errors import AuthenticationError
 from bihuan.core.api_auth import API_AUTH
 from bihuan.core.errors import Refused
 from bihuan.directives.api import router as directives_router
+from bihuan.inspections.api import router as inspections_router
 from bihuan.notify.api import router as notify_router
 from bihuan.pushes.api import router as pushes_router
 from bihuan.register.api import router as register_router
@@ -37,6 +38,7 @@ ROUTERS = [
     ("", register_router),
     ("/directives", directives_router),
     ("/pushes", pushes_router),
+    ("/inspections", inspections_router),
     ("", notify_router),
 ]
 for _prefix, _router in ROUTERS:

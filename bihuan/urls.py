@@ -18,6 +18,7 @@ urlpatterns = [
     path("audit/", include("bihuan.register.audit_urls")),
     path("pushes/", include("bihuan.pushes.urls")),
     path("control/", include("bihuan.control.urls")),
+    path("inspections/", include("bihuan.inspections.urls")),
     path("p/<str:token>/", control_views.person, name="person"),
     path("", include("bihuan.register.urls")),
 ]

@@ -348,6 +348,20 @@ class CareVisit(models.Model):
         return f"{self.resident_id or self.case_id} {self.date}"
 
 
+class MissedCheckInQuerySet(models.QuerySet):
+    def with_resolved_at(self):
+        """``resolved_at``: when the slot's check-in came in after all (it closes the slot's loop), or None."""
+        late = CheckIn.objects.filter(case_id=models.OuterRef("case_id"), date=models.OuterRef("date"),
+                                      slot=models.OuterRef("slot")).values("at")[:1]
+        return self.annotate(resolved_at=models.Subquery(late))
+
+    def unresolved_at(self, at):
+        """Slots still missing at ``at`` (no check-in for them by then)."""
+        return self.exclude(models.Exists(CheckIn.objects.filter(
+            case_id=models.OuterRef("case_id"), date=models.OuterRef("date"), slot=models.OuterRef("slot"),
+            at__lte=at)))
+
+
 class MissedCheckIn(models.Model):
     """A check-in slot whose deadline passed with no check-in (the ``control.checkins`` worker writes them
     set-based, one per case, day and slot). It is the subject of a ``MISSED_CHECKIN`` loop, which holds where
@@ -370,6 +384,8 @@ class MissedCheckIn(models.Model):
     handed_at = models.DateTimeField(null=True, blank=True)
     locked_by = models.CharField(max_length=100, blank=True)
     locked_until = models.DateTimeField(null=True, blank=True)
+
+    objects = MissedCheckInQuerySet.as_manager()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["case", "date", "slot"], name="one_miss_per_slot")]

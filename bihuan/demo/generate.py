@@ -972,6 +972,7 @@ class _Generator:
         t2 = time.perf_counter()
         self.after_load()
         self.appoint_cadres()
+        __import__("bihuan.demo.inspections", fromlist=["x"]).generate_inspections(self.p.name, self.seed, self.out)
         self.out(f"households {self.counts['households']:,}, residents {self.counts['residents']:,}, "
                  f"staff {self.counts['staff']:,} (tree and staff {t1 - t0:.1f} s, people {t2 - t1:.1f} s)")
         result = {

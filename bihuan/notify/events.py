@@ -27,6 +27,8 @@ CHOICES = [
     ("loop.opened:directive", _("指令签收待办")),
     ("loop.opened:push", _("大数据推送核查、转办")),
     ("loop.opened:control", _("管控：异常打卡、服务请求、核酸检测")),
+    ("loop.opened:inspections", _("督查整改")),
+    ("inspections", _("督查：重复问题、整改退回、督导通报")),
     ("loop.opened", _("所有新待办（任何闭环）")),
 ]
 LABELS = dict(CHOICES)
