@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from html.parser import HTMLParser
 from typing import Any
 
+from bihuan.core.excel import FORMULA_STARTS
 from bihuan.core.personal import normalize_id_number, normalize_phone
 
 Rows = Iterator[tuple[int, tuple]]
@@ -70,8 +71,47 @@ def cell_text(value: Any, max_length: int | None = None) -> str:
     else:
         text = str(value)
     text = text.strip()
+    if text[:1] == "'" and text[1:2] in FORMULA_STARTS:
+        text = text[1:]  # the apostrophe core.excel put before text that looks like a formula: read back as written
     if max_length is not None and len(text) > max_length:
         raise BadCell(f"不能超过 {max_length} 个字符 (at most {max_length} characters)")
+    return text
+
+
+NAME_MARKS = "·•・‧･"  # the middle dots between the parts of a transliterated name (阿卜杜·热合曼)
+BAD_NAME = "姓名只能由文字、“·”和空格组成 (a name is letters, · and spaces)"
+
+
+def is_person_name(text: str) -> bool:
+    """A person's name: letters (any script) with their marks, middle dots and spaces; inside a Latin name also
+    ``-``, ``'`` and ``.`` (Jean-Pierre O'Neil Jr.). Never a formula, a digit, a bracket or a control character."""
+    if not text or not unicodedata.category(text[0]).startswith("L"):
+        return False
+    for ch in text:
+        kind = unicodedata.category(ch)
+        if kind[0] in "LM" or ch in NAME_MARKS or ch == " " or ch in "-'.":
+            continue
+        return False
+    return True
+
+
+FORMULA_LIKE = "不能以 = + - @ 开头（电子表格会把它当作公式）(must not start like a spreadsheet formula)"
+
+
+def label_cell(value: Any, max_length: int | None = None) -> str:
+    """A label that is no person's name (a unit's or staff member's name): any text that does not start like a
+    formula."""
+    text = cell_text(value, max_length)
+    if text[:1] in FORMULA_STARTS:
+        raise BadCell(FORMULA_LIKE)
+    return text
+
+
+def name_cell(value: Any, max_length: int | None = None) -> str:
+    """A person's name from a cell ('' for a blank cell); anything else that is no name is a BadCell."""
+    text = " ".join(cell_text(value, max_length).split())
+    if text and not is_person_name(text):
+        raise BadCell(BAD_NAME)
     return text
 
 

@@ -27,6 +27,8 @@ from bihuan.core.tabular import chunks
 from bihuan.core.tabular import header_key as _header_key
 from bihuan.core.tabular import id_number_cell as _id_number
 from bihuan.core.tabular import is_blank as _is_blank
+from bihuan.core.tabular import label_cell as _label_cell
+from bihuan.core.tabular import name_cell as _name
 from bihuan.core.tabular import phone_cell as _phone
 
 from ..access import Scope, access_unit, require
@@ -264,7 +266,7 @@ class _Importer:
         header = {c.key: c.header for c in cols}
         parsers = {
             "code": lambda v: _code(v, _max(Unit, "code")),
-            "name": lambda v: _text(v, _max(Unit, "name")),
+            "name": lambda v: _label_cell(v, _max(Unit, "name")),
             "level": _level,
             "kind": lambda v: _choice("unit_kind", v),
             "parent_code": lambda v: _code(v, _max(Unit, "code")),
@@ -481,7 +483,7 @@ class _Importer:
         header = {c.key: c.header for c in cols}
         parsers: dict[str, Any] = {
             "household_code": lambda v: _code(v, _max(Household, "code")),
-            "name": lambda v: _text(v, _max(Resident, "name")),
+            "name": lambda v: _name(v, _max(Resident, "name")),
             "id_number": _id_number,
             "phone": _phone,
             "sex": lambda v: "" if _is_blank(v) else _choice("sex", v),
