@@ -4,22 +4,31 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from bihuan.env import BASE_DIR, ConfigError, env_bool, env_int, env_list, env_str, parse_database_url
+from bihuan.env import (
+    BASE_DIR,
+    DEMO_DATA_KEY,
+    DEMO_SECRET_KEY,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    parse_database_url,
+    require_production_keys,
+)
 
-# BIHUAN_DEMO=1 (set by `make demo` and the tests) allows the well-known development keys below.
-# Without it, both keys must come from the environment: a production start without them fails.
+# BIHUAN_DEMO=1 (set by `make demo` and the tests) allows the published development keys (bihuan.env).
+# Without it, both keys must come from the environment, and be real: a production start with a missing, published,
+# malformed or weak key fails, naming the variable.
 DEMO = env_bool("BIHUAN_DEMO", False)
-_DEMO_SECRET = "bihuan-demo-secret-key-not-for-production"
-_DEMO_DATA_KEY = "ZGVtby1kYXRhLWtleS0zMi1ieXRlcy1sb25nLS0tLS0="  # base64 of 32 bytes, demo only
 
-SECRET_KEY = env_str("BIHUAN_SECRET_KEY", _DEMO_SECRET if DEMO else None)
-# The data key (base64, 32 bytes) encrypts ID numbers and phones. Older keys stay readable through
+SECRET_KEY = env_str("BIHUAN_SECRET_KEY", DEMO_SECRET_KEY if DEMO else None)
+# The data key (base64, 32 random bytes) encrypts ID numbers and phones. Older keys stay readable through
 # BIHUAN_DATA_KEYS_OLD during a rotation (docs/operations.md).
-DATA_KEY = env_str("BIHUAN_DATA_KEY", _DEMO_DATA_KEY if DEMO else None)
+DATA_KEY = env_str("BIHUAN_DATA_KEY", DEMO_DATA_KEY if DEMO else None)
 DATA_KEYS_OLD = env_list("BIHUAN_DATA_KEYS_OLD", [])
 LOOKUP_KEY = env_str("BIHUAN_LOOKUP_KEY", "")
-if not DEMO and SECRET_KEY == _DEMO_SECRET:
-    raise ConfigError("BIHUAN_SECRET_KEY is the demo key; set a real one or BIHUAN_DEMO=1")
+if not DEMO:
+    require_production_keys(SECRET_KEY, DATA_KEY, DATA_KEYS_OLD)
 
 DEBUG = env_bool("BIHUAN_DEBUG", DEMO)
 ALLOWED_HOSTS = env_list("BIHUAN_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
