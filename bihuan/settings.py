@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # idle timeout (shorter for levels 1-2) and "log out everywhere"
+    "bihuan.login.SessionGuardMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # staff: a first password must be changed first; the person's own language
@@ -93,10 +95,24 @@ TEMPLATES = [
     },
 ]
 
+# Staff passwords: 10+ characters, not common, not like the username or name, not the phone, not a product or
+# place word with digits (bihuan2022), not a short pattern repeated (grid1grid1). See bihuan/core/passwords.py.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+     "OPTIONS": {"user_attributes": ("username", "first_name", "last_name", "email")}},
+    {"NAME": "bihuan.core.passwords.NotGuessableValidator"},
 ]
+
+# Sign-in throttling and sessions (bihuan/core/login.py).
+LOGIN_MAX_FAILURES = env_int("BIHUAN_LOGIN_MAX_FAILURES", 5, minimum=1)  # per account, within the window
+LOGIN_ADDRESS_MAX_FAILURES = env_int("BIHUAN_LOGIN_ADDRESS_MAX_FAILURES", 30, minimum=1)  # per client address
+LOGIN_WINDOW_MINUTES = env_int("BIHUAN_LOGIN_WINDOW_MINUTES", 15, minimum=1)
+LOGIN_LOCK_MINUTES = env_int("BIHUAN_LOGIN_LOCK_MINUTES", 15, minimum=1)  # the cool-off
+SESSION_IDLE_MINUTES = env_int("BIHUAN_SESSION_IDLE_MINUTES", 60, minimum=2)
+SESSION_IDLE_MINUTES_HIGH = env_int("BIHUAN_SESSION_IDLE_MINUTES_HIGH", 20, minimum=2)  # staff of levels 1-2
+SESSION_COOKIE_AGE = env_int("BIHUAN_SESSION_HOURS", 12, minimum=1) * 3600  # at most one working day
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -7,4 +7,10 @@ class CoreConfig(AppConfig):
     verbose_name = "Bihuan core"
 
     def ready(self):
+        from django.contrib.auth.signals import user_logged_in
+
+        from bihuan.login import stamp_session
+
         from . import excel  # noqa: F401 - installs the formula guard on every workbook cell (core.excel)
+
+        user_logged_in.connect(stamp_session, dispatch_uid="bihuan.core.login.stamp_session")

@@ -28,6 +28,7 @@ CHOICES = [
     ("loop.opened:push", _("大数据推送核查、转办")),
     ("loop.opened:control", _("管控：异常打卡、服务请求、核酸检测")),
     ("loop.opened", _("所有新待办（任何闭环）")),
+    ("account.locked", _("账号因多次登录失败被锁定")),
 ]
 LABELS = dict(CHOICES)
 
