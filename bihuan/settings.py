@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # request bodies above the limit of their kind refused before they are read
+    "bihuan.core.uploads.UploadLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -148,6 +150,15 @@ PUSH_TRANSFER_SIGN_HOURS = env_int("BIHUAN_PUSH_TRANSFER_SIGN_HOURS", 2, minimum
 PUBLIC_URL = env_str("BIHUAN_PUBLIC_URL", "http://127.0.0.1:8000" if DEMO else "").rstrip("/")
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
+# Uploads: the largest request body per path prefix, checked before the body is read (bihuan/core/uploads.py);
+# files above 2.5 MB go to a temporary file, not memory. Everything else (forms, JSON) is small.
+UPLOAD_LIMITS = {
+    "/pushes/upload/": env_int("BIHUAN_UPLOAD_PUSH_MB", 50, minimum=1) * 1024 * 1024,
+    "/api/v1/pushes/": env_int("BIHUAN_UPLOAD_PUSH_MB", 50, minimum=1) * 1024 * 1024,
+    "/import/": env_int("BIHUAN_UPLOAD_REGISTER_MB", 50, minimum=1) * 1024 * 1024,
+    "/pushes/policy/": 10 * 1024 * 1024,
+}
+UPLOAD_DEFAULT_LIMIT = 2 * 1024 * 1024
 
 LOGGING = {
     "version": 1,
