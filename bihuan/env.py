@@ -94,3 +94,54 @@ def parse_database_url(url: str) -> dict:
             "CONN_HEALTH_CHECKS": True,
         }
     raise ConfigError(f"DATABASE_URL: unsupported scheme {parts.scheme!r} (use sqlite:/// or postgres://)")
+
+
+# --- keys -------------------------------------------------------------------------------------------------
+
+# Keys that are public (in this repository): never accepted outside demo mode.
+DEMO_SECRET_KEY = "bihuan-demo-secret-key-not-for-production"
+DEMO_DATA_KEY = "ZGVtby1kYXRhLWtleS0zMi1ieXRlcy1sb25nLS0tLS0="  # base64 of 32 bytes, demo only
+PUBLISHED_KEYS = frozenset({DEMO_SECRET_KEY, DEMO_DATA_KEY})
+
+
+def data_key_problem(value: str) -> str | None:
+    """Why ``value`` is no data key (base64 of 32 random bytes), or None. A published key, text that is not
+    base64, a length other than 32 bytes, or bytes that are plainly not random (a passphrase of printable
+    characters, or fewer than 16 distinct byte values: 32 random bytes have about 30) are refused."""
+    import base64
+    import binascii
+
+    if value in PUBLISHED_KEYS:
+        return "is the published demo key"
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return "is not base64"
+    if len(raw) != 32:
+        return f"decodes to {len(raw)} bytes, not 32"
+    if all(32 <= b < 127 for b in raw) or len(set(raw)) < 16:
+        return "is not random (make one with: python -c \"import base64,os;print(base64.b64encode(os.urandom(32)).decode())\")"
+    return None
+
+
+def secret_key_problem(value: str) -> str | None:
+    """Why ``value`` is no secret key for production (Django's own rule: 50+ characters, 5+ distinct), or None."""
+    if value in PUBLISHED_KEYS:
+        return "is the published demo key"
+    if len(value) < 50 or len(set(value)) < 5 or value.startswith("django-insecure-"):
+        return "must be a random string of at least 50 characters"
+    return None
+
+
+def require_production_keys(secret_key: str, data_key: str, old_data_keys: list[str]) -> None:
+    """Refuse to start outside demo mode with a published, malformed or weak key (names the variable)."""
+    problems = []
+    if (why := secret_key_problem(secret_key)) is not None:
+        problems.append(f"BIHUAN_SECRET_KEY {why}")
+    if (why := data_key_problem(data_key)) is not None:
+        problems.append(f"BIHUAN_DATA_KEY {why}")
+    for n, key in enumerate(old_data_keys, start=1):
+        if (why := data_key_problem(key)) is not None and key != DEMO_DATA_KEY:
+            problems.append(f"BIHUAN_DATA_KEYS_OLD key {n} {why}")
+    if problems:
+        raise ConfigError("; ".join(problems) + " (set real keys, or BIHUAN_DEMO=1 for the demo)")

@@ -4,22 +4,31 @@ from __future__ import annotations
 
 from django.utils.translation import gettext_lazy as _
 
-from bihuan.env import BASE_DIR, ConfigError, env_bool, env_int, env_list, env_str, parse_database_url
+from bihuan.env import (
+    BASE_DIR,
+    DEMO_DATA_KEY,
+    DEMO_SECRET_KEY,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    parse_database_url,
+    require_production_keys,
+)
 
-# BIHUAN_DEMO=1 (set by `make demo` and the tests) allows the well-known development keys below.
-# Without it, both keys must come from the environment: a production start without them fails.
+# BIHUAN_DEMO=1 (set by `make demo` and the tests) allows the published development keys (bihuan.env).
+# Without it, both keys must come from the environment, and be real: a production start with a missing, published,
+# malformed or weak key fails, naming the variable.
 DEMO = env_bool("BIHUAN_DEMO", False)
-_DEMO_SECRET = "bihuan-demo-secret-key-not-for-production"
-_DEMO_DATA_KEY = "ZGVtby1kYXRhLWtleS0zMi1ieXRlcy1sb25nLS0tLS0="  # base64 of 32 bytes, demo only
 
-SECRET_KEY = env_str("BIHUAN_SECRET_KEY", _DEMO_SECRET if DEMO else None)
-# The data key (base64, 32 bytes) encrypts ID numbers and phones. Older keys stay readable through
+SECRET_KEY = env_str("BIHUAN_SECRET_KEY", DEMO_SECRET_KEY if DEMO else None)
+# The data key (base64, 32 random bytes) encrypts ID numbers and phones. Older keys stay readable through
 # BIHUAN_DATA_KEYS_OLD during a rotation (docs/operations.md).
-DATA_KEY = env_str("BIHUAN_DATA_KEY", _DEMO_DATA_KEY if DEMO else None)
+DATA_KEY = env_str("BIHUAN_DATA_KEY", DEMO_DATA_KEY if DEMO else None)
 DATA_KEYS_OLD = env_list("BIHUAN_DATA_KEYS_OLD", [])
 LOOKUP_KEY = env_str("BIHUAN_LOOKUP_KEY", "")
-if not DEMO and SECRET_KEY == _DEMO_SECRET:
-    raise ConfigError("BIHUAN_SECRET_KEY is the demo key; set a real one or BIHUAN_DEMO=1")
+if not DEMO:
+    require_production_keys(SECRET_KEY, DATA_KEY, DATA_KEYS_OLD)
 
 DEBUG = env_bool("BIHUAN_DEBUG", DEMO)
 ALLOWED_HOSTS = env_list("BIHUAN_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
@@ -53,12 +62,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # request bodies above the limit of their kind refused before they are read
+    "bihuan.core.uploads.UploadLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # idle timeout (shorter for levels 1-2) and "log out everywhere"
+    "bihuan.login.SessionGuardMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # staff: a first password must be changed first; the person's own language
@@ -85,10 +98,24 @@ TEMPLATES = [
     },
 ]
 
+# Staff passwords: 10+ characters, not common, not like the username or name, not the phone, not a product or
+# place word with digits (bihuan2022), not a short pattern repeated (grid1grid1). See bihuan/core/passwords.py.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+     "OPTIONS": {"user_attributes": ("username", "first_name", "last_name", "email")}},
+    {"NAME": "bihuan.core.passwords.NotGuessableValidator"},
 ]
+
+# Sign-in throttling and sessions (bihuan/core/login.py).
+LOGIN_MAX_FAILURES = env_int("BIHUAN_LOGIN_MAX_FAILURES", 5, minimum=1)  # per account, within the window
+LOGIN_ADDRESS_MAX_FAILURES = env_int("BIHUAN_LOGIN_ADDRESS_MAX_FAILURES", 30, minimum=1)  # per client address
+LOGIN_WINDOW_MINUTES = env_int("BIHUAN_LOGIN_WINDOW_MINUTES", 15, minimum=1)
+LOGIN_LOCK_MINUTES = env_int("BIHUAN_LOGIN_LOCK_MINUTES", 15, minimum=1)  # the cool-off
+SESSION_IDLE_MINUTES = env_int("BIHUAN_SESSION_IDLE_MINUTES", 60, minimum=2)
+SESSION_IDLE_MINUTES_HIGH = env_int("BIHUAN_SESSION_IDLE_MINUTES_HIGH", 20, minimum=2)  # staff of levels 1-2
+SESSION_COOKIE_AGE = env_int("BIHUAN_SESSION_HOURS", 12, minimum=1) * 3600  # at most one working day
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
@@ -124,6 +151,15 @@ PUSH_TRANSFER_SIGN_HOURS = env_int("BIHUAN_PUSH_TRANSFER_SIGN_HOURS", 2, minimum
 PUBLIC_URL = env_str("BIHUAN_PUBLIC_URL", "http://127.0.0.1:8000" if DEMO else "").rstrip("/")
 
 DATA_UPLOAD_MAX_MEMORY_SIZE = 50 * 1024 * 1024
+# Uploads: the largest request body per path prefix, checked before the body is read (bihuan/core/uploads.py);
+# files above 2.5 MB go to a temporary file, not memory. Everything else (forms, JSON) is small.
+UPLOAD_LIMITS = {
+    "/pushes/upload/": env_int("BIHUAN_UPLOAD_PUSH_MB", 50, minimum=1) * 1024 * 1024,
+    "/api/v1/pushes/": env_int("BIHUAN_UPLOAD_PUSH_MB", 50, minimum=1) * 1024 * 1024,
+    "/import/": env_int("BIHUAN_UPLOAD_REGISTER_MB", 50, minimum=1) * 1024 * 1024,
+    "/pushes/policy/": 10 * 1024 * 1024,
+}
+UPLOAD_DEFAULT_LIMIT = 2 * 1024 * 1024
 
 LOGGING = {
     "version": 1,

@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from bihuan import login as core_login
 from bihuan.api import api
 from bihuan.control import views as control_views
 from bihuan.directives import views as directives_views
@@ -8,7 +9,8 @@ from bihuan.register import views as register_views
 
 urlpatterns = [
     path("", register_views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
+    path("login/", core_login.ThrottledLoginView.as_view(), name="login"),
+    path("logout/everywhere/", core_login.logout_everywhere, name="logout_everywhere"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", api.urls),

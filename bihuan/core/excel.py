@@ -1,15 +1,82 @@
-"""The look of the workbooks the app writes (openpyxl), in one place: header styles, borders, column widths,
-title rows, and the conventional per-unit daily table (日报) of the dashboards' exports."""
+"""The one writer of the workbooks and CSV files the app makes (openpyxl), in one place: no text from outside ever
+reaches a spreadsheet as a formula, plus the look (header styles, borders, column widths, title rows) and the
+conventional per-unit daily table (日报) of the dashboards' exports.
+
+Formula injection (OWASP "CSV injection"): a text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage
+return is written with a leading apostrophe (``'=HYPERLINK(…)``), so Excel, WPS and LibreOffice show it as text and
+never evaluate it; numbers, dates and booleans stay what they are. The guard sits where openpyxl binds every cell
+value (``Cell._bind_value``, used by normal and write-only sheets alike), installed when this module is imported
+(``core.apps`` imports it at start), so no writer can forget it. A formula the app writes on purpose is a
+``Formula("=SUM(B2:B9)")``. Make workbooks with ``workbook()``, CSV with ``csv_writer()``, bytes with
+``to_bytes()``; the tabular readers drop the apostrophe again (``core.tabular.cell_text``), so an export reads back
+as it was.
+"""
 
 from __future__ import annotations
 
+import csv
 import io
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import Cell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
+
+# Characters that make a spreadsheet read a cell as a formula (OWASP CSV injection guidance).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+class Formula(str):
+    """A formula the app writes itself (``Formula("=SUM(B2:B9)")``): the only text written as a formula."""
+
+
+def neutral(value):
+    """``value`` safe for a spreadsheet cell: text that starts like a formula gets a leading apostrophe;
+    numbers, dates, booleans, ``None`` and ``Formula`` pass unchanged."""
+    if isinstance(value, str) and not isinstance(value, Formula) and value[:1] in FORMULA_STARTS:
+        return "'" + value
+    return value
+
+
+def _install_guard() -> None:
+    """Route every cell value openpyxl binds through ``neutral`` (once per process)."""
+    if getattr(Cell._bind_value, "_bihuan_guard", False):
+        return
+    original = Cell._bind_value
+
+    def _bind_value(self, value):
+        original(self, neutral(value))
+
+    _bind_value._bihuan_guard = True
+    Cell._bind_value = _bind_value
+
+
+_install_guard()
+
+
+def workbook(*, write_only: bool = False) -> Workbook:
+    """A new workbook (every workbook the app makes comes from here)."""
+    return Workbook(write_only=write_only)
+
+
+class _NeutralWriter:
+    def __init__(self, writer):
+        self._writer = writer
+
+    def writerow(self, row):
+        return self._writer.writerow([neutral(v) for v in row])
+
+    def writerows(self, rows):
+        for row in rows:
+            self.writerow(row)
+
+
+def csv_writer(stream, **kwargs) -> _NeutralWriter:
+    """``csv.writer(stream)`` whose every cell goes through ``neutral`` (the one CSV writer)."""
+    return _NeutralWriter(csv.writer(stream, **kwargs))
+
 
 HEADER_FONT = Font(bold=True)
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
@@ -65,7 +132,7 @@ def unit_table_workbook(*, sheet: str, title: str, unit_name: str, stamp: str, g
     groups (序号 / 单位 / each group's columns), one row per unit, a totals row (合计), borders everywhere,
     landscape and fitted to the page width. ``groups`` is [(group label, [(column label, getter(counts))])]."""
     width = 2 + sum(len(cols) for _g, cols in groups)
-    wb = Workbook()
+    wb = workbook()
     ws = wb.active
     ws.title = sheet
 

@@ -47,3 +47,26 @@ class ApiToken(models.Model):
     @staticmethod
     def new_key() -> str:
         return "bh_" + secrets.token_urlsafe(32)
+
+
+class LoginThrottle(models.Model):
+    """Failed sign-ins of one account (``user:<username>``) or one client address (``ip:<address>``) within the
+    current window, and until when it is locked (``bihuan.login``)."""
+
+    key = models.CharField(max_length=200, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_start = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures}"
+
+
+class SessionFence(models.Model):
+    """Sessions of ``user`` that began before ``valid_after`` are over ("log out everywhere", a password change)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    valid_after = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.user_id} after {self.valid_after:%Y-%m-%d %H:%M}"

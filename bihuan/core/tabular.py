@@ -31,6 +31,7 @@ from collections.abc import Iterable, Iterator
 from html.parser import HTMLParser
 from typing import Any
 
+from bihuan.core.excel import FORMULA_STARTS
 from bihuan.core.personal import normalize_id_number, normalize_phone
 
 Rows = Iterator[tuple[int, tuple]]
@@ -70,8 +71,47 @@ def cell_text(value: Any, max_length: int | None = None) -> str:
     else:
         text = str(value)
     text = text.strip()
+    if text[:1] == "'" and text[1:2] in FORMULA_STARTS:
+        text = text[1:]  # the apostrophe core.excel put before text that looks like a formula: read back as written
     if max_length is not None and len(text) > max_length:
         raise BadCell(f"不能超过 {max_length} 个字符 (at most {max_length} characters)")
+    return text
+
+
+NAME_MARKS = "·•・‧･"  # the middle dots between the parts of a transliterated name (阿卜杜·热合曼)
+BAD_NAME = "姓名只能由文字、“·”和空格组成 (a name is letters, · and spaces)"
+
+
+def is_person_name(text: str) -> bool:
+    """A person's name: letters (any script) with their marks, middle dots and spaces; inside a Latin name also
+    ``-``, ``'`` and ``.`` (Jean-Pierre O'Neil Jr.). Never a formula, a digit, a bracket or a control character."""
+    if not text or not unicodedata.category(text[0]).startswith("L"):
+        return False
+    for ch in text:
+        kind = unicodedata.category(ch)
+        if kind[0] in "LM" or ch in NAME_MARKS or ch == " " or ch in "-'.":
+            continue
+        return False
+    return True
+
+
+FORMULA_LIKE = "不能以 = + - @ 开头（电子表格会把它当作公式）(must not start like a spreadsheet formula)"
+
+
+def label_cell(value: Any, max_length: int | None = None) -> str:
+    """A label that is no person's name (a unit's or staff member's name): any text that does not start like a
+    formula."""
+    text = cell_text(value, max_length)
+    if text[:1] in FORMULA_STARTS:
+        raise BadCell(FORMULA_LIKE)
+    return text
+
+
+def name_cell(value: Any, max_length: int | None = None) -> str:
+    """A person's name from a cell ('' for a blank cell); anything else that is no name is a BadCell."""
+    text = " ".join(cell_text(value, max_length).split())
+    if text and not is_person_name(text):
+        raise BadCell(BAD_NAME)
     return text
 
 
@@ -189,10 +229,22 @@ def _delimiter(text: str) -> str:
 
 
 def _csv_rows(data: bytes) -> Rows:
-    text, _encoding = decode_text(data)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
+    """Rows decoded as the stream goes (memory: the bytes plus one row, never a copy of the whole text); the
+    encoding is told from the first megabyte."""
+    _text, encoding = decode_text(_head(data))
+    csv.field_size_limit(MAX_CELL_CHARS + 1)
+    stream = io.TextIOWrapper(io.BytesIO(data), encoding=encoding, errors="strict", newline="")
+    reader = csv.reader(stream, delimiter=_delimiter(_text[:65536]))
     for number, row in enumerate(reader, start=1):
         yield number, tuple(row)
+
+
+def _head(data: bytes, size: int = 1 << 20) -> bytes:
+    """The first ``size`` bytes, cut back to a line end so no character is split."""
+    if len(data) <= size:
+        return data
+    cut = data.rfind(b"\n", 0, size)
+    return data[:cut + 1] if cut > 0 else data[:size]
 
 
 def _xlsx_sheets(data: bytes) -> Iterator[tuple[str, Rows]]:
@@ -349,18 +401,102 @@ def _html_rows(data: bytes) -> Rows:
     yield from enumerate(parser.rows, start=1)
 
 
-def read_sheets(data: bytes, file_name: str = "") -> Iterator[tuple[str, Rows]]:
-    """Every sheet of the file (a CSV file is one sheet named after the file). Raises UnreadableFile."""
+# Limits on what a file may make the server do (core.tabular is the one reader of uploads).
+MAX_ROWS = 1_000_000  # rows per sheet
+MAX_COLUMNS = 300
+MAX_CELL_CHARS = 32_767  # Excel's own limit of a cell
+XLSX_MAX_UNPACKED = 512 * 1024 * 1024  # bytes of all members of a workbook, unpacked
+XLSX_MAX_RATIO = 200  # unpacked / packed, per member (real sheets compress 5-20 times)
+XLSX_MAX_MEMBERS = 2_000
+_XML_DECLS = re.compile(rb"<!DOCTYPE|<!ENTITY", re.I)
+
+
+def check_xlsx(data: bytes) -> None:
+    """Refuse a zip bomb or an XML bomb before openpyxl reads a byte of it: too many members, a member that unpacks
+    to more than ``XLSX_MAX_RATIO`` times its packed size, more than ``XLSX_MAX_UNPACKED`` in all, or a DOCTYPE /
+    ENTITY declaration in any XML part (a workbook never has one; defusedxml refuses them again when parsing)."""
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise UnreadableFile("无法读取文件：不是有效的 .xlsx 文件 (not a valid .xlsx file)") from None
+    with archive:
+        members = archive.infolist()
+        if len(members) > XLSX_MAX_MEMBERS:
+            raise UnreadableFile(f"文件包含的部件过多 (more than {XLSX_MAX_MEMBERS} parts)")
+        total = 0
+        for info in members:
+            total += info.file_size
+            if info.file_size > 1024 * 1024 and info.file_size > XLSX_MAX_RATIO * max(info.compress_size, 1):
+                raise UnreadableFile("文件压缩比异常，疑似压缩炸弹，已拒绝 (refused: decompression ratio too high)")
+            if total > XLSX_MAX_UNPACKED:
+                raise UnreadableFile("文件解压后过大，已拒绝 (refused: too large when unpacked)")
+        for info in members:
+            if info.filename.endswith((".xml", ".rels", ".vml")):
+                with archive.open(info) as part:
+                    head = part.read(64 * 1024)
+                if _XML_DECLS.search(head):
+                    raise UnreadableFile("文件含有 XML 实体声明，已拒绝 (refused: XML entity declarations)")
+
+
+EXTENSION_KINDS = {".xlsx": {XLSX}, ".xlsm": {XLSX}, ".xls": {XLS, XLSX, HTML}, ".csv": {CSV}, ".txt": {CSV},
+                   ".htm": {HTML}, ".html": {HTML}}
+
+
+def check_extension(data: bytes, file_name: str) -> str:
+    """The file's kind, refused when its content is not what its name says (a zip named .csv, a program named
+    .xlsx). An .xls may hold a real .xls, an .xlsx or a web page: government systems export all three so named."""
     kind = file_kind(data, file_name)
+    ext = "." + file_name.rsplit(".", 1)[-1].lower() if "." in file_name else ""
+    allowed = EXTENSION_KINDS.get(ext)
+    if allowed is not None and kind not in allowed:
+        raise UnreadableFile(f"文件内容与扩展名 {ext} 不符 (the content is not a {ext} file)")
+    return kind
+
+
+def guarded_rows(rows: Rows, kind: str) -> Rows:
+    """The rows of a sheet, within the limits, and every error while reading them an UnreadableFile."""
+    try:
+        for number, values in rows:
+            if number > MAX_ROWS:
+                raise UnreadableFile(f"行数超过上限 {MAX_ROWS:,} 行，请拆分后上传 (more than {MAX_ROWS:,} rows)")
+            if len(values) > MAX_COLUMNS:
+                values = tuple(values)
+                if any(not is_blank(v) for v in values[MAX_COLUMNS:]):
+                    raise UnreadableFile(f"第 {number} 行超过 {MAX_COLUMNS} 列 (row {number} has more than "
+                                         f"{MAX_COLUMNS} columns)")
+                values = values[:MAX_COLUMNS]
+            for v in values:
+                if isinstance(v, str) and (len(v) > MAX_CELL_CHARS or "\x00" in v):
+                    raise UnreadableFile(f"第 {number} 行有超长或含空字符（NUL）的单元格 (row {number}: a cell is "
+                                         f"longer than {MAX_CELL_CHARS} characters or holds NUL)")
+            yield number, values
+    except UnreadableFile:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a file that breaks while read is the user's error, told as such
+        raise UnreadableFile(f"无法读取文件，请上传 .xlsx、.xls 或 .csv 文件 (not a readable {kind} file: "
+                             f"{type(exc).__name__})") from exc
+
+
+def read_sheets(data: bytes, file_name: str = "") -> Iterator[tuple[str, Rows]]:
+    """Every sheet of the file (a CSV file is one sheet named after the file). Raises UnreadableFile, also while
+    its rows are read: a file whose name and content disagree, a zip or XML bomb, too many rows or columns, an
+    over-long or NUL cell, or any breakage."""
+    kind = check_extension(data, file_name)
+    if kind == XLSX:
+        check_xlsx(data)
     try:
         if kind == XLSX:
-            yield from _xlsx_sheets(data)
+            sheets = _xlsx_sheets(data)
         elif kind == XLS:
-            yield from _xls_sheets(data)
+            sheets = _xls_sheets(data)
         elif kind == HTML:
-            yield file_name or "html", _html_rows(data)
+            sheets = iter([(file_name or "html", _html_rows(data))])
         else:
-            yield file_name or "csv", _csv_rows(data)
+            sheets = iter([(file_name or "csv", _csv_rows(data))])
+        for name, rows in sheets:
+            yield name, guarded_rows(rows, kind)
     except UnreadableFile:
         raise
     except Exception as exc:  # noqa: BLE001 - any broken file is the user's error, told as such

@@ -115,12 +115,11 @@ DURATION_FORMAT = "[h]:mm:ss"
 
 def readiness_workbook(directive: Directive, rows: list[ReadinessRow] | None = None) -> bytes:
     """The report as an .xlsx (openpyxl): one row per unit, indented by level, durations as [h]:mm:ss."""
-    from openpyxl import Workbook
     from openpyxl.styles import Alignment
 
     rows = readiness_report(directive) if rows is None else rows
     level_names = dict(LevelName.objects.values_list("level", "name_zh"))
-    wb = Workbook()
+    wb = excel.workbook()
     ws = wb.active
     ws.title = "演练报告" if directive.is_exercise else "响应时效"
     kind = "演练" if directive.is_exercise else "实战"

@@ -19,7 +19,6 @@ from collections import defaultdict
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from openpyxl import Workbook
 
 from bihuan.core import excel
 from bihuan.loops.models import Loop, LoopState
@@ -105,7 +104,7 @@ def feedback_workbook(directive: Directive, unit: Unit) -> tuple[bytes, int]:
     """Two sheets: 各单位反馈 (one row per unit in scope, its state and answers) and 汇总 (the rollup, with its
     rule). Returns the workbook and the number of unit rows; the caller's download writes the audit row."""
     form = directive.feedback_form
-    wb = Workbook(write_only=True)
+    wb = excel.workbook(write_only=True)
     per_unit = wb.create_sheet(_("各单位反馈"))
     per_unit.append([_("单位"), _("单位编码"), _("层级"), _("状态"), _("签收时间"), _("反馈时间")]
                     + [f["label"] for f in form])

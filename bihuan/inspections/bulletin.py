@@ -173,12 +173,10 @@ def pdf(bulletin: Bulletin) -> bytes:
 
 
 def workbook(bulletin: Bulletin) -> bytes:
-    from openpyxl import Workbook
-
-    from bihuan.core.excel import BORDER
+    from bihuan.core import excel
 
     c = bulletin.content
-    wb = Workbook()
+    wb = excel.workbook()
     ws = wb.active
     ws.title = "督导通报"
     title_row(ws, f"{title(bulletin)}（{number(bulletin)}）", size=14)
@@ -191,22 +189,18 @@ def workbook(bulletin: Bulletin) -> bytes:
         ws.append(["名次", "单位", "得分"])
         header_style(ws[ws.max_row], fill=True)
         for x in rows:
-            ws.append([x["rank"], _safe(x["name"]), x["score"]])
+            ws.append([x["rank"], x["name"], x["score"]])
         ws.append([])
     ws.append(["发现问题"])
     ws.append(["日期", "单位", "问题", "等级", "重复", "整改"])
     header_style(ws[ws.max_row], fill=True)
     for r in c["findings"]:
-        ws.append([r["date"], _safe(r["unit"]), _safe(r["text"]), r["severity"], "是" if r["repeat"] else "",
+        ws.append([r["date"], r["unit"], r["text"], r["severity"], "是" if r["repeat"] else "",
                    r["state"]])
         for cell in ws[ws.max_row]:
-            cell.border = BORDER
+            cell.border = excel.BORDER
     ws.append([])
     ws.append(["整改情况"] + [f"{k} {v}" for k, v in c["status"].items()])
     set_widths(ws, [10, 24, 40, 10, 8, 12, 10, 10])
     return to_bytes(wb)
 
-
-def _safe(text: str) -> str:
-    """No formula reaches Excel from a name."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text

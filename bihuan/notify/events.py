@@ -30,6 +30,7 @@ CHOICES = [
     ("loop.opened:inspections", _("督查整改")),
     ("inspections", _("督查：重复问题、整改退回、督导通报")),
     ("loop.opened", _("所有新待办（任何闭环）")),
+    ("account.locked", _("账号因多次登录失败被锁定")),
 ]
 LABELS = dict(CHOICES)
 

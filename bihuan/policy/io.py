@@ -238,10 +238,9 @@ def import_risk_areas(data: bytes, file_name: str = "", *, acting_user, list_nam
 
 def template_bytes() -> bytes:
     """An empty risk-area workbook with the headers, one example row and notes."""
-    from openpyxl import Workbook
     from openpyxl.comments import Comment
 
-    wb = Workbook()
+    wb = excel.workbook()
     ws = wb.active
     ws.title = "风险区名单"
     ws.append([header for _k, header, *_ in COLUMNS])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import datetime as dt
 
 from django.utils import timezone
-from openpyxl import Workbook
 
 from bihuan.core import crypto, excel
 from bihuan.register.models import Unit, subtree_q
@@ -32,7 +31,7 @@ def handoff_xlsx(unit: Unit, date: dt.date, *, reveal: bool = False) -> tuple[by
     """The hand-off record (区外人员移交表) of a unit's subtree for one day, as an Excel workbook, and its number
     of people. Full ID numbers and phones only with ``reveal`` (the receiving city must reach the person);
     masked otherwise. The download that serves it writes the export's audit row (``core.http.download``)."""
-    wb = Workbook()
+    wb = excel.workbook()
     ws = wb.active
     ws.title = "区外移交"
     excel.title_row(ws, f"{unit.name} 区外人员移交表（{date:%Y-%m-%d}）")

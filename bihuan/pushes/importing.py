@@ -23,16 +23,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import io
 import logging
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
-from openpyxl import Workbook
 
-from bihuan.core import audit
+from bihuan.core import audit, excel
 from bihuan.core.bulk import update_rows
 from bihuan.core.roles import Perm
 from bihuan.core.tabular import UnreadableFile, cell_text, chunks, estimate_rows, is_blank, read_sheets
@@ -408,7 +406,7 @@ def batch_report_xlsx(batch: PushBatch, *, acting_user=None) -> bytes:
     field_headers = {f: h for h, f in batch.column_mapping.items() if f}
     ordered = [field_headers[f] for f in FIELDS if f in field_headers]
     ordered += sorted(h for h, f in batch.column_mapping.items() if not f)
-    book = Workbook(write_only=True)
+    book = excel.workbook(write_only=True)
 
     totals = book.create_sheet("汇总")
     for label, value in (("文件", batch.file_name), ("推送来源", batch.source), ("导入单位", batch.unit.name),
@@ -431,9 +429,8 @@ def batch_report_xlsx(batch: PushBatch, *, acting_user=None) -> bytes:
         extra = [k for k in masked if k not in batch.column_mapping]
         rows.append([number, str(labels.get(result, result)), reason, fields.get(field, FIELDS.get(field, field)),
                      *(masked.get(h, "") for h in ordered), *(f"{k}: {masked[k]}" for k in extra)])
-    buffer = io.BytesIO()
-    book.save(buffer)
+    data = excel.to_bytes(book)
     if acting_user is not None:
         audit.record(actor=acting_user, action="push.report", target=batch,
                      changes={"rows": batch.rows_total, "unit": scope_of(acting_user).unit.pk})
-    return buffer.getvalue()
+    return data

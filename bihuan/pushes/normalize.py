@@ -34,7 +34,17 @@ from bihuan.core.personal import (
     mask_phone,
     sex_from_id,
 )
-from bihuan.core.tabular import MANGLED, BadCell, cell_text, digits_text, id_number_cell, is_blank, phone_cell
+from bihuan.core.tabular import (
+    BAD_NAME,
+    MANGLED,
+    BadCell,
+    cell_text,
+    digits_text,
+    id_number_cell,
+    is_blank,
+    is_person_name,
+    phone_cell,
+)
 
 # Reasons (PushRow.reason). Rejections name a field (PushRow.field).
 NO_NAME = "缺少姓名"
@@ -226,6 +236,8 @@ def normalize_row(number: int, cells: dict[str, Any], *, today: dt.date) -> Row:
         return row.reject("name", NO_NAME)
     if len(row.name) > MAX_LENGTHS["name"]:
         return row.reject("name", NAME_TOO_LONG)
+    if not is_person_name(row.name):
+        return row.reject("name", BAD_NAME)
     try:
         row.id_number = parse_id_number(cells.get("id_number"))
     except BadCell as exc:

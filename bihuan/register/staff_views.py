@@ -176,6 +176,18 @@ def staff_reset_password(request, staff_id: int, scope):
 
 
 @require_POST
+@staff_required(Perm.MANAGE_STAFF)
+def staff_unlock(request, staff_id: int, scope):
+    """Lift a sign-in lock at once (bihuan.login; audited)."""
+    from bihuan.login import do_unlock_account
+
+    staff = access_staff(request.user, staff_id)
+    do_unlock_account(user=staff.user, acting_user=request.user)
+    messages.success(request, _("%(name)s 的账号已解锁") % {"name": staff.name})
+    return redirect("register:staff", unit_id=staff.unit_id)
+
+
+@require_POST
 @staff_required(Perm.REVEAL_PERSONAL)
 def staff_reveal(request, staff_id: int, scope):
     """A person's phone in full as a one-tap ``tel:`` link; the read is audited."""

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from django.core.exceptions import PermissionDenied
-from openpyxl import Workbook
 from openpyxl.cell import WriteOnlyCell
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment
@@ -47,6 +46,9 @@ from .columns import (
 )
 from .staff_sheet import staff_rows
 
+if TYPE_CHECKING:
+    from openpyxl import Workbook
+
 logger = logging.getLogger("bihuan.register.workbook")
 
 
@@ -82,7 +84,7 @@ def _notes_rows() -> list[list[str]]:
 
 def template_workbook() -> Workbook:
     """The empty workbook: three sheets with headers, dropdowns for the coded columns, and the 说明 sheet."""
-    book = Workbook()
+    book = excel.workbook()
     book.remove(book.active)
     choices = _choices()
     lists = {
@@ -164,7 +166,7 @@ def write_workbook(root_unit: Unit, stream: IO[bytes], *, acting_user) -> Export
     require(acting_user, Perm.EXPORT_REGISTER)
     unit = access_unit(acting_user, root_unit.pk)
     counts = ExportCounts()
-    book = Workbook(write_only=True)
+    book = excel.workbook(write_only=True)
     subtree = subtree_q(unit.path)
 
     ws = _sheet(book, SHEET_UNITS, UNIT_COLUMNS)

@@ -23,10 +23,12 @@ from bihuan.core.pinyin import initials
 from bihuan.core.roles import Perm
 from bihuan.core.tabular import BadCell as _Bad
 from bihuan.core.tabular import cell_text as _text
-from bihuan.core.tabular import chunks
+from bihuan.core.tabular import check_xlsx, chunks, guarded_rows
 from bihuan.core.tabular import header_key as _header_key
 from bihuan.core.tabular import id_number_cell as _id_number
 from bihuan.core.tabular import is_blank as _is_blank
+from bihuan.core.tabular import label_cell as _label_cell
+from bihuan.core.tabular import name_cell as _name
 from bihuan.core.tabular import phone_cell as _phone
 
 from ..access import Scope, access_unit, require
@@ -104,10 +106,16 @@ def _file_name(source: Any) -> str:
 
 def _read(source: Any, wanted=ALL_SHEETS) -> tuple[dict[str, _Sheet], list[RowError]]:
     if isinstance(source, bytes | bytearray):
-        source = io.BytesIO(source)
-    elif hasattr(source, "seek"):
-        source.seek(0)
-    book = load_workbook(source, read_only=True, data_only=True)
+        data = bytes(source)
+    elif hasattr(source, "read"):
+        if hasattr(source, "seek"):
+            source.seek(0)
+        data = source.read()
+    else:
+        with open(source, "rb") as handle:
+            data = handle.read()
+    check_xlsx(data)  # the one reader's limits: no zip or XML bomb reaches openpyxl
+    book = load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     sheets: dict[str, _Sheet] = {}
     errors: list[RowError] = []
     try:
@@ -118,7 +126,8 @@ def _read(source: Any, wanted=ALL_SHEETS) -> tuple[dict[str, _Sheet], list[RowEr
                 continue
             ws = book[title]
             ws.reset_dimensions()  # some writers store wrong dimensions; read every row there is
-            sheet, sheet_errors = _read_sheet(name, columns, ws.iter_rows(values_only=True))
+            rows = (values for _n, values in guarded_rows(enumerate(ws.iter_rows(values_only=True), start=1), "xlsx"))
+            sheet, sheet_errors = _read_sheet(name, columns, rows)
             errors += sheet_errors
             if sheet is not None:
                 sheets[name] = sheet
@@ -264,7 +273,7 @@ class _Importer:
         header = {c.key: c.header for c in cols}
         parsers = {
             "code": lambda v: _code(v, _max(Unit, "code")),
-            "name": lambda v: _text(v, _max(Unit, "name")),
+            "name": lambda v: _label_cell(v, _max(Unit, "name")),
             "level": _level,
             "kind": lambda v: _choice("unit_kind", v),
             "parent_code": lambda v: _code(v, _max(Unit, "code")),
@@ -481,7 +490,7 @@ class _Importer:
         header = {c.key: c.header for c in cols}
         parsers: dict[str, Any] = {
             "household_code": lambda v: _code(v, _max(Household, "code")),
-            "name": lambda v: _text(v, _max(Resident, "name")),
+            "name": lambda v: _name(v, _max(Resident, "name")),
             "id_number": _id_number,
             "phone": _phone,
             "sex": lambda v: "" if _is_blank(v) else _choice("sex", v),

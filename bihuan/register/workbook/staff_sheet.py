@@ -27,6 +27,7 @@ from bihuan.core.pinyin import initials
 from bihuan.core.tabular import BadCell as _Bad
 from bihuan.core.tabular import cell_text as _text
 from bihuan.core.tabular import is_blank as _is_blank
+from bihuan.core.tabular import label_cell as _label_cell
 from bihuan.core.tabular import phone_cell as _phone
 
 from ..models import Household, Staff, Unit, subtree_q
@@ -60,7 +61,7 @@ def _codes(value: Any) -> list[str]:
 def _parse(number: int, raw: dict, errors: list[RowError]) -> dict | None:
     parsers = {
         "username": lambda v: _text(v, 150),
-        "name": lambda v: _text(v, _max(Staff, "name")),
+        "name": lambda v: _label_cell(v, _max(Staff, "name")),
         "phone": _phone,
         "email": lambda v: _text(v, 254),
         "unit_code": lambda v: _code(v, _max(Unit, "code")),

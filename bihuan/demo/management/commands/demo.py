@@ -7,6 +7,7 @@ import sys
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
+from bihuan.demo.guard import require_demo_mode
 from bihuan.register.models import Staff, Unit
 
 DEMO_PASSWORD = "bihuan2022"  # the password the generator gives every generated account
@@ -14,13 +15,14 @@ DEMO_PASSWORD = "bihuan2022"  # the password the generator gives every generated
 
 class Command(BaseCommand):
     help = ("Run the demo: migrate, generate the 'demo' district once, print logins, serve on 127.0.0.1:8000 "
-            "and run a background worker beside the server (Ctrl-C stops both).")
+            "and run a background worker beside the server (Ctrl-C stops both). Demo mode (BIHUAN_DEMO=1) only.")
 
     def add_arguments(self, parser):
         parser.add_argument("--bind", default="127.0.0.1:8000", help="address for gunicorn (default 127.0.0.1:8000)")
         parser.add_argument("--no-serve", action="store_true", help="prepare the database and print logins only")
 
     def handle(self, *args, bind, no_serve, **options):
+        require_demo_mode("demo")
         call_command("migrate", interactive=False, verbosity=0)
         if not Unit.objects.exists():
             self.stdout.write("Generating the demo district …")

@@ -12,6 +12,7 @@ from bihuan.demo.generate import (
     register_is_empty,
     reset_register,
 )
+from bihuan.demo.guard import require_demo_mode
 
 
 class Command(BaseCommand):
@@ -21,7 +22,8 @@ class Command(BaseCommand):
         "tiny (a few hundred residents, every level present), demo (about 20,000 residents), "
         "yaodu (the real district: 26 township-level units, 57 communities, 372 villages, about 944,000 "
         "residents). The same seed gives the same district. All generated accounts get the password "
-        "'bihuan2022'. Refuses to run on a non-empty register unless --reset is given."
+        "'bihuan2022'. Refuses to run on a non-empty register unless --reset is given, and outside demo mode "
+        "(BIHUAN_DEMO=1) always."
     )
 
     def add_arguments(self, parser):
@@ -35,6 +37,7 @@ class Command(BaseCommand):
                                  "at them (directives, loops, ...)")
 
     def handle(self, *args, preset: str, seed: int, reset: bool, verbosity: int = 1, **options):
+        require_demo_mode("generate")
         def out(line: str) -> None:
             if verbosity >= 1:
                 self.stdout.write(line)
