@@ -346,7 +346,7 @@ def test_end_to_end_the_report_at_every_level_equals_a_recount(district):
         ("己", ids[5], "13900000006", "月球背面"),  # → the queue, then dispatched
         ("庚", ids[6], "13900000007", "鼓楼社区"),
         ("甲", ids[0], "13900000001", "锦悦小区3号楼1单元101"),  # a duplicate row
-        ("辛", "123", "13900000008", "鼓楼社区"),  # rejected: a bad ID number
+        ("辛", "123", "", ""),  # rejected: a bad ID number and neither a phone nor an address
     ]
     text = "姓名,身份证号,手机号,来源地,抵达时间,现住址\n" + "\n".join(
         f"{n},{i},{p},上海市浦东新区,{timezone.localdate():%Y-%m-%d},{a}" for n, i, p, a in rows) + "\n"
