@@ -2,6 +2,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from bihuan.api import api
+from bihuan.checkpoints import views as checkpoint_views
 from bihuan.control import views as control_views
 from bihuan.directives import views as directives_views
 from bihuan.register import views as register_views
@@ -19,5 +20,9 @@ urlpatterns = [
     path("pushes/", include("bihuan.pushes.urls")),
     path("control/", include("bihuan.control.urls")),
     path("p/<str:token>/", control_views.person, name="person"),
+    path("checkpoints/", include("bihuan.checkpoints.urls")),
+    path("report/", checkpoint_views.self_report, name="self_report"),
+    path("report/r/<str:token>/", checkpoint_views.self_report_receipt, name="self_report_receipt"),
+    path("s/<str:token>/", checkpoint_views.screen_link, name="screen_link"),
     path("", include("bihuan.register.urls")),
 ]
