@@ -13,7 +13,7 @@ import datetime as dt
 
 from django.http import HttpRequest
 from django.utils import timezone
-from ninja import Field, Query, Router, Schema
+from ninja import Field, Router, Schema
 
 from bihuan.core.roles import Perm
 from bihuan.pushes import report as push_report
@@ -160,14 +160,14 @@ def post_registration(request: HttpRequest, checkpoint_id: int, payload: Registr
 
 
 @router.get("/checkpoints/{checkpoint_id}/registrations", response={200: list[RegistrationOut], **ERRORS})
-def list_registrations(request: HttpRequest, checkpoint_id: int, day: dt.date | None = Query(None)):
+def list_registrations(request: HttpRequest, checkpoint_id: int, day: dt.date | None = None):
     checkpoint = actions.access_checkpoint(request.auth, checkpoint_id)
     require(request.auth, Perm.REGISTER_CHECKPOINT)
     return [_registration_out(r) for r in selectors.registrations_of(checkpoint, day or timezone.localdate())]
 
 
 @router.get("/self-reports", response={200: list[SelfReportOut], **ERRORS})
-def list_self_reports(request: HttpRequest, day: dt.date | None = Query(None)):
+def list_self_reports(request: HttpRequest, day: dt.date | None = None):
     """The day's self-reports whose person is verified in the caller's part of the district (masked)."""
     scope = require(request.auth, Perm.VERIFY_PUSH)
     low, high = push_report.day_bounds(day or timezone.localdate())
