@@ -57,6 +57,7 @@ from .validation import (
 )
 
 MAX_PEOPLE = 60  # a coach
+PENDING, DONE = "pending", "done"  # Traveller.push_state
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read aloud and typed at a checkpoint
 CODE_LENGTH = 8
 COMMUNITY_LEVEL = 4
@@ -228,7 +229,8 @@ def do_register(checkpoint: Checkpoint, *, token: str, people: list[dict], actin
                               test_hours=c["test_hours"], note=c["note"], risk_level=m.risk_level,
                               risk_area=m.risk_area[:200], resident_id=m.resident[0] if m.resident else None,
                               self_report=m.self_report, already_pushed=m.already_pushed,
-                              reasons="；".join(m.reasons)[:300], abnormal=m.abnormal)
+                              reasons="；".join(m.reasons)[:300], abnormal=m.abnormal,
+                              push_state=PENDING if m.needs_verification else "")
                 if c["id_number"]:
                     t.set_id_number(c["id_number"])
                 elif c["report"] is not None:
@@ -241,7 +243,7 @@ def do_register(checkpoint: Checkpoint, *, token: str, people: list[dict], actin
                     t.phone_masked, t.phone_tail = c["report"].phone_masked, c["report"].phone_tail
                 travellers.append(t)
             Traveller.objects.bulk_create(travellers)
-            _push_travellers(checkpoint, registration, travellers, clean, acting_user, at)
+            registration.new_travellers = travellers  # for the answer, without reading them back
             _alert(checkpoint, travellers, acting_user)
             arrived = [t.self_report_id for t in travellers if t.self_report_id]
             if arrived:
@@ -259,14 +261,6 @@ def do_register(checkpoint: Checkpoint, *, token: str, people: list[dict], actin
     return registration, True
 
 
-def _clear_values(c: dict) -> tuple[str, str]:
-    """The clear ID number and phone of a person (unsealed from their self-report when pulled in by code)."""
-    report = c["report"]
-    id_number = c["id_number"] or (crypto.unseal(report.id_sealed) if report and report.id_sealed else "")
-    phone = c["phone"] or (crypto.unseal(report.phone_sealed) if report and report.phone_sealed else "")
-    return id_number, phone
-
-
 def _row(name: str, id_number: str, phone: str, *, origin: str = "", address: str = "", community: str = "",
          arrival: dt.date | None = None, id_problem: str = "") -> Row:
     row = Row(0, name=name, id_number=id_number, phone=phone, origin=origin[:200], address=address[:300],
@@ -276,27 +270,44 @@ def _row(name: str, id_number: str, phone: str, *, origin: str = "", address: st
     return row
 
 
-def _push_travellers(checkpoint, registration, travellers, clean, acting_user, at) -> None:
-    findings, owners = [], []
-    for t, c in zip(travellers, clean, strict=True):
-        if not t.reasons:
-            continue
-        id_number, phone = _clear_values(c)
-        dest = t.destination_unit
-        row = _row(t.name, id_number, phone, origin=t.origin, address=t.destination,
-                   community=dest.name if dest else "", arrival=timezone.localdate(at), id_problem=t.id_problem)
-        where = registration.plate or str(VehicleType.FOOT.label)
-        findings.append(intake.Finding(row=row, ref_type="checkpoints.traveller", ref_id=t.pk,
-                                       summary=f"{checkpoint.name} {timezone.localtime(at):%m-%d %H:%M} {where}",
-                                       reasons=t.reasons, unit_id=checkpoint.unit_id))
-        owners.append(t)
-    if not findings:
-        return
-    people = intake.push_findings(findings, source=intake.CHECKPOINT, unit=checkpoint.unit,
-                                  acting_user=acting_user, at=at)
-    for t, person in zip(owners, people, strict=True):
-        t.pushed_person = person
-    Traveller.objects.bulk_update(owners, ["pushed_person"])
+def push_pending(*, owner: str = "", limit: int = 500) -> int:
+    """Push the registered people who need verification (source 卡口), as the worker task ``checkpoints.push``
+    does every tick: claimed by a lease (a crashed worker loses nothing), grouped by checkpoint, one
+    ``intake.push_findings`` call per checkpoint (de-duplicated, routed, verification loops opened, owners told),
+    each registration as the person's evidence. Idempotent. Returns how many people it pushed."""
+    from bihuan.core.worker import claim, worker_id
+
+    owner = owner or f"{worker_id()}:inline"
+    todo = Traveller.objects.filter(push_state=PENDING).order_by("id")
+    held = claim(todo, owner=owner, limit=limit, lease_seconds=120)
+    if not held:
+        return 0
+    held = list(Traveller.objects.filter(pk__in=[t.pk for t in held], locked_by=owner)
+                .select_related("registration__checkpoint", "destination_unit", "registration__registered_by"))
+    by_checkpoint: dict[int, list[Traveller]] = {}
+    for t in held:
+        by_checkpoint.setdefault(t.registration.checkpoint_id, []).append(t)
+    for group in by_checkpoint.values():
+        checkpoint = group[0].registration.checkpoint
+        findings = []
+        for t in group:
+            reg, dest = t.registration, t.destination_unit
+            row = _row(t.name, crypto.unseal(t.id_sealed) if t.id_sealed else "",
+                       crypto.unseal(t.phone_sealed) if t.phone_sealed else "", origin=t.origin, address=t.destination,
+                       community=dest.name if dest else "", arrival=timezone.localdate(reg.registered_at),
+                       id_problem=t.id_problem)
+            where = reg.plate or str(VehicleType.FOOT.label)
+            findings.append(intake.Finding(
+                row=row, ref_type="checkpoints.traveller", ref_id=t.pk, reasons=t.reasons, unit_id=checkpoint.unit_id,
+                summary=f"{checkpoint.name} {timezone.localtime(reg.registered_at):%m-%d %H:%M} {where}"))
+        with transaction.atomic():
+            people = intake.push_findings(findings, source=intake.CHECKPOINT, unit=checkpoint.unit,
+                                          acting_user=group[0].registration.registered_by,
+                                          at=min(t.registration.registered_at for t in group))
+            for t, person in zip(group, people, strict=True):
+                Traveller.objects.filter(pk=t.pk, locked_by=owner).update(
+                    pushed_person=person, push_state=DONE, locked_by="", locked_until=None)
+    return len(held)
 
 
 def _community_path(path: str) -> str:

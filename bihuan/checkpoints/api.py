@@ -136,7 +136,7 @@ def _registration_out(r, created: bool = False) -> dict:
                             "health_code": t.health_code, "risk_level": t.risk_level, "reasons": t.reasons,
                             "abnormal": t.abnormal, "resident": t.resident_id is not None,
                             "self_reported": t.self_report_id is not None, "pushed_person_id": t.pushed_person_id}
-                           for t in r.travellers.all()]}
+                           for t in (getattr(r, "new_travellers", None) or r.travellers.all())]}
 
 
 @router.get("/checkpoints", response={200: list[CheckpointOut], **ERRORS})

@@ -7,4 +7,7 @@ class CheckpointsConfig(AppConfig):
     verbose_name = "Checkpoints, self-reports and household screening"
 
     def ready(self):
-        from . import report  # noqa: F401 - adds the checkpoint figures to the daily report (日报)
+        from . import (  # noqa: F401 - the daily report's sections (日报); the checkpoints.push task
+            report,
+            tasks,
+        )

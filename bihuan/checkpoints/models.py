@@ -162,9 +162,15 @@ class Traveller(PersonalIdMixin, PersonalContactMixin):
     abnormal = models.BooleanField(default=False)
     pushed_person = models.ForeignKey("pushes.PushedPerson", null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="+")
+    # A person who needs verification is pushed by the worker (``checkpoints.push``) seconds after registration,
+    # so the checkpoint never waits for routing and loop opening: "pending" until then, "done" after.
+    push_state = models.CharField(max_length=8, blank=True, default="")
+    locked_by = models.CharField(max_length=100, blank=True)
+    locked_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["registration_id", "id"]
+        indexes = [models.Index(fields=["push_state", "id"], name="traveller_push_todo")]
 
     def __str__(self) -> str:
         return self.name

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from bihuan.checkpoints.actions import do_register, do_submit_self_report
+from bihuan.checkpoints.actions import do_register, do_submit_self_report, push_pending
 from bihuan.checkpoints.models import ALERT, Registration, SelfReportStatus, Traveller
 from bihuan.checkpoints.validation import CheckpointError, clean_id_number, clean_plate
 from bihuan.core.errors import Refused
@@ -43,8 +43,11 @@ def test_id_numbers_are_checksum_validated_and_fifteen_digits_become_eighteen():
 
 
 def car(d, people, plate="晋L12345", vehicle="car", user="community_a", **kw):
-    return do_register(d.checkpoint, token=kw.pop("tok", token()), vehicle_type=vehicle, plate=plate, people=people,
-                       acting_user=d.users[user], **kw)
+    """Register, then run the worker's ``checkpoints.push`` once (people who need verification are pushed)."""
+    result = do_register(d.checkpoint, token=kw.pop("tok", token()), vehicle_type=vehicle, plate=plate,
+                         people=people, acting_user=d.users[user], **kw)
+    push_pending()
+    return result
 
 
 def test_a_car_with_a_driver_and_three_passengers_is_one_registration_of_four(ctx):
@@ -151,3 +154,17 @@ def test_the_same_person_at_a_checkpoint_self_reported_and_pushed_the_same_day_i
     assert t.self_report_id == report.pk and t.name == "孙立" and t.id_hash == report.id_hash
     report.refresh_from_db()
     assert report.status == SelfReportStatus.ARRIVED
+
+
+def test_people_who_need_verification_are_pushed_by_the_worker_seconds_later_not_in_the_request(ctx):
+    from bihuan.core.worker import run_tick
+
+    d = ctx
+    reg, _ = do_register(d.checkpoint, token="w1", vehicle_type="car", plate="晋L12345", people=[person()],
+                         acting_user=d.users["community_a"])
+    t = reg.travellers.get()
+    assert t.push_state == "pending" and not PushedPerson.objects.exists()
+    assert run_tick()["checkpoints.push"] == 1
+    t.refresh_from_db()
+    assert t.push_state == "done" and t.pushed_person_id == PushedPerson.objects.get().pk
+    assert run_tick()["checkpoints.push"] == 0  # idempotent

@@ -133,6 +133,9 @@ def test_no_clear_id_number_or_phone_of_a_self_report_or_registration_reaches_th
     other_id, other_phone = make_id_number(dt.date(1977, 7, 7)), "13698765432"
     do_register(cp, token="x", vehicle_type="car", plate="晋L12345", acting_user=d.users["community_a"],
                 people=[{"name": "甲", "id_number": other_id, "phone": other_phone, "origin": "北京"}])
+    from bihuan.checkpoints.actions import push_pending
+
+    assert push_pending() == 1
     with connection.cursor() as cursor:
         cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     data = b"".join(p.read_bytes() for p in (path, Path(f"{path}-wal"), Path(f"{path}-journal")) if p.exists())
