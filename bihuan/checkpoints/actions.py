@@ -183,7 +183,8 @@ def do_register(checkpoint: Checkpoint, *, token: str, people: list[dict], actin
     if not checkpoint.path.startswith(scope.root.path):
         raise Http404("no such checkpoint in your part of the district")
     token = clean_text(token, "token", 40, required=True)
-    existing = Registration.objects.filter(checkpoint=checkpoint, token=token).first()
+    # by the unique (checkpoint, token) index alone: no ORDER BY (the model's ordering would sort)
+    existing = next(iter(Registration.objects.filter(checkpoint=checkpoint, token=token).order_by()[:1]), None)
     if existing is not None:
         return existing, False
     if vehicle_type not in VehicleType.values:
