@@ -167,5 +167,6 @@ def run(scale: str) -> dict:
           f"per second (time per registration / time per trivial request: lower is better, ≤ 3 is the target)")
     return report("checkpoint-http", scale, done, per_registration,
                   "GET /login/ (a template, no database work) on the same gunicorn; seconds are per request: "
-                  "ratio = time per registration (a car of four, matched and pushed) / time per trivial request, "
+                  "ratio = time per registration (a car of four, matched; the push is the worker's) / time per trivial "
+                  "request, "
                   "target ≤ 3", per_trivial)
