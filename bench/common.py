@@ -224,3 +224,56 @@ class Gunicorn:
                 self.process.kill()
                 self.process.wait(5)
         self._log.close()
+
+
+def http_load(port: int, requests: list[tuple[str, str, bytes, dict]], *, threads: int,
+              time_limit: float = 120.0, ok: tuple[int, ...] = (200,)) -> tuple[float, int]:
+    """Send every ``(method, path, body, headers)`` of ``requests`` from ``threads`` client threads over
+    keep-alive connections to 127.0.0.1:``port``; (wall seconds, requests done). Any status outside ``ok`` is
+    an error (raised at the end). Stops early at ``time_limit``."""
+    import http.client
+    import threading
+
+    lock = threading.Lock()
+    queue = iter(requests)
+    done = [0]
+    errors: list[str] = []
+    deadline = time.monotonic() + time_limit
+
+    def client() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        try:
+            while time.monotonic() < deadline:
+                with lock:
+                    item = next(queue, None)
+                if item is None:
+                    return
+                method, path, body, headers = item
+                try:
+                    conn.request(method, path, body=body or None,
+                                 headers={"Content-Length": str(len(body or b"")), **headers})
+                    response = conn.getresponse()
+                    text = response.read()
+                except (OSError, http.client.HTTPException) as exc:
+                    conn.close()
+                    with lock:
+                        errors.append(f"{method} {path}: {exc!r}")
+                    continue
+                with lock:
+                    if response.status in ok:
+                        done[0] += 1
+                    else:
+                        errors.append(f"{method} {path}: HTTP {response.status} {text[:200]!r}")
+        finally:
+            conn.close()
+
+    workers = [threading.Thread(target=client) for _ in range(threads)]
+    start = time.perf_counter()
+    for t in workers:
+        t.start()
+    for t in workers:
+        t.join()
+    seconds = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} requests failed, e.g. {errors[:3]}")
+    return seconds, done[0]

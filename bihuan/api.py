@@ -15,6 +15,7 @@ from django.http import Http404
 from ninja import NinjaAPI
 from ninja.errors import AuthenticationError
 
+from bihuan.checkpoints.api import router as checkpoints_router
 from bihuan.core.api_auth import API_AUTH
 from bihuan.core.errors import Refused
 from bihuan.directives.api import router as directives_router
@@ -40,6 +41,7 @@ ROUTERS = [
     ("/pushes", pushes_router),
     ("/inspections", inspections_router),
     ("", notify_router),
+    ("", checkpoints_router),
 ]
 for _prefix, _router in ROUTERS:
     api.add_router(_prefix, _router)

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "bihuan.pushes",
     "bihuan.control",
     "bihuan.inspections",
+    "bihuan.checkpoints",
     "bihuan.demo",
 ]
 

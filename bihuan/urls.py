@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from bihuan import login as core_login
 from bihuan.api import api
+from bihuan.checkpoints import views as checkpoint_views
 from bihuan.control import views as control_views
 from bihuan.directives import views as directives_views
 from bihuan.register import views as register_views
@@ -22,5 +23,9 @@ urlpatterns = [
     path("control/", include("bihuan.control.urls")),
     path("inspections/", include("bihuan.inspections.urls")),
     path("p/<str:token>/", control_views.person, name="person"),
+    path("checkpoints/", include("bihuan.checkpoints.urls")),
+    path("report/", checkpoint_views.self_report, name="self_report"),
+    path("report/r/<str:token>/", checkpoint_views.self_report_receipt, name="self_report_receipt"),
+    path("s/<str:token>/", checkpoint_views.screen_link, name="screen_link"),
     path("", include("bihuan.register.urls")),
 ]

@@ -40,12 +40,13 @@ class Perm(models.TextChoices):
     EDIT_POLICY = "edit_policy"  # risk-area lists and protocol versions
     MANAGE_CONTROL = "manage_control"  # open, extend, move up and release control cases
     CARE = "care"  # check-ins, tests, measures and service requests of cases one answers for
+    REGISTER_CHECKPOINT = "register_checkpoint"  # register people and vehicles at a checkpoint (卡口登记)
     MANAGE_STAFF = "manage_staff"  # appoint, edit, move and deactivate the staff of one's subtree; 包保 leaders
 
 
 _ALL = frozenset(Perm)
 _FIELD = frozenset({Perm.VIEW_REGISTER, Perm.REVEAL_PERSONAL, Perm.EDIT_REGISTER, Perm.SIGN_RECEIPT,
-                    Perm.MARK_REACH, Perm.VERIFY_PUSH, Perm.CARE})
+                    Perm.MARK_REACH, Perm.VERIFY_PUSH, Perm.CARE, Perm.REGISTER_CHECKPOINT})
 # Township and community staff do everything in their subtree but the district's own desk work;
 # opening, moving up and releasing control cases (MANAGE_CONTROL) is theirs and above, not the grid's.
 _LOCAL = _ALL - {Perm.DISPATCH_PUSH, Perm.EDIT_POLICY}
@@ -63,7 +64,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     Role.BUILDING_LEADER: _FIELD,
     Role.VILLAGER_REP: _FIELD,
     Role.INSPECTOR: frozenset({Perm.VIEW_REGISTER, Perm.VIEW_AUDIT}),
-    Role.VOLUNTEER: frozenset({Perm.VIEW_REGISTER, Perm.MARK_REACH, Perm.CARE}),
+    Role.VOLUNTEER: frozenset({Perm.VIEW_REGISTER, Perm.MARK_REACH, Perm.CARE, Perm.REGISTER_CHECKPOINT}),
 }
 
 

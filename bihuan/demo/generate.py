@@ -33,6 +33,7 @@ from bihuan.core.models import AuditEntry
 from bihuan.core.personal import id_checksum, mask_id_number, mask_phone
 from bihuan.core.pinyin import initials
 from bihuan.core.roles import Role
+from bihuan.demo import checkpoints as checkpoint_demo
 from bihuan.register.models import (
     Household,
     HouseholdKind,
@@ -584,6 +585,7 @@ def generate_district(preset: str, seed: int = 1, out: Callable[[str], None] = p
                 cursor.execute("PRAGMA cache_size = -262144")  # 256 MiB while the indexes grow
         try:
             result = _Generator(PRESETS[preset], seed, out).run()
+            result["checkpoints"] = checkpoint_demo.generate(seed, out)
         finally:
             if sqlite:
                 with connection.cursor() as cursor:

@@ -176,6 +176,34 @@ def do_reveal_person(person: PushedPerson, *, acting_user, reason: str = "") -> 
     return values
 
 
+def do_fix_id_number(person: PushedPerson, id_number: str, *, acting_user) -> PushedPerson:
+    """The verifier records the right ID number of a person pushed with a broken one ("ID to fix"): validated
+    (GB 11643 checksum; 15 digits become 18), sealed, audited with masked values only. A registered resident
+    with that number becomes the person's resident."""
+    from bihuan.core.personal import InvalidIdNumber, birth_date_from_id, normalize_id_number, sex_from_id
+    from bihuan.register.models import ACTIVE_STATUSES, Resident
+
+    require(acting_user, Perm.VERIFY_PUSH)
+    try:
+        value = normalize_id_number(str(id_number or ""))
+    except InvalidIdNumber:
+        raise VerifyError("id_number", _("身份证号无效：应为 18 位（或 15 位旧号），校验位须正确")) from None
+    with transaction.atomic():
+        person = access_person(acting_user, person.pk, for_update=True)
+        before = person.id_masked
+        person.set_id_number(value)
+        person.birth_date, person.sex = birth_date_from_id(value), sex_from_id(value)
+        problem, person.id_problem = person.id_problem, ""
+        if person.resident_id is None:
+            person.resident_id = (Resident.objects.filter(id_hash=person.id_hash, status__in=ACTIVE_STATUSES)
+                                  .order_by("pk").values_list("pk", flat=True).first())
+        person.save(update_fields=["id_sealed", "id_hash", "id_masked", "id_tail", "birth_date", "sex", "id_problem",
+                                   "resident"])
+        audit.record(actor=acting_user, action="push.person.fix_id", target=person,
+                     changes={"id": [before, person.id_masked], "problem": problem[:100]})
+    return person
+
+
 # --- transfers -------------------------------------------------------------------------------------------
 
 

@@ -147,6 +147,7 @@ class CountsOut(Schema):
     ping_pong: int
     outcomes: dict[str, int]
     measures: dict[str, int]
+    extra: dict[str, int] = Field({}, description="figures other apps add (卡口, 报备, 排查: cp_*, sr_*, sc_*)")
 
 
 class ReportRow(UnitRef):

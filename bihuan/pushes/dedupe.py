@@ -36,7 +36,7 @@ FILLED = (("birth_date", "birth_date"), ("sex", "sex"), ("origin", "origin"), ("
           ("arrival_date", "arrival_date"), ("address", "address_text"), ("township", "township_text"),
           ("community", "community_text"))
 UPDATED_FIELDS = ["id_sealed", "id_hash", "id_masked", "id_tail", "phone_sealed", "phone_hash", "phone_masked",
-                  "phone_tail", "sources", "last_pushed_at", "times_pushed", "resident",
+                  "phone_tail", "sources", "last_pushed_at", "times_pushed", "resident", "id_problem",
                   *(attr for _f, attr in FILLED)]
 
 
@@ -134,6 +134,9 @@ def merge_into(person: PushedPerson, row: Row, *, source: str, pushed_at: dt.dat
     """Fill what ``person`` lacks from ``row``, append the source, move the last push forward."""
     if row.id_number and not person.id_hash:
         seal_id_number(person, row.id_number)
+        person.id_problem = ""
+    elif row.id_problem and not person.id_hash and not person.id_problem:
+        person.id_problem = row.id_problem
     if row.phone and not person.phone_hash:
         person.set_phone(row.phone)
     for key, attr in FILLED:
@@ -149,7 +152,7 @@ def new_person(row: Row, *, batch, source: str, pushed_at: dt.datetime) -> Pushe
     person = PushedPerson(
         name=row.name, birth_date=row.birth_date, sex=row.sex, origin=row.origin, via=row.via,
         arrival_date=row.arrival_date, address_text=row.address, township_text=row.township,
-        community_text=row.community, sources=add_source("", source), first_batch=batch,
+        community_text=row.community, sources=add_source("", source), first_batch=batch, id_problem=row.id_problem,
         first_pushed_at=pushed_at, last_pushed_at=pushed_at, times_pushed=1)
     seal_id_number(person, row.id_number)
     person.set_phone(row.phone)

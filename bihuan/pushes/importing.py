@@ -429,6 +429,14 @@ def batch_report_xlsx(batch: PushBatch, *, acting_user=None) -> bytes:
         extra = [k for k in masked if k not in batch.column_mapping]
         rows.append([number, str(labels.get(result, result)), reason, fields.get(field, FIELDS.get(field, field)),
                      *(masked.get(h, "") for h in ordered), *(f"{k}: {masked[k]}" for k in extra)])
+    from .selectors import id_to_fix_rows
+
+    fix = id_to_fix_rows(batch)
+    if fix:
+        sheet = book.create_sheet("身份证号待修正")
+        sheet.append(["行号", "姓名", "手机号（脱敏）", "问题"])
+        for r in fix:
+            sheet.append([r["row_number"], r["name"], r["phone"], r["problem"]])
     data = excel.to_bytes(book)
     if acting_user is not None:
         audit.record(actor=acting_user, action="push.report", target=batch,

@@ -131,6 +131,9 @@ class PushedPerson(PersonalIdMixin, PersonalContactMixin):
     route_method = models.CharField(max_length=10, choices=RouteMethod.choices, blank=True)
     route_reason = models.CharField(max_length=300, blank=True)
     routed_at = models.DateTimeField(null=True, blank=True)
+    # "ID to fix" (身份证号待修正): the ID number given was broken (Excel, a checksum); the person is verified by
+    # phone and the verifier records the right number (``actions.do_fix_id_number``), which clears this.
+    id_problem = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
         # phone_hash and id_hash are indexed by the mixins (de-duplication looks people up by them).
@@ -138,6 +141,30 @@ class PushedPerson(PersonalIdMixin, PersonalContactMixin):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Evidence(models.Model):
+    """One finding of a pushed person by a source other than a pushed file — a checkpoint registration (卡口), a
+    self-report (报备), a household screening answer (排查) — pointing at its record in its own app. A person
+    found several ways is one pushed person with several pieces of evidence, verified once; the rows of pushed
+    files (``PushRow``) are that person's big-data evidence (``selectors.evidence_of`` lists both)."""
+
+    person = models.ForeignKey(PushedPerson, on_delete=models.CASCADE, related_name="evidence")
+    source = models.CharField(max_length=100)  # 卡口 / 报备 / 排查
+    ref_type = models.CharField(max_length=60)  # the record's model label, e.g. checkpoints.traveller
+    ref_id = models.BigIntegerField()
+    summary = models.CharField(max_length=300, blank=True)  # what was found, no clear personal values
+    reasons = models.CharField(max_length=300, blank=True)  # why the person needs verification
+    unit = models.ForeignKey(Unit, null=True, blank=True, on_delete=models.PROTECT, related_name="+")  # where found
+    found_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["person_id", "found_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["ref_type", "ref_id"], name="one_evidence_per_record")]
+        indexes = [models.Index(fields=["person", "found_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.person_id}: {self.source} {self.ref_type}#{self.ref_id}"
 
 
 class Outcome(models.TextChoices):

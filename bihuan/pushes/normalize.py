@@ -5,7 +5,11 @@
 - ID numbers: full-width digits and ``x`` accepted, 15-digit numbers converted to 18. A number Excel mangled —
   ``1.41002E+17``, a numeric cell with more than 15 significant digits, or 18 digits ending in ``000`` whose
   check digit is wrong (what is left of a number after Excel kept 15 digits) — rejects the row with that reason:
-  it is never stored wrong. Any other invalid number rejects the row too (length, birth date, checksum).
+  it is never stored wrong. Any other invalid number (length, birth date, checksum) is not stored either.
+  **No one is dropped for a bad ID**: a row whose ID number is broken but which has a usable phone (or a name
+  and an address) enters the pipeline marked "ID to fix" (``Row.id_problem``, noted ``身份证号待修正``): it is
+  de-duplicated by phone, verified by phone, and the verifier records the right number
+  (``actions.do_fix_id_number``). Without a phone or an address a broken ID still rejects the row.
 - Phones: ``+86`` / ``0086``, dashes and spaces dropped; of several numbers in one cell the first valid one is
   kept (noted). A missing phone is allowed (noted ``无电话``); an invalid one is dropped (noted).
 - Dates: date cells, Excel serial numbers (``44621``), ``2022年3月4日``, ``3月4日`` (the year of the push; a date
@@ -56,6 +60,7 @@ MANGLED_PHONE = "电话号码被 Excel 改成了科学计数法，未导入电�
 FIRST_PHONE = "一格中有多个电话，只导入第一个"
 BAD_ARRIVAL = "抵达时间无法识别"
 BAD_BIRTH = "出生日期无法识别"
+ID_TO_FIX = "身份证号待修正"
 
 MAX_LENGTHS = {"name": 50, "origin": 200, "via": 300, "address": 300, "township": 100, "community": 100,
                "source": 100}
@@ -205,6 +210,7 @@ class Row:
     source: str = ""
     notes: list[str] = field(default_factory=list)
     rejected: tuple[str, str] | None = None
+    id_problem: str = ""  # why the ID number given could not be used (the row goes on as "ID to fix")
 
     @functools.cached_property
     def id_hash(self) -> str:
@@ -238,11 +244,17 @@ def normalize_row(number: int, cells: dict[str, Any], *, today: dt.date) -> Row:
         return row.reject("name", NAME_TOO_LONG)
     if not is_person_name(row.name):
         return row.reject("name", BAD_NAME)
+    bad_id = ""
     try:
         row.id_number = parse_id_number(cells.get("id_number"))
     except BadCell as exc:
-        return row.reject("id_number", str(exc))
+        bad_id = str(exc)
     row.phone, note = parse_phone(cells.get("phone"))
+    if bad_id:
+        if not row.phone and not clean_text(cells.get("address")):
+            return row.reject("id_number", bad_id)
+        row.id_problem = bad_id[:200]
+        row.notes.append(f"{ID_TO_FIX}：{bad_id}")
     if note:
         row.notes.append(note)
     if row.id_number:
@@ -256,7 +268,7 @@ def normalize_row(number: int, cells: dict[str, Any], *, today: dt.date) -> Row:
         if row.birth_date is not None and not dt.date(1880, 1, 1) <= row.birth_date <= today:
             row.birth_date = None
             row.notes.append(BAD_BIRTH)
-        if not row.phone and row.birth_date is None:
+        if not row.phone and row.birth_date is None and not row.id_problem:
             return row.reject("id_number", UNIDENTIFIABLE)
     try:
         row.arrival_date = parse_date(cells.get("arrival_date"), today=today)

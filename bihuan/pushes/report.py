@@ -25,6 +25,7 @@ subtree counts as out and in at their common ancestors: each level's figure is t
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db.models import Count, Q
@@ -67,6 +68,7 @@ class PushCounts:
     ping_pong: int = 0
     outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOMES, 0))
     measures: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MEASURES, 0))
+    extra: dict[str, int] = field(default_factory=dict)  # the figures of registered sections (``register_section``)
 
     @property
     def routed_total(self) -> int:
@@ -76,14 +78,14 @@ class PushCounts:
         for name in SCALARS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for mine, theirs in ((self.routed, other.routed), (self.outcomes, other.outcomes),
-                             (self.measures, other.measures)):
+                             (self.measures, other.measures), (self.extra, other.extra)):
             for key, n in theirs.items():
                 mine[key] = mine.get(key, 0) + n
 
     @property
     def is_zero(self) -> bool:
         return not any(getattr(self, n) for n in SCALARS) and not any(self.routed.values()) \
-            and not any(self.outcomes.values()) and not any(self.measures.values())
+            and not any(self.outcomes.values()) and not any(self.measures.values()) and not any(self.extra.values())
 
     def as_dict(self) -> dict:
         return {
@@ -91,8 +93,31 @@ class PushCounts:
             "unrouted": self.unrouted, "verified": self.verified, "overdue": self.overdue,
             "transferred_out": self.transferred_out, "transferred_in": self.transferred_in,
             "accepted": self.accepted, "returned": self.returned, "ping_pong": self.ping_pong,
-            "outcomes": dict(self.outcomes), "measures": dict(self.measures),
+            "outcomes": dict(self.outcomes), "measures": dict(self.measures), "extra": dict(self.extra),
         }
+
+
+# ------------------------------------------------------------------------------------------- sections
+# Apps that find people by other means (checkpoints, self-reports, screenings) add their figures to the daily
+# report here, so pushes never imports them: ``register_section(Section(group, columns, collect))`` where
+# ``collect(root, low, high, units)`` returns {unit id: {key: n}} of the units' *own* records in [low, high);
+# the walk up the tree adds them up like every other figure.
+
+
+@dataclass(frozen=True)
+class Section:
+    group: str  # the header group (卡口, 报备, 排查)
+    columns: tuple[tuple[str, str], ...]  # (column label, key)
+    collect: Callable
+
+
+_SECTIONS: list[Section] = []
+
+
+def register_section(section: Section) -> Section:
+    if all(s.group != section.group for s in _SECTIONS):
+        _SECTIONS.append(section)
+    return section
 
 
 # ------------------------------------------------------------------------------------------- periods
@@ -193,6 +218,13 @@ def collect(root: Unit, start: dt.date, end: dt.date | None = None, *, now: dt.d
                 own[unit_id].accepted += n
             else:
                 own[unit_id].returned += n
+
+    for section in _SECTIONS:
+        for unit_id, values in section.collect(root, low, high, units).items():
+            if unit_id in own:
+                extra = own[unit_id].extra
+                for key, n in values.items():
+                    extra[key] = extra.get(key, 0) + n
 
     totals: dict[int, PushCounts] = {}
     for u in units:
@@ -301,6 +333,8 @@ def columns() -> list[tuple[str, list[tuple[str, object]]]]:
                   ("已接收", getter("accepted")), ("退回", getter("returned")), ("往返转办", getter("ping_pong"))]),
         ("核查结果", [(outcome_labels[o], getter("outcomes", o)) for o in OUTCOMES]),
         ("管控措施", [(measure_labels[m], getter("measures", m)) for m in MEASURES]),
+        *[(sec.group, [(label, (lambda c, k=key: c.extra.get(k, 0))) for label, key in sec.columns])
+          for sec in _SECTIONS],
     ]
 
 

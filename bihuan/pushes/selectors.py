@@ -7,13 +7,23 @@ from __future__ import annotations
 
 import datetime as dt
 
-from django.db.models import Case, Count, Exists, IntegerField, Min, OuterRef, Q, Value, When
+from django.db.models import Case, Count, Exists, F, IntegerField, Min, OuterRef, Q, Value, When
 
 from bihuan.loops.models import overdue_q
 from bihuan.register.access import scoped
 from bihuan.register.models import Unit, subtree_q
 
-from .models import BatchState, Outcome, PushBatch, PushedPerson, PushRow, RowResult, Transfer, Verification
+from .models import (
+    BatchState,
+    Evidence,
+    Outcome,
+    PushBatch,
+    PushedPerson,
+    PushRow,
+    RowResult,
+    Transfer,
+    Verification,
+)
 from .routing import push_day_bounds
 
 RUNNING = (BatchState.PENDING, BatchState.RUNNING)
@@ -44,6 +54,15 @@ def rejections(batch: PushBatch, *, limit: int | None = None) -> list[dict]:
 def rejected_row_numbers(batch: PushBatch, reason: str, field: str, limit: int) -> list[int]:
     return list(PushRow.objects.filter(batch=batch, result=RowResult.REJECTED, reason=reason, field=field)
                 .order_by("row_number").values_list("row_number", flat=True)[:limit])
+
+
+def id_to_fix_rows(batch: PushBatch, *, limit: int | None = None) -> list[dict]:
+    """Rows of the batch whose person is still "ID to fix", with the name and masked phone (not only a row
+    number): ``row_number``, ``name``, ``phone``, ``problem``, ``person_id``."""
+    qs = (PushRow.objects.filter(batch=batch, person__id_problem__gt="").order_by("row_number")
+          .values("row_number", "person_id", name=F("person__name"), phone=F("person__phone_masked"),
+                  problem=F("person__id_problem")))
+    return list(qs[:limit] if limit else qs)
 
 
 # --- the day's list --------------------------------------------------------------------------------------
@@ -97,6 +116,19 @@ def transfer_history(person: PushedPerson) -> list[Transfer]:
     """The person's transfers in order, each with its loop (its status) and units: one query."""
     return list(Transfer.objects.filter(person=person)
                 .select_related("from_unit", "to_unit", "answered_by", "loop").order_by("id"))
+
+
+def evidence_of(person: PushedPerson) -> list[dict]:
+    """Every piece of evidence of a person, oldest first: the rows of pushed files that named them (大数据) and
+    what other sources found (卡口, 报备, 排查). Each: ``source``, ``what``, ``at``, ``reasons``. Two queries."""
+    out = [{"source": source, "what": f"{name} 第 {row} 行", "at": at, "reasons": reason, "kind": "file"}
+           for source, name, row, at, reason in
+           PushRow.objects.filter(person=person).exclude(result=RowResult.REJECTED)
+           .values_list("batch__source", "batch__file_name", "row_number", "batch__uploaded_at", "reason")]
+    out += [{"source": e.source, "what": e.summary, "at": e.found_at, "reasons": e.reasons, "kind": e.ref_type,
+             "unit": e.unit.name if e.unit_id else ""}
+            for e in Evidence.objects.filter(person=person).select_related("unit")]
+    return sorted(out, key=lambda e: e["at"])
 
 
 # --- what other apps show on a person's page -------------------------------------------------------------

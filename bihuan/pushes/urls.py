@@ -16,6 +16,7 @@ urlpatterns = [
     path("people/<int:person_id>/save/", views.save, name="save"),
     path("people/<int:person_id>/call/", views.call, name="call"),
     path("people/<int:person_id>/reveal/", views.reveal, name="reveal"),
+    path("people/<int:person_id>/fix-id/", views.fix_id, name="fix_id"),
     path("people/<int:person_id>/transfer/", views.transfer, name="transfer"),
     path("people/<int:person_id>/dispatch/", views.dispatch, name="dispatch"),
     path("transfers/", views.transfers, name="transfers"),

@@ -31,6 +31,7 @@ from .access import access_incoming, access_person, viewable_person, visible_tra
 from .actions import (
     do_accept_transfer,
     do_dispatch,
+    do_fix_id_number,
     do_record_call,
     do_return_transfer,
     do_reveal_person,
@@ -173,6 +174,7 @@ def _person_context(request, scope, person: PushedPerson, incoming: Transfer | N
         "visited_rows": v["visited"] + [{}] * 2, "test_rows": v["tests"] + [{}],
         "other_symptoms": "，".join(s for s in v["symptoms"] if s not in {k for k, _l in SYMPTOMS}),
         "protocol": protocol_in_force(arrival_of(person, ver)),
+        "evidence": selectors.evidence_of(person),
         **selectors.person_panels(scope, person, ver),
         **extra,
     }
@@ -242,6 +244,20 @@ def reveal(request, person_id: int, scope):
     person = access_person(request.user, person_id)
     values = do_reveal_person(person, acting_user=request.user, reason=request.POST.get("reason", "")[:200])
     return render(request, "pushes/_revealed.html", values | {"person": person})
+
+
+@require_POST
+@staff_required(Perm.VERIFY_PUSH)
+def fix_id(request, person_id: int, scope):
+    """"ID to fix": the verifier records the right ID number (validated, audited)."""
+    person = access_person(request.user, person_id)
+    try:
+        do_fix_id_number(person, request.POST.get("id_number", "")[:40], acting_user=request.user)
+    except VerifyError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("证件号已保存"))
+    return redirect("pushes:person", person.pk)
 
 
 # --- transfers -------------------------------------------------------------------------------------------

@@ -152,12 +152,17 @@ def hostile(district):
 
     monday = timezone.localdate() - dt.timedelta(days=timezone.localdate().weekday())
     d.bulletin = do_create_bulletin(d.district, monday, acting_user=d.users["commander"])
+    from bihuan.checkpoints.actions import do_answer_screening, do_start_campaign
+
+    d.campaign = do_start_campaign(title=HOSTILE[3], since=timezone.localdate(), acting_user=d.users["commander"])
+    do_answer_screening(d.campaign, d.household_a, {"present": "2", "needs": HOSTILE[0], "member_change": HOSTILE[1]},
+                        acting_user=d.users["grid_a"])
     return d
 
 
 def fill(route: str, d) -> str:
     values = {"directive_id": d.directive.pk, "id": None, "unit_id": d.district.pk, "batch_id": d.batch.pk,
-              "bulletin_id": d.bulletin.pk}
+              "bulletin_id": d.bulletin.pk, "campaign_id": d.campaign.pk}
 
     def one(match):
         name = match.group(2)

@@ -22,11 +22,22 @@ from openpyxl import Workbook
 from bihuan.core.personal import id_checksum, normalize_id_number
 from bihuan.core.tabular import MANGLED
 from bihuan.pushes.dedupe import BY_ID, BY_NAME_BIRTH, BY_PHONE
-from bihuan.pushes.normalize import BAD_ARRIVAL, BAD_PHONE, FIRST_PHONE, NO_NAME, NO_PHONE, UNIDENTIFIABLE
+from bihuan.pushes.normalize import (
+    BAD_ARRIVAL,
+    BAD_PHONE,
+    FIRST_PHONE,
+    ID_TO_FIX,
+    NO_NAME,
+    NO_PHONE,
+    UNIDENTIFIABLE,
+)
 from bihuan.testing import make_id_number
 
 IMPORTED, MERGED, REJECTED = "imported", "merged", "rejected"
 CHECKSUM = "身份证号校验位错误"
+# A broken ID number with a usable phone: imported as "ID to fix", verified by phone.
+FIX_MANGLED = f"{ID_TO_FIX}：{MANGLED}"
+FIX_CHECKSUM = f"{ID_TO_FIX}：{CHECKSUM}"
 ID_LENGTH = "身份证号应为 18 位"
 
 
@@ -148,7 +159,7 @@ def gbk_csv(folder: Path, today: dt.date) -> CorpusFile:
                "来源地": "太原市", "抵达时间": "2022-03-05 14:30", "现住址": "锦悦小区1号楼"},
               Expect(IMPORTED), arrival=dt.date(2022, 3, 5), secrets=(ids["li"], _phone(3)))
     sheet.add({"序号": 4, "姓名": "王强", "身份证号": "1.41002E+17", "手机号": _phone(4), "抵达时间": "2022.3.4"},
-              Expect(REJECTED, MANGLED, "id_number"), secrets=(_phone(4),))
+              Expect(IMPORTED, FIX_MANGLED), secrets=(_phone(4),))
     sheet.blank()
     sheet.add({"序号": 5, "姓名": "张伟", "身份证号": ids["zhang"], "手机号": _phone(1), "来源地": "上海市浦东新区",
                "抵达时间": "2022年3月4日"},
@@ -157,12 +168,12 @@ def gbk_csv(folder: Path, today: dt.date) -> CorpusFile:
               Expect(REJECTED, NO_NAME, "name"), secrets=(ids["wang"], _phone(6)))
     bad = _bad_checksum(ids["zhao"])
     sheet.add({"序号": 7, "姓名": "赵敏", "身份证号": bad, "手机号": _phone(7)},
-              Expect(REJECTED, CHECKSUM, "id_number", exact=False), secrets=(bad, _phone(7)))
+              Expect(IMPORTED, FIX_CHECKSUM, exact=False), secrets=(bad, _phone(7)))
     sheet.add({"序号": 8, "姓名": "钱多多", "身份证号": "", "手机号": "", "来源地": "郑州市"},
               Expect(REJECTED, UNIDENTIFIABLE, "id_number"))
     mangled = _mangled(ids["sun"])
     sheet.add({"序号": 9, "姓名": "孙立", "身份证号": mangled, "手机号": _phone(9)},
-              Expect(REJECTED, MANGLED, "id_number"), secrets=(mangled, _phone(9)))
+              Expect(IMPORTED, FIX_MANGLED), secrets=(mangled, _phone(9)))
     sheet.add({"序号": 10, "姓名": "周芳", "身份证号": ids["zhou"], "手机号": "", "抵达时间": "44621"},
               Expect(IMPORTED, NO_PHONE), arrival=dt.date(2022, 3, 1), secrets=(ids["zhou"],))
     sheet.add({"序号": 11, "姓名": "张伟", "身份证号": "", "手机号": "139 0000 0001", "抵达时间": "3月4日"},
@@ -205,7 +216,7 @@ def utf8_bom_csv(folder: Path, today: dt.date) -> CorpusFile:
               Expect(IMPORTED, FIRST_PHONE), arrival=dt.date(2022, 3, 4),
               secrets=(ids["huang"], _phone(102), _phone(103)))
     sheet.add({"姓名": "何军", "证件号码": ids["he"][:17], "联系电话": _phone(104)},
-              Expect(REJECTED, ID_LENGTH, "id_number", exact=False), secrets=(ids["he"][:17], _phone(104)))
+              Expect(IMPORTED, f"{ID_TO_FIX}：{ID_LENGTH}", exact=False), secrets=(ids["he"][:17], _phone(104)))
     sheet.add({"姓名": "刘洋", "证件号码": ids["liu"], "联系电话": _phone(101), "到达时间": "2022.3.4"},
               Expect(MERGED, f"与第 {liu} 行同一人（{BY_ID}）"), arrival=dt.date(2022, 3, 4))
     sheet.add({"姓名": "高洁", "证件号码": ids["gao"], "联系电话": "", "到达时间": "2022年3月6日 8时30分"},
@@ -265,9 +276,9 @@ def xlsx(folder: Path, today: dt.date) -> CorpusFile:
                      Expect(IMPORTED), arrival=dt.date(2022, 3, 4), secrets=(ids["yang"], _phone(201)))
     sheet.add({"编号": 2, "姓名：": "徐静", "身 份 证 号": int(ids["xu"]) if ids["xu"][-1] != "X" else 1.41e17,
                "手机号码": _phone(202)},
-              Expect(REJECTED, MANGLED, "id_number"), secrets=(_phone(202),))
+              Expect(IMPORTED, FIX_MANGLED), secrets=(_phone(202),))
     sheet.add({"编号": 3, "姓名：": "朱明", "身 份 证 号": float(ids["zhu"][:17] + "0"), "手机号码": _phone(203)},
-              Expect(REJECTED, MANGLED, "id_number"), secrets=(_phone(203),))
+              Expect(IMPORTED, FIX_MANGLED), secrets=(_phone(203),))
     sheet.add({"编号": 4, "姓名：": "林老汉", "身 份 证 号": int(old), "手机号码": f"+86{_phone(204)}",
                "抵达日期": 44625},
               Expect(IMPORTED), arrival=dt.date(2022, 3, 5), secrets=(old, old18, _phone(204)))
@@ -277,7 +288,7 @@ def xlsx(folder: Path, today: dt.date) -> CorpusFile:
     sheet.add({"编号": 6, "姓名：": "杨帆", "身 份 证 号": ids["yang"], "手机号码": _phone(201)},
               Expect(MERGED, f"与第 {yang} 行同一人（{BY_ID}）"))
     sheet.add({"编号": 7, "姓名：": "郭涛", "身 份 证 号": _bad_checksum(ids["guo"]), "手机号码": _phone(207)},
-              Expect(REJECTED, CHECKSUM, "id_number", exact=False), secrets=(_bad_checksum(ids["guo"]), _phone(207)))
+              Expect(IMPORTED, FIX_CHECKSUM, exact=False), secrets=(_bad_checksum(ids["guo"]), _phone(207)))
     book = Workbook()
     ws = book.active
     ws.title = "推送名单"
@@ -304,7 +315,7 @@ def xls(folder: Path, today: dt.date) -> CorpusFile:
               Expect(IMPORTED), arrival=dt.date(2022, 3, 4), secrets=(ids["song"], _phone(301)))
     sheet.add({"姓名": "唐糖", "身份证号码": int(ids["tang"]) if ids["tang"][-1] != "X" else 1.41e17,
                "电话": int(_phone(302))},
-              Expect(REJECTED, MANGLED, "id_number"), secrets=(_phone(302),))
+              Expect(IMPORTED, FIX_MANGLED), secrets=(_phone(302),))
     sheet.blank()
     sheet.add({"姓名": "宋江", "身份证号码": "", "电话": _phone(301), "到达时间": 44624.5},
               Expect(MERGED, f"与第 {song} 行同一人（{BY_PHONE}）"), arrival=dt.date(2022, 3, 4))
@@ -338,7 +349,7 @@ def html_xls(folder: Path, today: dt.date) -> CorpusFile:
                       "来源地区": "上海市浦东新区", "抵达日期": "2022-03-05", "现居住地址": "锦悦小区<br>5号楼1单元"},
                      Expect(IMPORTED), arrival=dt.date(2022, 3, 5), secrets=(ids["guan"], _phone(401)))
     sheet.add({"序号": 2, "姓名": "马超", "证件号码": _bad_checksum(ids["ma"]), "联系电话": _phone(402)},
-              Expect(REJECTED, CHECKSUM, "id_number", exact=False), secrets=(_bad_checksum(ids["ma"]), _phone(402)))
+              Expect(IMPORTED, FIX_CHECKSUM, exact=False), secrets=(_bad_checksum(ids["ma"]), _phone(402)))
     sheet.blank()
     sheet.add({"序号": 3, "姓名": "关羽", "证件号码": ids["guan"], "联系电话": _phone(401), "来源地区": "上海&amp;浦东"},
               Expect(MERGED, f"与第 {guan} 行同一人（{BY_ID}）"))

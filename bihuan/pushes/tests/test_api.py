@@ -36,7 +36,7 @@ def upload_file(name: str = "推送名单.csv", rows: list[str] | None = None) -
     one = ONE
     rows = rows if rows is not None else [
         f"王小明,{one},13900001111,上海市浦东新区,2022-07-01,锦悦小区3号楼2单元401",
-        "李四,123,13900002222,北京朝阳,2022-07-01,锦悦小区5号楼",
+        "李四,123,,北京朝阳,2022-07-01,",  # a broken ID with neither phone nor address: rejected
         f"王小明,{one},13900001111,上海市浦东新区,2022-07-01,锦悦小区3号楼2单元401",
     ]
     text = "姓名,身份证号,手机号,来源地,抵达时间,现住址\n" + "\n".join(rows) + "\n"

@@ -284,13 +284,13 @@ def test_the_command_prints_the_reconciliation(district, tmp_path, capsys):
     corpus_file = BUILDERS["utf8_bom_csv"](tmp_path, timezone.localdate())
     call_command("import_push", str(corpus_file.path), source=corpus_file.source, user="community_a")
     out = capsys.readouterr().out
-    assert "总行数 6 = 已导入 3 + 已合并 1 + 已拒绝 2" in out and "rows 6 = imported 3 + merged 1 + rejected 2" in out
-    assert "第 4 行：身份证号应为 18 位" in out
+    assert "总行数 6 = 已导入 4 + 已合并 1 + 已拒绝 1" in out and "rows 6 = imported 4 + merged 1 + rejected 1" in out
+    assert "身份证号待修正（已导入，按电话核查 / ID to fix）：身份证号应为 18 位" in out  # listed by name and masked phone
     for secret in corpus_file.secrets:
         assert secret not in out
 
     call_command("import_push", str(corpus_file.path), source=corpus_file.source, user="community_a")
-    assert "总行数 6 = 已导入 3 + 已合并 1 + 已拒绝 2" in capsys.readouterr().out
+    assert "总行数 6 = 已导入 4 + 已合并 1 + 已拒绝 1" in capsys.readouterr().out
     assert PushBatch.objects.count() == 1
     with pytest.raises(CommandError):
         call_command("import_push", str(corpus_file.path), source="x", user="grid_a")

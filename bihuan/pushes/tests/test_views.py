@@ -51,6 +51,8 @@ ROUTES = {
                     Perm.VERIFY_PUSH, 200, "scoped"),
     "pushes:reveal": ("post", lambda c: reverse("pushes:reveal", args=[c.person.id]), {"reason": "核查"},
                       Perm.REVEAL_PERSONAL, 200, "scoped"),
+    "pushes:fix_id": ("post", lambda c: reverse("pushes:fix_id", args=[c.person.id]), {"id_number": "bad"},
+                      Perm.VERIFY_PUSH, 302, "scoped"),
     "pushes:transfer": ("post", lambda c: reverse("pushes:transfer", args=[c.person.id]),
                         lambda c: {"to_unit": c.d.village_b.id, "reason": "住东羊村"}, Perm.VERIFY_PUSH, 302,
                         "scoped"),

@@ -68,6 +68,11 @@ class Command(BaseCommand):
             self.stdout.write(f"  第 {number} 行：{reason}")
         if batch.rejected > MAX_LISTED:
             self.stdout.write(f"  ……另有 {batch.rejected - MAX_LISTED} 行被拒绝 (and more)")
+        from bihuan.pushes.selectors import id_to_fix_rows
+
+        for r in id_to_fix_rows(batch, limit=MAX_LISTED):
+            self.stdout.write(f"  第 {r['row_number']} 行：{r['name']} {r['phone'] or '无电话'} 身份证号待修正"
+                              f"（已导入，按电话核查 / ID to fix）：{r['problem']}")
 
 
 def _user(username: str):
