@@ -33,6 +33,7 @@ from bihuan.core.models import AuditEntry
 from bihuan.core.personal import id_checksum, mask_id_number, mask_phone
 from bihuan.core.pinyin import initials
 from bihuan.core.roles import Role
+from bihuan.demo.forces import generate_forces
 from bihuan.register.models import (
     Household,
     HouseholdKind,
@@ -972,6 +973,7 @@ class _Generator:
         t2 = time.perf_counter()
         self.after_load()
         self.appoint_cadres()
+        self.counts["forces"] = generate_forces(self.p.name, self.seed, self.out)
         self.out(f"households {self.counts['households']:,}, residents {self.counts['residents']:,}, "
                  f"staff {self.counts['staff']:,} (tree and staff {t1 - t0:.1f} s, people {t2 - t1:.1f} s)")
         result = {
