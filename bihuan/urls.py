@@ -4,6 +4,7 @@ from django.urls import include, path
 from bihuan.api import api
 from bihuan.control import views as control_views
 from bihuan.directives import views as directives_views
+from bihuan.forces.urls import public as forces_public
 from bihuan.register import views as register_views
 
 urlpatterns = [
@@ -19,5 +20,7 @@ urlpatterns = [
     path("pushes/", include("bihuan.pushes.urls")),
     path("control/", include("bihuan.control.urls")),
     path("p/<str:token>/", control_views.person, name="person"),
+    path("forces/", include("bihuan.forces.urls")),
+    path("f/", include(forces_public)),
     path("", include("bihuan.register.urls")),
 ]

@@ -31,7 +31,6 @@ VILLAGE_PLACES = [("村口道路", "road", 24), ("垃圾收集点", "garbage", 2
 COMPOUND_PLACES = [("垃圾收集点", "garbage", 24), ("非机动车棚", "bike_shed", 24), ("电梯轿厢", "lift", 12),
                    ("楼道扶手", "stairwell", 24)]
 AGENTS = [("含氯消毒液", "500mg/L"), ("含氯消毒液", "1000mg/L"), ("过氧乙酸", "0.2%"), ("二氧化氯", "100mg/L")]
-SHIFTS = [(0, 8), (8, 16), (16, 24)]
 
 
 def _adapt(value):
@@ -54,7 +53,37 @@ def generate_forces(preset: str, seed: int = 1, out: Callable[[str], None] = pri
     homes = [u for u in units if u[5] == UnitKind.DEPARTMENT or u[2] == 3]
     per = HELPERS_PER_LEVEL4.get(preset, 30)
     counts: dict[str, int] = {}
+    t_now = _adapt(now)
     with transaction.atomic():
+        # --- posts: every village entrance (1–2), compound gate (1–2), bungalow-area entrance, most villager
+        # groups' road checkpoints, a sampling point per community ------------------------------------------
+        pid = _max_id(m.Post)
+        posts = Writer(m.Post, ["id", "unit_id", "path", "name", "kind", "start_hour", "end_hour", "required",
+                                "active", "created_at"])
+        post_rows = []  # (post id, level-4 unit id, start, end, required, path)
+        sides = ["东", "西", "南", "北"]
+        for u in units:
+            lv4 = u[0] if u[2] == 4 else u[1]
+            plan = []
+            if u[5] == UnitKind.VILLAGE:
+                plan = [(f"{u[4]}{sides[k]}村口卡点", "checkpoint", 0, 24, 1 + (rng.random() < 0.3))
+                        for k in range(1 + (rng.random() < 0.6))]
+            elif u[5] == UnitKind.COMPOUND:
+                plan = [(f"{u[4]}{['大门', '侧门'][k]}", "gate", 0, 24, 1) for k in range(1 + (rng.random() < 0.5))]
+            elif u[5] == UnitKind.BUNGALOW_AREA:
+                plan = [(f"{u[4]}路口", "checkpoint", 6, 22, 1)]
+            elif u[5] == UnitKind.VILLAGER_GROUP and rng.random() < 0.7:
+                plan = [(f"{u[4]}路口卡点", "checkpoint", 6, 22, 1)]
+            elif u[5] == UnitKind.COMMUNITY:
+                plan = [(f"{u[4]}核酸采样点", "sampling", 8, 16, 2)]
+            for name, kind, sh, eh, req in plan:
+                pid += 1
+                posts.add((pid, u[0], u[3], name, kind, sh, eh, req, True, t_now))
+                post_rows.append((pid, lv4, sh, eh, req, u[3]))
+        need: dict[int, int] = {}
+        for _pid, lv4, sh, eh, req, _path in post_rows:
+            need[lv4] = need.get(lv4, 0) + req * len(_slots(sh, eh))
+
         # --- helpers ------------------------------------------------------------------------------------
         hid = _max_id(m.Helper)
         helpers = Writer(m.Helper, ["id", "unit_id", "path", "kind", "name", "home_unit_id", "home_path", "home_org",
@@ -69,9 +98,9 @@ def generate_forces(preset: str, seed: int = 1, out: Callable[[str], None] = pri
         for kind, w in KINDS:
             total += w
             cum.append((total, kind))
-        t_now = _adapt(now)
+        scale = per * len(level4) / max(1, sum(need.values()))
         for u in level4:
-            for _ in range(per):
+            for _ in range(max(6, round(need.get(u[0], 0) * scale))):
                 hid += 1
                 r = rng.random()
                 kind = next(k for c, k in cum if r <= c)
@@ -124,28 +153,6 @@ def generate_forces(preset: str, seed: int = 1, out: Callable[[str], None] = pri
         members.flush()
         counts["teams"] = teams.count
 
-        # --- posts: every village entrance (1–2), every compound gate, a sampling point per community ------
-        pid = _max_id(m.Post)
-        posts = Writer(m.Post, ["id", "unit_id", "path", "name", "kind", "start_hour", "end_hour", "required",
-                                "active", "created_at"])
-        post_rows = []  # (post id, level-4 unit id, start, end, required)
-        for u in units:
-            if u[5] == UnitKind.VILLAGE:
-                for k in range(1 + (rng.random() < 0.6)):
-                    pid += 1
-                    req = 1 + (rng.random() < 0.4)
-                    posts.add((pid, u[0], u[3], f"{u[4]}{['东', '西', '南', '北'][k]}村口卡点", "checkpoint", 0, 24, req,
-                               True, t_now))
-                    post_rows.append((pid, u[0], 0, 24, req, u[3]))
-            elif u[5] == UnitKind.COMPOUND:
-                pid += 1
-                lv4 = u[1]
-                posts.add((pid, u[0], u[3], f"{u[4]}大门", "gate", 0, 24, 1, True, t_now))
-                post_rows.append((pid, lv4, 0, 24, 1, u[3]))
-            elif u[5] == UnitKind.COMMUNITY:
-                pid += 1
-                posts.add((pid, u[0], u[3], f"{u[4]}核酸采样点", "sampling", 8, 16, 2, True, t_now))
-                post_rows.append((pid, u[0], 8, 16, 2, u[3]))
         posts.flush()
         counts["posts"] = posts.count
 
@@ -159,12 +166,12 @@ def generate_forces(preset: str, seed: int = 1, out: Callable[[str], None] = pri
             used: set[int] = set()
             for post_id, lv4, sh, eh, req, path in post_rows:
                 pool = by_unit.get(lv4, [])
-                slots = [(a, b) for a, b in SHIFTS if a >= sh and b <= eh] or [(sh, eh)]
+                slots = _slots(sh, eh)
                 for a, b in slots:
                     for _ in range(req):
                         if rng.random() < 0.03 or not pool:
                             continue  # a gap
-                        for _try in range(4):
+                        for _try in range(10):
                             h = pool[int(rng.random() * len(pool))]
                             if h not in used:
                                 break
@@ -225,6 +232,15 @@ def generate_forces(preset: str, seed: int = 1, out: Callable[[str], None] = pri
         counts["tasks"] = _tasks_and_notices(rng, units, by_unit, now)
     out("forces: " + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
     return counts
+
+
+def _slots(start: int, end: int) -> list[tuple[int, int]]:
+    """A post's day cut into shifts of at most 8 hours (0–24: the usual three)."""
+    out, a = [], start
+    while a < end:
+        out.append((a, min(a + 8, end)))
+        a += 8
+    return out
 
 
 def _fill_log_names() -> None:

@@ -364,3 +364,12 @@ def post_week_grid(post: Post, monday: dt.date) -> dict:
                                                               if timezone.localtime(s.starts_at).date() == day],
                      "short": sum(1 for x in hours if x["short"])})
     return {"days": days, "shifts": shifts, "short_hours": sum(d["short"] for d in days)}
+
+
+def seconds_served_by(helper: Helper, *, until: dt.datetime | None = None, since: dt.datetime | None = None) -> int:
+    """One helper's seconds on duty (off − on; a shift still on counts up to ``until``)."""
+    until = until or timezone.now()
+    qs = Shift.objects.filter(helper=helper, on_at__isnull=False, on_at__lt=until)
+    if since is not None:
+        qs = qs.filter(on_at__gte=since)
+    return int(sum(((off or until) - on).total_seconds() for on, off in qs.values_list("on_at", "off_at")))
