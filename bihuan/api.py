@@ -18,6 +18,7 @@ from ninja.errors import AuthenticationError
 from bihuan.core.api_auth import API_AUTH
 from bihuan.core.errors import Refused
 from bihuan.directives.api import router as directives_router
+from bihuan.forces.api import router as forces_router
 from bihuan.notify.api import router as notify_router
 from bihuan.pushes.api import router as pushes_router
 from bihuan.register.api import router as register_router
@@ -38,6 +39,7 @@ ROUTERS = [
     ("/directives", directives_router),
     ("/pushes", pushes_router),
     ("", notify_router),
+    ("", forces_router),
 ]
 for _prefix, _router in ROUTERS:
     api.add_router(_prefix, _router)
