@@ -394,6 +394,7 @@ def do_tap_duty(shift: Shift, *, on: bool, helper: Helper | None = None, acting_
             shift.on_at = now
             for loop in _missed_loops(shift):
                 late = int((now - shift.starts_at).total_seconds() // 60)
+                loop = engine.transition(loop, S.REPORTED, actor=acting_user, note=f"已到岗（迟到 {late} 分钟）")
                 engine.transition(loop, S.CLOSED, actor=acting_user, note=f"已到岗（迟到 {late} 分钟）")
         else:
             if shift.off_at:
