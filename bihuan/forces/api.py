@@ -103,6 +103,24 @@ class LogOut(Schema):
     area_m2: int
 
 
+class ErrorOut(Schema):
+    detail: str
+
+
+class RefusedOut(ErrorOut):
+    field: str | None
+
+
+ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
+WRITE_ERRORS = {400: RefusedOut, **ERRORS}
+
+
+class RollupOut(Schema):
+    unit: int
+    figures: dict
+    children: dict
+
+
 class DecisionIn(Schema):
     approve: bool
     note: str = ""
@@ -116,40 +134,40 @@ def _list(request: HttpRequest, qs, page: Page):
     return list(qs[page.offset:page.offset + page.limit])
 
 
-@router.get("/forces/helpers", response=list[HelperOut])
+@router.get("/forces/helpers", response={200: list[HelperOut], **ERRORS})
 def list_helpers(request, page: Query[Page]):
     return _list(request, Helper.objects.order_by("path", "id"), page)
 
 
-@router.get("/forces/helpers/{helper_id}", response=HelperOut)
+@router.get("/forces/helpers/{helper_id}", response={200: HelperOut, **ERRORS})
 def get_helper(request, helper_id: int):
     return access_helper(request.user, helper_id)
 
 
-@router.post("/forces/helpers/{helper_id}/decide", response=HelperOut)
+@router.post("/forces/helpers/{helper_id}/decide", response={200: HelperOut, **WRITE_ERRORS})
 def decide_helper(request, helper_id: int, body: DecisionIn):
     helper = access_helper(request.user, helper_id, MANAGE)
     return actions.do_decide_report_in(helper, approve=body.approve, note=body.note, acting_user=request.user)
 
 
-@router.get("/forces/teams", response=list[TeamOut])
+@router.get("/forces/teams", response={200: list[TeamOut], **ERRORS})
 def list_teams(request, page: Query[Page]):
     return _list(request, Team.objects.order_by("path", "id"), page)
 
 
-@router.get("/forces/posts", response=list[PostOut])
+@router.get("/forces/posts", response={200: list[PostOut], **ERRORS})
 def list_posts(request, page: Query[Page]):
     return _list(request, Post.objects.filter(active=True).order_by("path", "id"), page)
 
 
-@router.get("/forces/posts/{post_id}/shifts", response=list[ShiftOut])
+@router.get("/forces/posts/{post_id}/shifts", response={200: list[ShiftOut], **ERRORS})
 def list_shifts(request, post_id: int):
     post = access_post(request.user, post_id)
     lo, hi = roster.week_bounds(roster.monday_of(timezone.localdate()))
     return list(Shift.objects.filter(post=post, starts_at__lt=hi + dt.timedelta(days=7), ends_at__gt=lo))
 
 
-@router.post("/forces/posts/{post_id}/shifts", response={201: ShiftOut})
+@router.post("/forces/posts/{post_id}/shifts", response={201: ShiftOut, **WRITE_ERRORS})
 def add_shift(request, post_id: int, body: ShiftIn):
     post = access_post(request.user, post_id, MANAGE)
     helper = access_helper(request.user, body.helper_id)
@@ -157,22 +175,22 @@ def add_shift(request, post_id: int, body: ShiftIn):
                                         acting_user=request.user)
 
 
-@router.get("/forces/tasks", response=list[TaskOut])
+@router.get("/forces/tasks", response={200: list[TaskOut], **ERRORS})
 def list_tasks(request, page: Query[Page]):
     return _list(request, Task.objects.order_by("-created_at"), page)
 
 
-@router.get("/forces/places", response=list[PlaceOut])
+@router.get("/forces/places", response={200: list[PlaceOut], **ERRORS})
 def list_places(request, page: Query[Page]):
     return _list(request, Place.objects.filter(active=True).order_by("path", "id"), page)
 
 
-@router.get("/forces/logs", response=list[LogOut])
+@router.get("/forces/logs", response={200: list[LogOut], **ERRORS})
 def list_logs(request, page: Query[Page]):
     return _list(request, DisinfectionLog.objects.order_by("-at", "-id"), page)
 
 
-@router.get("/forces/rollup")
+@router.get("/forces/rollup", response={200: RollupOut, **ERRORS})
 def rollup(request, unit: int | None = None):
     """The unit's field-force figures (and its children's), live."""
     scope = require(request.user, VIEW)
