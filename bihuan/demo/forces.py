@@ -182,7 +182,9 @@ def generate_forces(preset: str, seed: int = 1, out: Callable[[str], None] = pri
                         start = week0 + dt.timedelta(days=day, hours=a)
                         end = week0 + dt.timedelta(days=day, hours=b)
                         on = off = None
-                        if start < now and rng.random() < 0.93:
+                        # No-shows only long enough ago not to alarm anyone now (the worker escalates missed
+                        # starts of the last 12 hours).
+                        if start < now and (rng.random() < 0.93 or start > now - dt.timedelta(hours=13)):
                             on = start + dt.timedelta(minutes=rng.randint(-15, 12))
                             off = end + dt.timedelta(minutes=rng.randint(-10, 20)) if end < now else None
                         shifts.add((sid, post_id, path, h, None, _adapt(start), _adapt(end),
