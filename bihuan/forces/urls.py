@@ -17,6 +17,7 @@ urlpatterns = [
     path("units/<int:unit_id>/poster/", views.poster, name="poster"),
     path("units/<int:unit_id>/group-code/", views.group_code, name="group_code"),
     path("posts/<int:post_id>/", views.post_roster, name="roster"),
+    path("rosters/upload/", views.roster_upload, name="roster_upload"),
     path("shifts/<int:shift_id>/tap/", views.tap, name="tap"),
     path("places/", views.places, name="places"),
     path("places/<int:place_id>/log/", views.log_disinfection, name="log"),

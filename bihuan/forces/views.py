@@ -49,6 +49,7 @@ from .models import (
     Shift,
     Task,
 )
+from .upload import RowError
 
 
 def qr_svg(url: str) -> str:
@@ -396,3 +397,19 @@ def notice_page(request, token):
     if building is not None and request.method == "GET":
         actions.count_notice_view(notice, *building)
     return render(request, "forces/notice.html", {"notice": notice})
+
+
+@staff_required(MANAGE)
+@require_POST
+def roster_upload(request, scope):
+    """A roster sheet (排班表) for the posts under a unit: all rows or none, each bad row with its reason."""
+    from .upload import import_roster
+
+    unit = _unit(request, scope)
+    upload = request.FILES.get("file")
+    if upload is None:
+        added, errors = 0, [RowError(0, _("请选择排班表文件（.xlsx、.xls 或 .csv）"))]
+    else:
+        added, errors = import_roster(unit, upload.read(), upload.name, acting_user=request.user)
+    return render(request, "forces/upload.html", {"unit": unit, "added": added, "errors": errors},
+                  status=400 if errors else 200)

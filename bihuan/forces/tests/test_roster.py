@@ -107,3 +107,46 @@ def test_copying_last_weeks_roster_once(district):
     next_week = list(Shift.objects.filter(starts_at__gte=at(monday, 0) + dt.timedelta(days=7)).order_by("starts_at"))
     assert [s.starts_at for s in next_week] == [at(monday, 8) + dt.timedelta(days=7 + k) for k in range(3)]
     assert Post.objects.count() == 1
+
+
+def _sheet(rows) -> bytes:
+    import io
+
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.append(["岗位", "日期", "开始", "结束", "姓名", "手机"])
+    for r in rows:
+        ws.append(r)
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def test_a_roster_upload_with_unknown_names_or_overlaps_says_why_per_row_and_writes_nothing(district):
+    from bihuan.forces.upload import import_roster
+
+    d = district
+    day = (timezone.localdate() + dt.timedelta(days=3)).isoformat()
+    do_create_post(d.compound_a, name="锦悦小区大门", kind="gate", acting_user=None)
+    active_helper(d.community_a, "周卫国", phone="13912345670")
+    bad = _sheet([["锦悦小区大门", day, "8:00", "16:00", "周卫国", ""],
+                  ["锦悦小区大门", day, "12:00", "20:00", "周卫国", ""],
+                  ["锦悦小区大门", day, "8:00", "16:00", "张无名", ""],
+                  ["西门", day, "8:00", "16:00", "周卫国", ""]])
+    added, errors = import_roster(d.community_a, bad, "排班表.xlsx", acting_user=d.users["community_a"])
+    assert added == 0 and not Shift.objects.exists()
+    assert [(e.row, e.message) for e in errors] == [
+        (3, "周卫国 与第 2 行的班次时间重叠"), (4, "本社区没有在岗的“张无名”"), (5, "没有这个岗位：“西门”")]
+    good = _sheet([["锦悦小区大门", day, "8:00", "16:00", "周卫国", "139 1234 5670"],
+                   ["锦悦小区大门", day, "16", "24", "周卫国", ""]])
+    added, errors = import_roster(d.community_a, good, "排班表.xlsx", acting_user=d.users["community_a"])
+    assert (added, [(e.row, e.message) for e in errors]) == (0, [(3, "周卫国 当天排班超过 12 小时")])
+    good = _sheet([["锦悦小区大门", day, "8:00", "16:00", "周卫国", "139 1234 5670"],
+                   ["锦悦小区大门", day, "16", "20", "周卫国", ""]])
+    added, errors = import_roster(d.community_a, good, "排班表.xlsx", acting_user=d.users["community_a"])
+    assert (added, errors) == (2, []) and Shift.objects.count() == 2
+    # The same file again: every row now clashes with the roster itself; nothing more is written.
+    added, errors = import_roster(d.community_a, good, "排班表.xlsx", acting_user=d.users["community_a"])
+    assert added == 0 and "同一时段已在「锦悦小区大门」值班" in errors[0].message and Shift.objects.count() == 2

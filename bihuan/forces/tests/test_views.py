@@ -46,6 +46,8 @@ ROUTES = {
                           Perm.MANAGE_STAFF, 302, "compound"),
     "forces:roster": ("get", lambda c: reverse("forces:roster", args=[c.post.pk]), None, Perm.VIEW_REGISTER, 200,
                       "compound"),
+    "forces:roster_upload": ("post", lambda c: reverse("forces:roster_upload") + f"?unit={c.d.community_a.id}", None,
+                             Perm.MANAGE_STAFF, 400, "community"),
     "forces:tap": ("post", lambda c: reverse("forces:tap", args=[c.shift.pk]), {"on": "1"}, Perm.CARE, 302, "compound"),
     "forces:places": ("get", lambda c: reverse("forces:places") + f"?unit={c.d.compound_a.id}", None,
                       Perm.VIEW_REGISTER, 200, "compound"),
