@@ -19,6 +19,7 @@ from bihuan.checkpoints.api import router as checkpoints_router
 from bihuan.core.api_auth import API_AUTH
 from bihuan.core.errors import Refused
 from bihuan.directives.api import router as directives_router
+from bihuan.forces.api import router as forces_router
 from bihuan.inspections.api import router as inspections_router
 from bihuan.notify.api import router as notify_router
 from bihuan.pushes.api import router as pushes_router
@@ -42,6 +43,7 @@ ROUTERS = [
     ("/inspections", inspections_router),
     ("", notify_router),
     ("", checkpoints_router),
+    ("", forces_router),
 ]
 for _prefix, _router in ROUTERS:
     api.add_router(_prefix, _router)

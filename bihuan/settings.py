@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "bihuan.control",
     "bihuan.inspections",
     "bihuan.checkpoints",
+    "bihuan.forces",
     "bihuan.demo",
 ]
 

@@ -6,6 +6,7 @@ from bihuan.api import api
 from bihuan.checkpoints import views as checkpoint_views
 from bihuan.control import views as control_views
 from bihuan.directives import views as directives_views
+from bihuan.forces.urls import public as forces_public
 from bihuan.register import views as register_views
 
 urlpatterns = [
@@ -27,5 +28,7 @@ urlpatterns = [
     path("report/", checkpoint_views.self_report, name="self_report"),
     path("report/r/<str:token>/", checkpoint_views.self_report_receipt, name="self_report_receipt"),
     path("s/<str:token>/", checkpoint_views.screen_link, name="screen_link"),
+    path("forces/", include("bihuan.forces.urls")),
+    path("f/", include(forces_public)),
     path("", include("bihuan.register.urls")),
 ]

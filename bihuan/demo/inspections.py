@@ -31,7 +31,7 @@ def generate_inspections(preset: str, seed: int, out: Callable[[str], None] = pr
     from bihuan.register.models import Unit
     from bihuan.register.staff_actions import do_create_staff
 
-    from .generate import PASSWORD
+    from . import PASSWORD
 
     if not ChecklistTemplate.objects.exists():  # a flushed test database lost the shipped checklists: seed them
         import importlib

@@ -146,7 +146,7 @@ def test_every_api_route_belongs_to_a_router_with_an_access_matrix():
     """register/tests/test_api.py covers the routes tagged "register", this file those tagged "directives",
     pushes/tests/test_api.py those tagged "pushes", register/tests/test_staff_api.py those tagged "staff";
     a new router adds its tag here together with its own matrix."""
-    covered = {"register", "directives", "pushes", "notify", "staff", "inspections", "checkpoints"}  # each with its own access matrix
+    covered = {"register", "directives", "pushes", "notify", "staff", "inspections", "checkpoints", "forces"}
     for path, operations in api.get_openapi_schema()["paths"].items():
         for method, operation in operations.items():
             assert set(operation.get("tags", [])) & covered, (method, path)

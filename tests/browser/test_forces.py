@@ -1,0 +1,95 @@
+"""The field force in a browser, on phones: a volunteer scans the community's poster link and reports in with no
+account, the community approves and puts them on a shift, the volunteer taps on and off duty and logs a
+disinfection job with a photo."""
+
+import pytest
+from django.utils import timezone
+
+from bihuan.forces.actions import do_create_place, do_create_post
+from bihuan.forces.models import DisinfectionLog, Helper, HelperStatus, Shift
+from bihuan.testing import PASSWORD
+
+from .conftest import PHONE, login
+
+pytestmark = pytest.mark.browser
+
+
+def phone_context(browser):
+    return browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True, locale="zh-CN")
+
+
+def fits_phone(page):
+    return page.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+
+
+def test_a_volunteer_reports_in_is_approved_goes_on_duty_and_logs_disinfection(browser, live_server, live_district,
+                                                                                shot, settings, tmp_path):
+    from PIL import Image
+
+    settings.MEDIA_ROOT = tmp_path
+    settings.PUBLIC_URL = live_server.url  # the poster's QR names the public address
+    d = live_district
+    post = do_create_post(d.compound_a, name="锦悦小区大门", kind="gate", acting_user=None)
+    do_create_place(d.compound_a, name="锦悦小区垃圾收集点", kind="garbage", acting_user=None)
+    photo = tmp_path / "job.jpg"
+    Image.new("RGB", (320, 240), (30, 120, 200)).save(photo, "JPEG")
+
+    staff = phone_context(browser).new_page()
+    login(staff, live_server.url, "community_a", PASSWORD)
+    staff.goto(f"{live_server.url}/forces/units/{d.community_a.pk}/poster/")
+    join_url = staff.get_by_test_id("join-url").inner_text().strip()
+    shot(staff, "forces-poster")
+
+    volunteer = phone_context(browser).new_page()
+    volunteer.goto(join_url)
+    volunteer.get_by_test_id("name").fill("孙晓燕")
+    volunteer.get_by_test_id("phone").fill("13912340001")
+    volunteer.get_by_test_id("kind").select_option("youth")
+    assert fits_phone(volunteer)
+    shot(volunteer, "forces-join")
+    volunteer.get_by_test_id("join-submit").click()
+    volunteer.wait_for_load_state("networkidle")
+    assert "报到已提交" in volunteer.get_by_test_id("receipt").inner_text()
+    my_page = volunteer.url.split("?")[0]
+    shot(volunteer, "forces-receipt")
+    helper = Helper.objects.get(name="孙晓燕")
+    assert helper.status == HelperStatus.PENDING
+
+    staff.goto(f"{live_server.url}/forces/?unit={d.community_a.pk}")
+    staff.get_by_test_id(f"approve-{helper.pk}").click()
+    staff.wait_for_load_state("networkidle")
+    helper.refresh_from_db()
+    assert helper.status == HelperStatus.ACTIVE
+    staff.goto(f"{live_server.url}/forces/posts/{post.pk}/")
+    now = timezone.localtime()
+    staff.get_by_test_id("assign-date").fill(now.date().isoformat())
+    staff.get_by_test_id("assign-start").fill(str(now.hour))
+    staff.get_by_test_id("assign-end").fill(str(min(now.hour + 2, 24)))
+    staff.get_by_test_id("assign-helper").select_option(str(helper.pk))
+    staff.get_by_test_id("assign-submit").click()
+    staff.wait_for_load_state("networkidle")
+    shot(staff, "forces-roster")
+    shift = Shift.objects.get(helper=helper)
+
+    volunteer.goto(my_page)
+    volunteer.get_by_test_id("on-duty").click()
+    volunteer.wait_for_load_state("networkidle")
+    assert "已上岗" in volunteer.locator(".messages").inner_text()
+    shot(volunteer, "forces-on-duty")
+    volunteer.get_by_test_id("off-duty").click()
+    volunteer.wait_for_load_state("networkidle")
+    shift.refresh_from_db()
+    assert shift.on_at and shift.off_at and shift.off_at >= shift.on_at
+
+    volunteer.get_by_test_id("agent").fill("含氯消毒液")
+    volunteer.get_by_test_id("concentration").fill("500mg/L")
+    volunteer.get_by_test_id("area").fill("120")
+    volunteer.get_by_test_id("photo").set_input_files(str(photo))
+    volunteer.get_by_test_id("log-submit").click()
+    volunteer.wait_for_load_state("networkidle")
+    assert "消杀记录已保存" in volunteer.locator(".messages").inner_text()
+    assert fits_phone(volunteer)
+    shot(volunteer, "forces-disinfection")
+    log = DisinfectionLog.objects.get()
+    assert log.done_by == "孙晓燕" and log.area_m2 == 120 and log.photo.name.endswith(".jpg")
+    assert (tmp_path / log.photo.name).exists()
