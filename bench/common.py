@@ -21,6 +21,7 @@ SEED = 1
 def setup(scale: str) -> None:
     """Choose the database, set Django up and migrate."""
     os.environ.setdefault("BIHUAN_DEMO", "1")
+    os.environ.setdefault("BIHUAN_DEBUG", "false")  # as in production: no query log kept in memory
     os.environ.setdefault("DATABASE_URL", f"sqlite:///var/bench-{scale}.sqlite3")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bihuan.settings")
     _create_postgres_database(os.environ["DATABASE_URL"])

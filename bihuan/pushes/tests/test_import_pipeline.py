@@ -193,12 +193,14 @@ def test_a_crashed_run_resumes_where_it_stopped(district, tmp_path, monkeypatch)
     assert AuditEntry.objects.filter(action="push.import").count() == 1
 
 
-def test_new_people_are_routed_after_each_chunk(district, tmp_path, monkeypatch):
+@pytest.mark.parametrize("route_chunk", [2, 1000])
+def test_new_people_are_routed_in_groups_once_every_row_is_in(district, tmp_path, monkeypatch, route_chunk):
     calls = []
     fake = types.ModuleType("bihuan.pushes.routing")
     fake.route_people = lambda person_ids, *, acting_user: calls.append((sorted(person_ids), acting_user))
     monkeypatch.setitem(sys.modules, "bihuan.pushes.routing", fake)
     monkeypatch.setattr(importing, "CHUNK", 2)
+    monkeypatch.setattr(importing, "ROUTE_CHUNK", route_chunk)
     ids = [make_id_number(dt.date(1980, 1, 1) + dt.timedelta(days=i)) for i in range(3)]
     path = simple_csv(tmp_path / "route.csv", [
         {"姓名": "甲", "身份证号": ids[0]}, {"姓名": "乙", "身份证号": ids[1]},
@@ -208,7 +210,11 @@ def test_new_people_are_routed_after_each_chunk(district, tmp_path, monkeypatch)
     upload(district, path)
 
     user = district.users["community_a"]
-    assert calls == [(sorted(people(i).get().pk for i in ids[:2]), user), ([people(ids[2]).get().pk], user)]
+    made = [people(i).get().pk for i in ids]
+    if route_chunk == 2:
+        assert calls == [(sorted(made[:2]), user), ([made[2]], user)]
+    else:  # one group: each unit hears of its new people once for the whole list
+        assert calls == [(sorted(made), user)]
 
 
 def test_a_failing_router_does_not_lose_the_import(district, tmp_path, monkeypatch, caplog):
