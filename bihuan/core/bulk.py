@@ -14,6 +14,7 @@ from django.db import connection
 
 from .tabular import chunks
 
+COPY_ABOVE = 2000  # PostgreSQL: more rows than this go by COPY into a temporary table and one UPDATE
 CHUNK = 500  # rows per statement: (fields + 1) · 500 parameters stays under SQLite's limit for up to 60 fields
 
 
@@ -31,6 +32,9 @@ def update_rows(model, objs: Sequence, fields: Sequence[str], chunk: int = CHUNK
         row = "(" + ", ".join(["%s"] * len(columns)) + ")"
     names = ", ".join(q(f.column) for f in columns)
     sets = ", ".join(f"{q(f.column)} = v.{q(f.column)}" for f in columns[1:])
+    if connection.vendor == "postgresql" and len(objs) > COPY_ABOVE:
+        _update_by_copy(model, objs, columns)
+        return
     prepare = [_preparer(f) for f in columns]
     attnames = [f.attname for f in columns]
     with connection.cursor() as cur:
@@ -39,6 +43,32 @@ def update_rows(model, objs: Sequence, fields: Sequence[str], chunk: int = CHUNK
             cur.execute(f"WITH v({names}) AS (VALUES {', '.join([row] * len(part))}) "
                         f"UPDATE {table} SET {sets} FROM v WHERE {table}.{q(meta.pk.column)} = v.{q(meta.pk.column)}",
                         params)
+
+
+def _update_by_copy(model, objs: Sequence, columns: list) -> None:
+    """PostgreSQL, many rows: COPY the new values into a temporary table, then one UPDATE … FROM it."""
+    q = connection.ops.quote_name
+    table, pk = q(model._meta.db_table), q(columns[0].column)
+    temp = q(f"bulk_update_{model._meta.db_table}")
+    names = ", ".join(q(f.column) for f in columns)
+    sets = ", ".join(f"{q(f.column)} = v.{q(f.column)}" for f in columns[1:])
+    attnames = [f.attname for f in columns]
+    with connection.cursor() as cur:
+        cur.execute(f"DROP TABLE IF EXISTS {temp}")
+        cur.execute(f"CREATE TEMPORARY TABLE {temp} AS SELECT {names} FROM {table} WITH NO DATA")
+        with cur.cursor.copy(f"COPY {temp} ({names}) FROM STDIN") as copy:
+            for obj in objs:
+                copy.write_row([_copy_value(getattr(obj, name)) for name in attnames])
+        cur.execute(f"UPDATE {table} SET {sets} FROM {temp} v WHERE {table}.{pk} = v.{pk}")
+        cur.execute(f"DROP TABLE {temp}")
+
+
+def _copy_value(value):
+    if isinstance(value, dict | list):
+        import json
+
+        return json.dumps(value, ensure_ascii=False)
+    return bytes(value) if isinstance(value, memoryview) else value
 
 
 _PLAIN = (str, int, type(None))
@@ -116,3 +146,14 @@ def insert_rows(model, fields: Sequence[str], rows: Sequence[Sequence]) -> None:
             marks = ", ".join(["%s"] * len(columns))
             cur.executemany(f"INSERT INTO {q(meta.db_table)} ({names}) VALUES ({marks})",
                             [prepared(row, adapt) for row in rows])
+
+
+def any_of(expression: str, values: Sequence, db_type: str = "text") -> tuple[str, list]:
+    """SQL saying ``expression`` is one of ``values``, with ONE parameter however many values there are:
+    ``= ANY(%s)`` with an array on PostgreSQL, ``IN (SELECT value FROM json_each(%s))`` on SQLite. Thousands of
+    separate parameters cost more to bind and plan than the lookup itself."""
+    if connection.vendor == "postgresql":
+        return f"{expression} = ANY(CAST(%s AS {db_type}[]))", [list(values)]
+    import json
+
+    return f"{expression} IN (SELECT value FROM json_each(%s))", [json.dumps(list(values), default=str)]

@@ -17,6 +17,7 @@ row inside one file does not count twice.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,8 +26,8 @@ from django.db import connection
 from django.utils import timezone
 
 from bihuan.core import crypto
+from bihuan.core.bulk import any_of
 from bihuan.core.personal import mask_id_number, mask_phone
-from bihuan.core.tabular import chunks
 
 from .models import PushedPerson
 from .normalize import Row, seal_id_number
@@ -74,28 +75,29 @@ class Index:
     def load(self, rows: Iterable[Row], *, since: dt.datetime) -> None:
         """Load the people pushed since ``since`` whom any of ``rows`` could match (three indexed queries)."""
         rows = [r for r in rows if r.rejected is None]
-        recent = PushedPerson.objects.filter(last_pushed_at__gte=since)
+        table = connection.ops.quote_name(PushedPerson._meta.db_table)
+        after = connection.ops.adapt_datetimefield_value(since)
         found: dict[int, PushedPerson] = {}
-        for chunk in chunks(sorted({r.id_hash for r in rows if r.id_number})):
-            found.update((p.pk, p) for p in recent.filter(id_hash__in=chunk))
-        for chunk in chunks(sorted({r.phone_hash for r in rows if r.phone})):
-            found.update((p.pk, p) for p in recent.filter(phone_hash__in=chunk))
+        for column, values in (("id_hash", {r.id_hash for r in rows if r.id_number}),
+                               ("phone_hash", {r.phone_hash for r in rows if r.phone})):
+            if values:
+                match, params = any_of(f"p.{column}", sorted(values))
+                found.update((p.pk, p) for p in PushedPerson.objects.raw(
+                    f"SELECT p.* FROM {table} p WHERE p.last_pushed_at >= %s AND {match}", [after, *params]))
         # (name, birth date) pairs joined to the (name, birth_date) index: common names are pushed many times, so
         # reading everyone with one of the names would read most of the window
         pairs = sorted({(r.name, r.birth_date) for r in rows if r.birth_date})
-        table = connection.ops.quote_name(PushedPerson._meta.db_table)
-        date = "CAST(%s AS DATE)" if connection.vendor == "postgresql" else "%s"
-        wanted: list[int] = []
-        with connection.cursor() as cur:
-            for chunk in chunks(pairs, 2000):
-                cur.execute(
-                    f"WITH w(name, birth_date) AS (VALUES {', '.join([f'(%s, {date})'] * len(chunk))}) "
-                    f"SELECT p.id FROM w JOIN {table} p ON p.name = w.name AND p.birth_date = w.birth_date "
-                    "WHERE p.last_pushed_at >= %s",
-                    [*(x for pair in chunk for x in pair), connection.ops.adapt_datetimefield_value(since)])
-                wanted += [pk for (pk,) in cur.fetchall() if pk not in found]
-        for chunk in chunks(wanted):
-            found.update((p.pk, p) for p in PushedPerson.objects.filter(pk__in=chunk))
+        if pairs:
+            if connection.vendor == "postgresql":
+                pairs_sql = "unnest(CAST(%s AS text[]), CAST(%s AS date[])) AS w(name, birth_date)"
+                params = [[n for n, _b in pairs], [b for _n, b in pairs]]
+            else:
+                pairs_sql = ("(SELECT json_extract(value, '$[0]') AS name, json_extract(value, '$[1]') AS birth_date "
+                             "FROM json_each(%s)) w")
+                params = [json.dumps([[n, b.isoformat()] for n, b in pairs])]
+            found.update((p.pk, p) for p in PushedPerson.objects.raw(
+                f"SELECT p.* FROM {pairs_sql} JOIN {table} p ON p.name = w.name AND p.birth_date = w.birth_date "
+                "WHERE p.last_pushed_at >= %s", [*params, after]))
         for person in sorted(found.values(), key=lambda p: p.pk):
             self.add(person)
 

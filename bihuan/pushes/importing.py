@@ -53,6 +53,7 @@ logger = logging.getLogger(__name__)
 
 INLINE_MAX_ROWS = 2000  # larger files go to the worker
 CHUNK = 2000  # rows per transaction
+ANALYZE_AFTER = 6_000  # new people after which PostgreSQL's statistics of the table are refreshed
 ROUTE_CHUNK = 25_000  # new people routed (and their owners told) together: one notice per grid for most lists
 RESULT_FIELDS = ("batch_id", "row_number", "result", "reason", "field", "person_id", "masked")
 LEASE_SECONDS = 300
@@ -303,6 +304,23 @@ def _renew(batch: PushBatch, owner: str, **fields) -> None:
         raise LostLease(f"push batch {batch.pk}: lease lost")
 
 
+def _analyze_if_grown(grown: int) -> bool:
+    """Bring PostgreSQL's statistics of the pushed people up to date once a list has added ``ANALYZE_AFTER`` of
+    them and at least as many as the statistics knew of (what ``ANALYZE`` after a bulk load is for): the planner
+    would otherwise still see the table as it was before the list and scan it whole for the lookups of the next
+    chunks. Returns whether it did."""
+    if connection.vendor != "postgresql" or grown < ANALYZE_AFTER:
+        return False
+    table = PushedPerson._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = CAST(%s AS regclass)", [table])
+        known = cursor.fetchone()[0]
+        if grown < known:
+            return False
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+    return True
+
+
 def _serialise_chunks() -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
@@ -469,8 +487,11 @@ def process_batch(batch: PushBatch, *, owner: str | None = None,
         done = set(PushRow.objects.filter(batch=batch).values_list("row_number", flat=True))
         todo = [r for r in table.rows if r[0] not in done]
         table.rows = []
+        grown = 0
         for rows in chunks(todo, CHUNK):
-            run.chunk(table, rows)
+            grown += len(run.chunk(table, rows))
+            if _analyze_if_grown(grown):
+                grown = 0
         del todo
         _open_loops(batch, owner)
         return _close(batch, owner, state=BatchState.DONE)
