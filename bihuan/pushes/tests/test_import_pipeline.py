@@ -230,6 +230,25 @@ def test_a_failing_router_does_not_lose_the_import(district, tmp_path, monkeypat
     assert "routing 1 pushed people failed" in caplog.text
 
 
+def test_people_are_written_unrouted_when_routing_them_fails_and_the_import_still_completes(
+        district, tmp_path, monkeypatch, caplog):
+    from bihuan.loops.models import Loop
+    from bihuan.pushes import routing
+
+    def broken(people, **_kwargs):
+        for person in people:
+            person.unit_id = -1  # a half-made decision must not reach the database
+        raise RuntimeError("routing broken")
+
+    monkeypatch.setattr(routing, "decide_routes", broken)
+    batch = upload(district, simple_csv(tmp_path / "r.csv", [{"姓名": "甲", "手机号": "13900000000"},
+                                                                {"姓名": "乙", "手机号": "13900000001"}]))
+    assert batch.state == BatchState.DONE and batch.imported == 2
+    assert list(PushedPerson.objects.values_list("routed_at", "unit_id")) == [(None, None), (None, None)]
+    assert not Loop.objects.exists()
+    assert "routing 2 pushed people failed" in caplog.text
+
+
 def test_headers_are_recognised_and_the_rest_listed(district):
     mapping, unmapped = detect_mapping(["序号", " 姓 名 ", "公民身份号码", "联系电话：", "出发地", "途经城市", "返回日期",
                                         "居住地址", "数据来源", "所属乡镇(街道)", "所属社区（村）", "备注"])
