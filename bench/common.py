@@ -21,6 +21,7 @@ SEED = 1
 def setup(scale: str) -> None:
     """Choose the database, set Django up and migrate."""
     os.environ.setdefault("BIHUAN_DEMO", "1")
+    os.environ.setdefault("BIHUAN_DEBUG", "false")  # as in production: no query log kept in memory
     os.environ.setdefault("DATABASE_URL", f"sqlite:///var/bench-{scale}.sqlite3")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bihuan.settings")
     _create_postgres_database(os.environ["DATABASE_URL"])
@@ -117,8 +118,10 @@ def best_of(fn: Callable[[], object], repeat: int = 5, warmup: int = 1) -> float
     return min(timed(fn) for _ in range(repeat))
 
 
-def report(bench: str, scale: str, n: int, seconds: float, baseline: str, baseline_seconds: float) -> dict:
-    """Print the result as the last line: one JSON object in the format of DESIGN.md."""
+def report(bench: str, scale: str, n: int, seconds: float, baseline: str, baseline_seconds: float,
+           **extra) -> dict:
+    """Print the result as the last line: one JSON object in the format of DESIGN.md (``extra`` fields, such as
+    ``peak_mb``, follow the usual ones)."""
     result = {
         "bench": bench,
         "scale": scale,
@@ -127,6 +130,7 @@ def report(bench: str, scale: str, n: int, seconds: float, baseline: str, baseli
         "baseline": baseline,
         "baseline_seconds": round(baseline_seconds, 6),
         "ratio": round(seconds / baseline_seconds, 3) if baseline_seconds else None,
+        **extra,
     }
     print(json.dumps(result, ensure_ascii=False), flush=True)
     return result

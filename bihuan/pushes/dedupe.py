@@ -17,13 +17,18 @@ row inside one file does not count twice.
 from __future__ import annotations
 
 import datetime as dt
+import json
+import operator
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from django.db import connection
 from django.utils import timezone
 
-from bihuan.core.tabular import chunks
+from bihuan.core import crypto
+from bihuan.core.bulk import any_of, insert_rows
+from bihuan.core.personal import mask_id_number, mask_phone
 
 from .models import PushedPerson
 from .normalize import Row, seal_id_number
@@ -71,22 +76,29 @@ class Index:
     def load(self, rows: Iterable[Row], *, since: dt.datetime) -> None:
         """Load the people pushed since ``since`` whom any of ``rows`` could match (three indexed queries)."""
         rows = [r for r in rows if r.rejected is None]
-        recent = PushedPerson.objects.filter(last_pushed_at__gte=since)
+        table = connection.ops.quote_name(PushedPerson._meta.db_table)
+        after = connection.ops.adapt_datetimefield_value(since)
         found: dict[int, PushedPerson] = {}
-        for chunk in chunks(sorted({r.id_hash for r in rows if r.id_number})):
-            found.update((p.pk, p) for p in recent.filter(id_hash__in=chunk))
-        for chunk in chunks(sorted({r.phone_hash for r in rows if r.phone})):
-            found.update((p.pk, p) for p in recent.filter(phone_hash__in=chunk))
-        pairs = {(r.name, r.birth_date) for r in rows if r.birth_date}
-        # by name alone (the prefix of the (name, birth_date) index): name IN (…) AND birth_date IN (…) would
-        # probe every combination
-        # (common names are pushed many times: read the keys first, whole records only for the pairs)
-        wanted: list[int] = []
-        for chunk in chunks(sorted({n for n, _b in pairs})):
-            wanted += [pk for pk, name, birth in recent.filter(name__in=chunk).values_list("pk", "name", "birth_date")
-                       if (name, birth) in pairs and pk not in found]
-        for chunk in chunks(wanted):
-            found.update((p.pk, p) for p in PushedPerson.objects.filter(pk__in=chunk))
+        for column, values in (("id_hash", {r.id_hash for r in rows if r.id_number}),
+                               ("phone_hash", {r.phone_hash for r in rows if r.phone})):
+            if values:
+                match, params = any_of(f"p.{column}", sorted(values))
+                found.update((p.pk, p) for p in PushedPerson.objects.raw(
+                    f"SELECT p.* FROM {table} p WHERE p.last_pushed_at >= %s AND {match}", [after, *params]))
+        # (name, birth date) pairs joined to the (name, birth_date) index: common names are pushed many times, so
+        # reading everyone with one of the names would read most of the window
+        pairs = sorted({(r.name, r.birth_date) for r in rows if r.birth_date})
+        if pairs:
+            if connection.vendor == "postgresql":
+                pairs_sql = "unnest(CAST(%s AS text[]), CAST(%s AS date[])) AS w(name, birth_date)"
+                params = [[n for n, _b in pairs], [b for _n, b in pairs]]
+            else:
+                pairs_sql = ("(SELECT json_extract(value, '$[0]') AS name, json_extract(value, '$[1]') AS birth_date "
+                             "FROM json_each(%s)) w")
+                params = [json.dumps([[n, b.isoformat()] for n, b in pairs])]
+            found.update((p.pk, p) for p in PushedPerson.objects.raw(
+                f"SELECT p.* FROM {pairs_sql} JOIN {table} p ON p.name = w.name AND p.birth_date = w.birth_date "
+                "WHERE p.last_pushed_at >= %s", [*params, after]))
         for person in sorted(found.values(), key=lambda p: p.pk):
             self.add(person)
 
@@ -148,14 +160,69 @@ def merge_into(person: PushedPerson, row: Row, *, source: str, pushed_at: dt.dat
         person.last_pushed_at = pushed_at
 
 
-def new_person(row: Row, *, batch, source: str, pushed_at: dt.datetime) -> PushedPerson:
-    person = PushedPerson(
+_COLUMNS = [f for f in PushedPerson._meta.concrete_fields]
+_DEFAULTS = {f.attname: f.get_default() for f in _COLUMNS}
+PERSON_FIELDS = tuple(f.attname for f in _COLUMNS)  # every column of a PushedPerson row, "id" first
+
+
+class NewPerson:
+    """A person an import creates, before it is written: the attributes of a PushedPerson row (``PERSON_FIELDS``)
+    without a model instance (tens of thousands are made per list). ID number and phone are kept in clear until
+    ``seal`` seals them all at once just before the row is written; their hashes, masks and tails are set at
+    once, as de-duplication needs them."""
+
+    __slots__ = (*PERSON_FIELDS, "id_number", "phone")
+
+    def __init__(self, **values) -> None:
+        for name, value in _DEFAULTS.items():
+            setattr(self, name, value)
+        self.id_number = self.phone = ""
+        for name, value in values.items():
+            setattr(self, name, value)
+
+    @property
+    def pk(self) -> int | None:
+        return self.id
+
+    def set_id_number(self, id_number: str, id_hash: str | None = None) -> None:
+        self.id_number = id_number
+        self.id_hash = id_hash if id_hash is not None else crypto.lookup_hash("id", id_number)
+        self.id_masked = mask_id_number(id_number)
+        self.id_tail = id_number[-4:] if id_number else ""
+
+    def set_phone(self, phone: str, phone_hash: str | None = None) -> None:
+        self.phone = phone
+        self.phone_hash = phone_hash if phone_hash is not None else crypto.lookup_hash("phone", phone)
+        self.phone_masked = mask_phone(phone)
+        self.phone_tail = phone[-4:] if phone else ""
+
+    @staticmethod
+    def seal(people: list[NewPerson]) -> None:
+        """Seal the ID numbers and phones of ``people`` (one key lookup for all)."""
+        for person, sealed in zip(people, crypto.seal_many([p.id_number for p in people]), strict=True):
+            person.id_sealed = sealed
+        for person, sealed in zip(people, crypto.seal_many([p.phone for p in people]), strict=True):
+            person.phone_sealed = sealed
+
+
+def write_new(people: list[NewPerson]) -> None:
+    """Write new people whose ids are reserved (``core.bulk.reserve_ids``): sealed together, one statement."""
+    NewPerson.seal(people)
+    values_of = operator.attrgetter(*PERSON_FIELDS)
+    insert_rows(PushedPerson, PERSON_FIELDS, [values_of(p) for p in people])
+
+
+def new_person(row: Row, *, batch, source: str, pushed_at: dt.datetime) -> NewPerson:
+    person = NewPerson(
         name=row.name, birth_date=row.birth_date, sex=row.sex, origin=row.origin, via=row.via,
         arrival_date=row.arrival_date, address_text=row.address, township_text=row.township,
-        community_text=row.community, sources=add_source("", source), first_batch=batch, id_problem=row.id_problem,
+        community_text=row.community, sources=add_source("", source), first_batch_id=batch.pk,
+        id_problem=row.id_problem,
         first_pushed_at=pushed_at, last_pushed_at=pushed_at, times_pushed=1)
-    seal_id_number(person, row.id_number)
-    person.set_phone(row.phone)
+    if row.id_number:
+        person.set_id_number(row.id_number, row.id_hash)
+    if row.phone:
+        person.set_phone(row.phone, row.phone_hash)
     return person
 
 

@@ -11,7 +11,9 @@ people it may join (``dedupe``), create and merge people, write a PushRow for ev
 counters and renew the lease. A row that already has its PushRow is skipped, so a rerun after a crash goes
 on where the last committed chunk ended. Chunks of different batches never interleave (an advisory lock on
 PostgreSQL; SQLite's IMMEDIATE transactions serialise writers), so two lists naming the same person at the
-same moment still make one person. After each chunk the new people are routed (``routing.route_people``).
+same moment still make one person. When every row is in, the new people are routed (``routing.route_people``)
+in groups of ``ROUTE_CHUNK``: a grid hears of its new people once per list, not once per chunk (a run that
+stopped before routing routes them when it is resumed).
 
 At the end the counters are recounted from the PushRows (rows_total = imported + merged + rejected, exactly),
 the file is dropped from the database (it holds clear personal data) and one audit row ``push.import`` is
@@ -24,6 +26,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import logging
+from collections import Counter
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -31,7 +34,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from bihuan.core import audit, excel
-from bihuan.core.bulk import update_rows
+from bihuan.core.bulk import insert_rows, reserve_ids, update_rows
 from bihuan.core.roles import Perm
 from bihuan.core.tabular import UnreadableFile, cell_text, chunks, estimate_rows, is_blank, read_sheets
 from bihuan.core.worker import claim, worker_id
@@ -46,7 +49,10 @@ from .normalize import Row, clean_text, masked_cell, normalize_row
 logger = logging.getLogger(__name__)
 
 INLINE_MAX_ROWS = 2000  # larger files go to the worker
-CHUNK = 500  # rows per transaction
+CHUNK = 2000  # rows per transaction
+ANALYZE_AFTER = 6_000  # new people after which PostgreSQL's statistics of the table are refreshed
+ROUTE_CHUNK = 25_000  # new people routed (and their owners told) together: one notice per grid for most lists
+RESULT_FIELDS = ("batch_id", "row_number", "result", "reason", "field", "person_id", "masked")
 LEASE_SECONDS = 300
 HEADER_SEARCH_ROWS = 10
 _ADVISORY_LOCK = 0x62_69_68_75  # "bihu": serialises the chunks of all batches on PostgreSQL
@@ -78,6 +84,27 @@ class Table:
         return {f: values[i] for i, f in enumerate(self.fields) if f and i < len(values)}
 
     def masked(self, values: tuple, row: Row) -> dict[str, str]:
+        keys = self._keys()
+        if keys is None:
+            return self._masked_slowly(values, row)
+        out: dict[str, str] = {}
+        fields = self.fields
+        for i, value in enumerate(values):
+            if value is None or (value.__class__ is str and not value.strip()):
+                continue
+            out[keys[i] if i < len(keys) else f"第{i + 1}列"] = masked_cell(
+                fields[i] if i < len(fields) else None, value, row)
+        return out
+
+    def _keys(self) -> list[str] | None:
+        """The key of each column in ``masked`` when no two columns can share one (else None: numbered per row)."""
+        if not hasattr(self, "_column_keys"):
+            keys = [h if h else f"第{i + 1}列" for i, h in enumerate(self.headers)]
+            clash = len(set(keys)) != len(keys) or any(k.startswith("第") and k.endswith("列") for k in self.headers)
+            self._column_keys = None if clash else keys
+        return self._column_keys
+
+    def _masked_slowly(self, values: tuple, row: Row) -> dict[str, str]:
         out: dict[str, str] = {}
         for i, value in enumerate(values):
             if is_blank(value):
@@ -214,11 +241,81 @@ def _route(person_ids: list[int], acting_user) -> None:
         logger.exception("routing %d pushed people failed", len(person_ids))
 
 
+def _decide_routes(people: list, memo: dict) -> Counter:
+    """Route new people before they are written (``routing.decide_routes``); if routing fails they are written
+    unrouted and routed by ``route_people`` at the end (or wait in the manual queue)."""
+    if not people:
+        return Counter()
+    try:
+        from bihuan.pushes.routing import decide_routes
+    except ImportError:
+        return Counter()
+    try:
+        return decide_routes(people, memo=memo)
+    except Exception:  # noqa: BLE001 - the people are imported all the same
+        logger.exception("routing %d pushed people failed", len(people))
+        for person in people:
+            person.routed_at, person.unit_id, person.path, person.route_method, person.route_reason = (
+                None, None, "", "", "")
+        return Counter()
+
+
+class _Routed:
+    """What ``open_verifications`` reads of a routed person."""
+
+    __slots__ = ("pk", "first_pushed_at", "first_batch_id", "route_method")
+
+    def __init__(self, pk, first_pushed_at, first_batch_id, route_method):
+        self.pk, self.first_pushed_at, self.first_batch_id, self.route_method = (
+            pk, first_pushed_at, first_batch_id, route_method)
+
+
+def _open_loops(batch: PushBatch, owner: str) -> None:
+    """When every row is in: route the batch's new people that are not routed yet (``route_people``), and open
+    the verification loops of those routed while they were written, in groups of ``ROUTE_CHUNK`` (each group's
+    units told once). Both steps find their people in the database, so a resumed run finishes what a stopped
+    one left."""
+    mine = PushedPerson.objects.filter(first_batch=batch).order_by("pk")
+    for ids in chunks(list(mine.filter(routed_at__isnull=True).values_list("pk", flat=True)), ROUTE_CHUNK):
+        _renew(batch, owner)
+        _route(ids, batch.uploaded_by)
+    pending = [_Routed(*values) for values in mine.filter(routed_at__isnull=False, verification__isnull=True)
+               .values_list("pk", "first_pushed_at", "first_batch_id", "route_method")]
+    if not pending:
+        return
+    try:
+        from bihuan.pushes.routing import open_verifications, record_routes
+    except ImportError:
+        return
+    for group in chunks(pending, ROUTE_CHUNK):
+        _renew(batch, owner)
+        with transaction.atomic():
+            open_verifications(group, acting_user=batch.uploaded_by)
+            record_routes(group, Counter(p.route_method for p in group), acting_user=batch.uploaded_by)
+
+
 def _renew(batch: PushBatch, owner: str, **fields) -> None:
     updated = PushBatch.objects.filter(pk=batch.pk, locked_by=owner).update(
         locked_until=timezone.now() + dt.timedelta(seconds=LEASE_SECONDS), **fields)
     if updated != 1:
         raise LostLease(f"push batch {batch.pk}: lease lost")
+
+
+def _analyze_if_grown(grown: int) -> bool:
+    """Bring PostgreSQL's statistics of the pushed people up to date once a list has added ``ANALYZE_AFTER`` of
+    them and at least as many as the statistics knew of (what ``ANALYZE`` after a bulk load is for): the planner
+    would otherwise still see the table as it was before the list and scan it whole for the lookups of the next
+    chunks. Returns whether it did."""
+    if connection.vendor != "postgresql" or grown < ANALYZE_AFTER:
+        return False
+    table = PushedPerson._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = CAST(%s AS regclass)", [table])
+        known = cursor.fetchone()[0]
+        if grown < known:
+            return False
+        cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+    return True
 
 
 def _serialise_chunks() -> None:
@@ -236,6 +333,8 @@ class _Run:
         self.pushed_at = batch.uploaded_at
         self.today = timezone.localdate(self.pushed_at)
         self.since = dedupe.window_start(self.pushed_at, window_days)
+        self.routes: Counter = Counter()
+        self.memo: dict = {}  # routing's memory of this list's addresses
         # person id -> the first row of this batch that named them (for "与第 N 行同一人")
         self.batch_rows: dict[int, int] = {}
         for person_id, number in (PushRow.objects.filter(batch=batch, person__isnull=False).order_by()
@@ -243,56 +342,64 @@ class _Run:
             self.batch_rows[person_id] = min(number, self.batch_rows.get(person_id, number))
 
     def chunk(self, table: Table, rows: list[tuple[int, tuple]]) -> list[int]:
-        """Process and commit one chunk; returns the ids of the people it created."""
+        """Process and commit one chunk; returns the ids of the people it created.
+
+        Set-based: the people the chunk may join are read in a few indexed queries, the new people are written
+        with ids reserved in one statement and their values sealed together, then people and result rows go in
+        as one COPY each on PostgreSQL (one prepared INSERT run for every row on SQLite), and the merged people
+        are updated in one statement per 500."""
         normalized = [(normalize_row(number, table.cells(values), today=self.today), values)
                       for number, values in rows]
+        batch_id = self.batch.pk
         with transaction.atomic():
             _renew(self.batch, self.owner)
             _serialise_chunks()
             index = dedupe.Index()
             index.load((r for r, _v in normalized), since=self.since)
-            created: list[PushedPerson] = []
+            created: list[dedupe.NewPerson] = []
             changed: dict[int, PushedPerson] = {}
-            results: list[PushRow] = []
+            results: list[list] = []  # PushRow columns (RESULT_FIELDS); the person object until ids are known
             counts = {RowResult.IMPORTED: 0, RowResult.MERGED: 0, RowResult.REJECTED: 0}
             first_row: dict[int, int] = {}  # id(person) -> first row in this batch, for people made here
             for row, values in normalized:
-                result = PushRow(batch=self.batch, row_number=row.number, masked=table.masked(values, row))
+                masked = table.masked(values, row)
                 if row.rejected is not None:
-                    result.result, (result.field, result.reason) = RowResult.REJECTED, row.rejected
+                    field, reason = row.rejected
+                    results.append([batch_id, row.number, RowResult.REJECTED, reason[:300], field, None, masked])
+                    counts[RowResult.REJECTED] += 1
+                    continue
+                source = row.source or self.batch.source
+                match = index.find(row)
+                if match is None:
+                    person = dedupe.new_person(row, batch=self.batch, source=source, pushed_at=self.pushed_at)
+                    created.append(person)
+                    first_row[id(person)] = row.number
+                    outcome, reason = RowResult.IMPORTED, "；".join(row.notes)
                 else:
-                    source = row.source or self.batch.source
-                    match = index.find(row)
-                    if match is None:
-                        person = dedupe.new_person(row, batch=self.batch, source=source, pushed_at=self.pushed_at)
-                        created.append(person)
-                        first_row[id(person)] = row.number
-                        result.result, result.reason = RowResult.IMPORTED, "；".join(row.notes)
-                    else:
-                        person = match.person
-                        seen = self.batch_rows.get(person.pk) if person.pk else first_row.get(id(person))
-                        result.result = RowResult.MERGED
-                        result.reason = dedupe.merge_reason(match, batch_row=seen,
-                                                            pushed_before=person.last_pushed_at)
-                        dedupe.merge_into(person, row, source=source, pushed_at=self.pushed_at)
-                        if seen is None:  # the first row of this batch to name them: one more push
-                            person.times_pushed += 1
-                            self.batch_rows[person.pk] = row.number
-                        if person.pk:
-                            changed[person.pk] = person
-                    index.add(person)
-                    result.person = person
-                result.reason = result.reason[:300]
-                counts[result.result] += 1
-                results.append(result)
+                    person = match.person
+                    seen = self.batch_rows.get(person.pk) if person.pk else first_row.get(id(person))
+                    outcome = RowResult.MERGED
+                    reason = dedupe.merge_reason(match, batch_row=seen, pushed_before=person.last_pushed_at)
+                    dedupe.merge_into(person, row, source=source, pushed_at=self.pushed_at)
+                    if seen is None:  # the first row of this batch to name them: one more push
+                        person.times_pushed += 1
+                        self.batch_rows[person.pk] = row.number
+                    if person.pk:
+                        changed[person.pk] = person
+                index.add(person)
+                counts[outcome] += 1
+                results.append([batch_id, row.number, outcome, reason[:300], "", person, masked])
             self._match_residents([*created, *changed.values()])
-            PushedPerson.objects.bulk_create(created, batch_size=CHUNK)
+            for person, pk in zip(created, reserve_ids(PushedPerson, len(created)), strict=True):
+                person.id = pk
+            self.routes.update(_decide_routes(created, self.memo))  # written with the people; loops opened at the end
+            dedupe.write_new(created)
             if changed:
                 update_rows(PushedPerson, list(changed.values()), dedupe.UPDATED_FIELDS)
             for result in results:
-                if result.person is not None:
-                    result.person_id = result.person.pk  # set after bulk_create gave the new people their ids
-            PushRow.objects.bulk_create(results, batch_size=CHUNK)
+                if result[5] is not None:
+                    result[5] = result[5].pk
+            insert_rows(PushRow, RESULT_FIELDS, results)
             for person in created:
                 self.batch_rows[person.pk] = first_row[id(person)]
             _renew(self.batch, self.owner, rows_done=F("rows_done") + len(results),
@@ -301,7 +408,7 @@ class _Run:
         return [p.pk for p in created]
 
     @staticmethod
-    def _match_residents(people: list[PushedPerson]) -> None:
+    def _match_residents(people: list) -> None:
         """A pushed person with a registered ID number is that resident (routing sends them to their grid)."""
         wanted = {p.id_hash for p in people if p.id_hash and p.resident_id is None}
         found: dict[str, int] = {}
@@ -373,14 +480,15 @@ def process_batch(batch: PushBatch, *, owner: str | None = None,
         _renew(batch, owner, rows_total=len(table.rows), column_mapping=table.mapping)
         run = _Run(batch, owner, window_days)
         done = set(PushRow.objects.filter(batch=batch).values_list("row_number", flat=True))
-        if done:  # a resumed run: people an interrupted run created may not have been routed
-            _route(list(PushedPerson.objects.filter(first_batch=batch, routed_at__isnull=True)
-                        .values_list("pk", flat=True)), batch.uploaded_by)
         todo = [r for r in table.rows if r[0] not in done]
         table.rows = []
+        grown = 0
         for rows in chunks(todo, CHUNK):
-            new_ids = run.chunk(table, rows)
-            _route(new_ids, batch.uploaded_by)
+            grown += len(run.chunk(table, rows))
+            if _analyze_if_grown(grown):
+                grown = 0
+        del todo
+        _open_loops(batch, owner)
         return _close(batch, owner, state=BatchState.DONE)
     except LostLease:
         logger.warning("push batch %s: lease lost, another worker goes on with it", batch.pk)

@@ -29,7 +29,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from bihuan.core import audit
-from bihuan.core.bulk import update_rows
+from bihuan.core.bulk import reserve_ids, update_rows
 from bihuan.loops import engine
 from bihuan.register.models import Unit
 
@@ -112,7 +112,11 @@ def push_findings(findings: list[Finding], *, source: str, unit: Unit, acting_us
             index.add(person)
             out[i] = person
         _Run._match_residents([*created, *changed.values()])
-        PushedPerson.objects.bulk_create(created)
+        for person, pk in zip(created, reserve_ids(PushedPerson, len(created)), strict=True):
+            person.id = pk
+        dedupe.write_new(created)
+        written = PushedPerson.objects.in_bulk([p.id for p in created])  # model rows for what follows
+        out = [written.get(p.pk, p) if p is not None else None for p in out]
         if changed:
             update_rows(PushedPerson, list(changed.values()), dedupe.UPDATED_FIELDS)
         Evidence.objects.bulk_create(

@@ -41,6 +41,8 @@ from .address import Decision, RoutingError, UnitIndex, grids_by_building
 from .models import VERIFICATION, PushBatch, PushedPerson, RouteMethod, Verification
 
 CHUNK = 500  # ids per IN (…) list: well under SQLite's parameter limit
+OPEN_CHUNK = 25_000  # people per loop-opening statement (and so per notice to a unit), under the parameter limits
+# of both databases (SQLite 32,766, PostgreSQL 65,535)
 DEFAULT_DEADLINE = "24h"
 
 
@@ -113,13 +115,37 @@ def route_people(person_ids: list[int], *, acting_user, deadline: str | None = N
             "first_pushed_at"))
     if not people:
         return
+    counts = decide_routes(people)
+    with transaction.atomic():
+        _write_decisions(people)
+        open_verifications(people, acting_user=acting_user, deadline=deadline)
+        record_routes(people, counts, acting_user=acting_user)
+
+
+def record_routes(people: list, counts: Counter, *, acting_user) -> None:
+    """The one audit row of a routing call: how many people went which way."""
+    batches = sorted({p.first_batch_id for p in people})
+    audit.record(actor=acting_user, action="push.route", target_type="pushes.pushbatch",
+                 target_id=",".join(str(b) for b in batches)[:64],
+                 changes={"people": len(people), "by_method": dict(counts),
+                          "first": people[0].pk, "last": people[-1].pk})
+
+
+def decide_routes(people: list, *, now: datetime | None = None, memo: dict | None = None) -> Counter:
+    """Decide where each of ``people`` is verified and set it on them (``resident_id``, ``unit_id``, ``path``,
+    ``route_method``, ``route_reason``, ``routed_at``); returns how many went which way. Reads only: the caller
+    writes the people (the import writes them routed in the same statement that creates them). ``people`` are
+    PushedPerson rows or the import's new people (``dedupe.NewPerson``) with their ids. ``memo`` (a dict the
+    caller keeps between calls, e.g. for the chunks of one list) remembers address decisions and building
+    lookups: a list names the same addresses again and again."""
     idx = UnitIndex.cached()
     batch_units = dict(PushBatch.objects.filter(pk__in={p.first_batch_id for p in people})
                        .values_list("id", "unit__path"))
-    now = timezone.now()
+    now = now or timezone.now()
     residents = _resident_matches(people)
     decisions: dict[int, Decision] = {}
-    cache: dict[tuple[str, str, str], Decision] = {}
+    memo = {} if memo is None else memo
+    cache: dict[tuple[str, str, str], Decision] = memo.setdefault("addresses", {})
     for p in people:
         if p.pk in residents:
             continue
@@ -133,7 +159,7 @@ def route_people(person_ids: list[int], *, acting_user, deadline: str | None = N
             building, house = building_or_house(d.rest)
             if building or house:
                 wanted[pid] = (d.matched, building, house)
-    grids = grids_by_building(idx, wanted)
+    grids = _grids_remembered(idx, wanted, memo.setdefault("grids", {}))
 
     counts: Counter = Counter()
     for p in people:
@@ -159,13 +185,18 @@ def route_people(person_ids: list[int], *, acting_user, deadline: str | None = N
             p.unit_id, p.path = unit.id, unit.path
             p.route_method, p.route_reason = d.method, reason[:300]
         counts[p.route_method] += 1
-    with transaction.atomic():
-        _write_decisions(people)
-        open_verifications(people, acting_user=acting_user, deadline=deadline)
-        audit.record(actor=acting_user, action="push.route", target_type="pushes.pushbatch",
-                     target_id=",".join(str(b) for b in sorted(batch_units))[:64],
-                     changes={"people": len(people), "by_method": dict(counts),
-                              "first": people[0].pk, "last": people[-1].pk})
+    return counts
+
+
+def _grids_remembered(idx: UnitIndex, wanted: dict, known: dict) -> dict:
+    """``grids_by_building`` asking the database only about (unit, building, house) not asked before."""
+    keys = {pid: (parent.id, building, house) for pid, (parent, building, house) in wanted.items()}
+    ask = {key: wanted[pid] for pid, key in keys.items() if key not in known}
+    if ask:
+        found = grids_by_building(idx, ask)
+        for key in ask:
+            known[key] = found.get(key)
+    return {pid: known[key] for pid, key in keys.items() if known[key] is not None}
 
 
 def _write_decisions(people: list[PushedPerson]) -> None:
@@ -203,7 +234,7 @@ def _defaults_select(model, overrides: dict[str, tuple[str, list]]) -> tuple[lis
 
 
 
-def open_verifications(people: list[PushedPerson], *, acting_user, deadline: str | None = None) -> None:
+def open_verifications(people: list, *, acting_user, deadline: str | None = None) -> None:
     """One VERIFICATION loop per routed person (owned by their unit, started by the uploading unit), opened by
     the loop engine in one INSERT … SELECT per deadline (their owners told at once), and each person's
     verification row joined to it. Idempotent (unique constraints)."""
@@ -220,7 +251,7 @@ def open_verifications(people: list[PushedPerson], *, acting_user, deadline: str
         # No names in the notice: it may go by SMS or to a group robot; the list is on the page.
         notice = engine.Notice("新推送人员待核查",
                                f"请于 {timezone.localtime(due):%m-%d %H:%M} 前完成电话核查（名单见“推送核查”）。")
-        for chunk in chunks(pids, CHUNK):
+        for chunk in chunks(pids, OPEN_CHUNK):
             marks = ", ".join(["%s"] * len(chunk))
             engine.open_many(
                 VERIFICATION,
@@ -231,7 +262,7 @@ def open_verifications(people: list[PushedPerson], *, acting_user, deadline: str
                 f"WHERE p.id IN ({marks})",
                 ["核查：", _dt(due), *chunk], originator_user=acting_user, notice=notice)
     with connection.cursor() as cur:
-        for chunk in chunks([p.pk for p in people], CHUNK):
+        for chunk in chunks([p.pk for p in people], OPEN_CHUNK):
             marks = ", ".join(["%s"] * len(chunk))
             cols, exprs, params = _defaults_select(Verification, {
                 "person_id": ("p.id", []), "loop_id": ("l.id", []), "origin": ("p.origin", []),

@@ -7,12 +7,18 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from bihuan.core.bulk import update_rows
+from bihuan.core import bulk
+from bihuan.core.bulk import insert_rows, reserve_ids, update_rows
 from bihuan.core.models import AuditEntry
 
 
 @pytest.mark.django_db
-def test_rows_get_their_own_values_in_one_statement_per_chunk():
+@pytest.mark.parametrize("by_copy", [False, True])
+def test_rows_get_their_own_values_in_one_statement_per_chunk(by_copy, monkeypatch):
+    if by_copy:
+        if connection.vendor != "postgresql":
+            pytest.skip("COPY is PostgreSQL's")
+        monkeypatch.setattr(bulk, "COPY_ABOVE", 5)
     user = get_user_model().objects.create(username="u")
     rows = [AuditEntry.objects.create(action=f"a{i}", target_id=str(i)) for i in range(7)]
     untouched = AuditEntry.objects.create(action="keep", target_id="k")
@@ -25,7 +31,8 @@ def test_rows_get_their_own_values_in_one_statement_per_chunk():
         row.target_id = "" if i == 6 else f"t{i}"
     with CaptureQueriesContext(connection) as queries:
         update_rows(AuditEntry, rows, ["action", "created_at", "changes", "actor", "target_id"], chunk=3)
-    assert len(queries) == 3  # 3 + 3 + 1
+    # 3 + 3 + 1 rows
+    assert len(queries) == (4 if by_copy else 3)  # by COPY: drop, create, update, drop (the COPY is not logged)
     for i, row in enumerate(AuditEntry.objects.filter(pk__in=[r.pk for r in rows]).order_by("pk")):
         assert (row.action, row.created_at, row.actor_id, row.target_id) == (
             f"b{i}", when + dt.timedelta(hours=i), user.pk if i % 3 == 0 else None, "" if i == 6 else f"t{i}")
@@ -39,3 +46,16 @@ def test_nothing_to_write_is_no_statement():
     with CaptureQueriesContext(connection) as queries:
         update_rows(AuditEntry, [], ["action"])
     assert len(queries) == 0
+
+
+@pytest.mark.django_db
+def test_inserted_rows_keep_their_reserved_ids_and_values():
+    user = get_user_model().objects.create(username="u")
+    ids = reserve_ids(AuditEntry, 3)
+    when = dt.datetime(2022, 3, 5, 8, 30, tzinfo=dt.UTC)
+    insert_rows(AuditEntry, ["id", "created_at", "actor_id", "action", "target_type", "target_id", "changes"],
+                [(pk, when, user.pk if pk == ids[0] else None, "x", "t", str(pk), {"名": [pk]}) for pk in ids])
+    rows = list(AuditEntry.objects.filter(pk__in=ids).order_by("pk").values_list("pk", "created_at", "actor_id",
+                                                                                  "changes"))
+    assert rows == [(pk, when, user.pk if pk == ids[0] else None, {"名": [pk]}) for pk in ids]
+    assert AuditEntry.objects.create(action="next").pk > ids[-1]  # the sequence moved past them

@@ -193,12 +193,14 @@ def test_a_crashed_run_resumes_where_it_stopped(district, tmp_path, monkeypatch)
     assert AuditEntry.objects.filter(action="push.import").count() == 1
 
 
-def test_new_people_are_routed_after_each_chunk(district, tmp_path, monkeypatch):
+@pytest.mark.parametrize("route_chunk", [2, 1000])
+def test_new_people_are_routed_in_groups_once_every_row_is_in(district, tmp_path, monkeypatch, route_chunk):
     calls = []
     fake = types.ModuleType("bihuan.pushes.routing")
     fake.route_people = lambda person_ids, *, acting_user: calls.append((sorted(person_ids), acting_user))
     monkeypatch.setitem(sys.modules, "bihuan.pushes.routing", fake)
     monkeypatch.setattr(importing, "CHUNK", 2)
+    monkeypatch.setattr(importing, "ROUTE_CHUNK", route_chunk)
     ids = [make_id_number(dt.date(1980, 1, 1) + dt.timedelta(days=i)) for i in range(3)]
     path = simple_csv(tmp_path / "route.csv", [
         {"姓名": "甲", "身份证号": ids[0]}, {"姓名": "乙", "身份证号": ids[1]},
@@ -208,7 +210,11 @@ def test_new_people_are_routed_after_each_chunk(district, tmp_path, monkeypatch)
     upload(district, path)
 
     user = district.users["community_a"]
-    assert calls == [(sorted(people(i).get().pk for i in ids[:2]), user), ([people(ids[2]).get().pk], user)]
+    made = [people(i).get().pk for i in ids]
+    if route_chunk == 2:
+        assert calls == [(sorted(made[:2]), user), ([made[2]], user)]
+    else:  # one group: each unit hears of its new people once for the whole list
+        assert calls == [(sorted(made), user)]
 
 
 def test_a_failing_router_does_not_lose_the_import(district, tmp_path, monkeypatch, caplog):
@@ -222,6 +228,25 @@ def test_a_failing_router_does_not_lose_the_import(district, tmp_path, monkeypat
     batch = upload(district, simple_csv(tmp_path / "r.csv", [{"姓名": "甲", "手机号": "13900000000"}]))
     assert batch.state == BatchState.DONE and batch.imported == 1
     assert "routing 1 pushed people failed" in caplog.text
+
+
+def test_people_are_written_unrouted_when_routing_them_fails_and_the_import_still_completes(
+        district, tmp_path, monkeypatch, caplog):
+    from bihuan.loops.models import Loop
+    from bihuan.pushes import routing
+
+    def broken(people, **_kwargs):
+        for person in people:
+            person.unit_id = -1  # a half-made decision must not reach the database
+        raise RuntimeError("routing broken")
+
+    monkeypatch.setattr(routing, "decide_routes", broken)
+    batch = upload(district, simple_csv(tmp_path / "r.csv", [{"姓名": "甲", "手机号": "13900000000"},
+                                                                {"姓名": "乙", "手机号": "13900000001"}]))
+    assert batch.state == BatchState.DONE and batch.imported == 2
+    assert list(PushedPerson.objects.values_list("routed_at", "unit_id")) == [(None, None), (None, None)]
+    assert not Loop.objects.exists()
+    assert "routing 2 pushed people failed" in caplog.text
 
 
 def test_headers_are_recognised_and_the_rest_listed(district):
