@@ -564,8 +564,9 @@ def reset_register(out: Callable[[str], None] = print) -> dict[str, int]:
 # ------------------------------------------------------------------------------------------ generate
 
 
-def generate_district(preset: str, seed: int = 1, out: Callable[[str], None] = print) -> dict:
-    """Build the district of ``preset`` (tiny, demo, yaodu) from ``seed`` in one transaction.
+def generate_district(preset: str, seed: int = 1, out: Callable[[str], None] = print, day: bool = False) -> dict:
+    """Build the district of ``preset`` (tiny, demo, yaodu) from ``seed`` in one transaction; with ``day``, also
+    a day in progress as of now (``bihuan.demo.day``).
 
     Returns counts (units per level, households, residents, staff) and the demo logins.
     Raises RegisterNotEmpty if the register holds anything (reset it first).
@@ -584,6 +585,7 @@ def generate_district(preset: str, seed: int = 1, out: Callable[[str], None] = p
                 cursor.execute("PRAGMA cache_size = -262144")  # 256 MiB while the indexes grow
         try:
             result = _Generator(PRESETS[preset], seed, out).run()
+            result["day"] = __import__("bihuan.demo.day", fromlist=["build_day"]).build_day(seed, out) if day else {}
         finally:
             if sqlite:
                 with connection.cursor() as cursor:
