@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "bihuan.policy",
     "bihuan.pushes",
     "bihuan.control",
+    "bihuan.today",
     "bihuan.demo",
 ]
 

@@ -4,10 +4,17 @@ from django.urls import include, path
 from bihuan.api import api
 from bihuan.control import views as control_views
 from bihuan.directives import views as directives_views
-from bihuan.register import views as register_views
+from bihuan.today import account_views as today_account
+from bihuan.today import views as today_views
 
 urlpatterns = [
-    path("", register_views.home, name="home"),
+    path("", today_views.home, name="home"),
+    path("today/", include("bihuan.today.urls")),
+    path("search/", today_account.search, name="search"),
+    path("me/", today_account.profile, name="profile"),
+    path("me/language/", today_account.set_language, name="my_language"),
+    path("me/logout-everywhere/", today_account.logout_everywhere, name="logout_everywhere"),
+    path("households/<int:household_id>/all/", today_account.household_all, name="household_all"),
     path("login/", auth_views.LoginView.as_view(template_name="login.html"), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("i18n/", include("django.conf.urls.i18n")),
