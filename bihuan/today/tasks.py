@@ -13,6 +13,7 @@ from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _lazy
 
 from bihuan.control.models import ALERT_KINDS, OPEN_CASE_STATES, SERVICE, CheckIn, ControlCase
 from bihuan.core.roles import Perm, Role
@@ -151,14 +152,14 @@ def own_loops(unit: Unit) -> list:
 
 
 FIRST_STEPS = {
-    Role.DISTRICT_COMMANDER: [_("看红色数字：哪里落后，点开就是名单"), _("表格按落后程度排序，先打电话给排在最前的负责人"),
-                              _("指挥中心大屏：点“大屏”全屏显示")],
-    Role.COMMAND_OFFICE: [_("下达指令：指令 → 下达新指令"), _("上传今天的大数据推送名单：推送核查 → 上传"),
-                          _("超时单位点开后可以一键催办")],
-    Role.TOWNSHIP_STAFF: [_("先签收本单位的指令并下达"), _("看哪个村（社区）落后，打电话督促"),
-                          _("日报不用填：推送核查 → 日报")],
-    Role.COMMUNITY_STAFF: [_("先签收指令，再看网格的落实进度"), _("核查今天推送的人员：每人一张表，一次保存"),
-                           _("管控人员的打卡、核酸和服务请求在“管控”里")],
+    Role.DISTRICT_COMMANDER: [_lazy("看红色数字：哪里落后，点开就是名单"), _lazy("表格按落后程度排序，先打电话给排在最前的负责人"),
+                              _lazy("指挥中心大屏：点“大屏”全屏显示")],
+    Role.COMMAND_OFFICE: [_lazy("下达指令：指令 → 下达新指令"), _lazy("上传今天的大数据推送名单：推送核查 → 上传"),
+                          _lazy("超时单位点开后可以一键催办")],
+    Role.TOWNSHIP_STAFF: [_lazy("先签收本单位的指令并下达"), _lazy("看哪个村（社区）落后，打电话督促"),
+                          _lazy("日报不用填：推送核查 → 日报")],
+    Role.COMMUNITY_STAFF: [_lazy("先签收指令，再看网格的落实进度"), _lazy("核查今天推送的人员：每人一张表，一次保存"),
+                           _lazy("管控人员的打卡、核酸和服务请求在“管控”里")],
 }
 
 
