@@ -135,6 +135,19 @@ def test_community_staff_on_a_phone_find_their_work(browser, demo_site):
     for path in ("/pushes/", "/control/today/", "/directives/", "/search/?q=zh", "/me/"):
         page.goto(demo_site["url"] + path)
         check_page(page, "community" + path.split("?")[0].replace("/", "-").rstrip("-"), phone=True)
+    # verifying a pushed person: the tab (1), the person (2), the outcome's fields, one save (3)
+    page.goto(demo_site["url"] + "/")
+    page.locator("[data-testid=bottom-tabs] a", has_text="核查").click()
+    page.wait_for_load_state("networkidle")
+    page.locator(".pushes li:not(.done) a").first.click()
+    page.wait_for_load_state("networkidle")
+    page.select_option("#f-health_status", "healthy")
+    page.check("input[name=outcome][value=no_control_needed]")
+    page.fill("[name=no_control_needed__basis]", "来源地为低风险地区，48小时核酸阴性")
+    page.click("[data-testid=save]")
+    page.wait_for_selector("[data-testid=saved]")
+    assert page.locator("[data-testid=outcome]").inner_text() == "无需管控"
+    check_page(page, "community-verified", phone=True)
     # English: the same pages in the user's other language, remembered for them
     page.goto(demo_site["url"] + "/")
     page.click("[data-testid=lang-en]")

@@ -53,3 +53,15 @@ def test_logout_everywhere_ends_the_sessions_on_other_devices(demo_day):
         assert c.get(reverse("profile")).status_code == 200
     desk.post(reverse("logout_everywhere"))
     assert phone.get(reverse("profile")).status_code == 302
+
+
+def test_flow_records_name_events_in_words_and_people_by_name(client, demo_day):
+    from bihuan.pushes.models import Transfer
+
+    transfer = Transfer.objects.filter(ping_pong=True).select_related("person").first()
+    client.force_login(demo_day["commander"])
+    page = client.get(reverse("pushes:person", args=[transfer.person_id])).content.decode()
+    events = page[page.index('data-testid="events"'):]
+    assert "下达" in events and "转办" in events
+    assert "issued" not in events and "transferred" not in events
+    assert "s14100" not in events  # no login names where a name is known
