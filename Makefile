@@ -15,8 +15,11 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	@touch $(STAMP)
 
 # Serve the generated demo district at http://127.0.0.1:8000 (SQLite under var/), printing a login per level.
+# Another address: make demo BIND=0.0.0.0:8080 (or PORT=8080).
+PORT ?= 8000
+BIND ?= 127.0.0.1:$(PORT)
 demo: $(STAMP)
-	BIHUAN_DEMO=1 $(BIN)/bihuan demo
+	BIHUAN_DEMO=1 $(BIN)/bihuan demo --bind $(BIND)
 
 # The whole test suite on the database DATABASE_URL names (SQLite by default).
 test: $(STAMP)

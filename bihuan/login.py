@@ -172,13 +172,26 @@ def stamp_session(sender, request, user, **kwargs) -> None:
         request.session["bihuan_login_at"] = request.session["bihuan_seen_at"] = time.time()
 
 
+def do_logout_everywhere(*, user) -> int:
+    """End every session of ``user`` at once (their rows deleted), and fence off any that a concurrent request
+    was still writing (the session guard refuses sessions older than the fence)."""
+    from django.contrib.sessions.models import Session
+
+    ended = [s.session_key for s in Session.objects.filter(expire_date__gt=timezone.now()).iterator()
+             if s.get_decoded().get("_auth_user_id") == str(user.pk)]
+    with transaction.atomic():
+        Session.objects.filter(session_key__in=ended).delete()
+        SessionFence.objects.update_or_create(user=user, defaults={"valid_after": timezone.now()})
+        audit.record(actor=user, action="account.logout_everywhere", target_type="auth.user", target_id=user.pk,
+                     changes={"sessions": len(ended)})
+    return len(ended)
+
+
 @require_POST
 def logout_everywhere(request):
     """End every session of the signed-in person, this one included."""
     if request.user.is_authenticated:
-        SessionFence.objects.update_or_create(user=request.user, defaults={"valid_after": timezone.now()})
-        audit.record(actor=request.user, action="account.logout_everywhere", target_type="auth.user",
-                     target_id=request.user.pk)
+        do_logout_everywhere(user=request.user)
         logout(request)
     return redirect(settings.LOGOUT_REDIRECT_URL)
 

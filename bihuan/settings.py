@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "bihuan.inspections",
     "bihuan.checkpoints",
     "bihuan.forces",
+    "bihuan.today",
     "bihuan.demo",
 ]
 

@@ -7,10 +7,16 @@ from bihuan.checkpoints import views as checkpoint_views
 from bihuan.control import views as control_views
 from bihuan.directives import views as directives_views
 from bihuan.forces.urls import public as forces_public
-from bihuan.register import views as register_views
+from bihuan.today import account_views as today_account
+from bihuan.today import views as today_views
 
 urlpatterns = [
-    path("", register_views.home, name="home"),
+    path("", today_views.home, name="home"),
+    path("today/", include("bihuan.today.urls")),
+    path("search/", today_account.search, name="search"),
+    path("me/", today_account.profile, name="profile"),
+    path("me/language/", today_account.set_language, name="my_language"),
+    path("households/<int:household_id>/all/", today_account.household_all, name="household_all"),
     path("login/", core_login.ThrottledLoginView.as_view(), name="login"),
     path("logout/everywhere/", core_login.logout_everywhere, name="logout_everywhere"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

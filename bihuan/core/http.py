@@ -51,3 +51,12 @@ def date_param(value: str | None, default: dt.date | None = None) -> dt.date | N
         return dt.date.fromisoformat(value)
     except ValueError:
         return default
+
+
+def public_url(request, path: str) -> str:
+    """An address for people outside (QR codes, links to copy, SMS): ``settings.PUBLIC_URL`` when it is set — the
+    host the printing browser happens to use may be an internal one — else the request's own host."""
+    from django.conf import settings
+
+    base = (getattr(settings, "PUBLIC_URL", "") or "").rstrip("/")
+    return base + path if base else request.build_absolute_uri(path)

@@ -35,6 +35,7 @@ from bihuan.core.pinyin import initials
 from bihuan.core.roles import Role
 from bihuan.demo import PASSWORD
 from bihuan.demo import checkpoints as checkpoint_demo
+from bihuan.demo.day import build_day
 from bihuan.demo.forces import generate_forces
 from bihuan.demo.inspections import generate_inspections
 from bihuan.demo.people import REGION, People, _sealed_phone
@@ -396,8 +397,9 @@ def reset_register(out: Callable[[str], None] = print) -> dict[str, int]:
 # ------------------------------------------------------------------------------------------ generate
 
 
-def generate_district(preset: str, seed: int = 1, out: Callable[[str], None] = print) -> dict:
-    """Build the district of ``preset`` (tiny, demo, yaodu) from ``seed`` in one transaction.
+def generate_district(preset: str, seed: int = 1, out: Callable[[str], None] = print, day: bool = False) -> dict:
+    """Build the district of ``preset`` (tiny, demo, yaodu) from ``seed`` in one transaction; with ``day``, also
+    a day in progress as of now (``bihuan.demo.day``).
 
     Returns counts (units per level, households, residents, staff) and the demo logins.
     Raises RegisterNotEmpty if the register holds anything (reset it first).
@@ -417,6 +419,7 @@ def generate_district(preset: str, seed: int = 1, out: Callable[[str], None] = p
         try:
             result = _Generator(PRESETS[preset], seed, out).run()
             result["checkpoints"] = checkpoint_demo.generate(seed, out)
+            result["day"] = build_day(seed, out) if day else {}
         finally:
             if sqlite:
                 with connection.cursor() as cursor:

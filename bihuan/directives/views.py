@@ -21,7 +21,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from bihuan.core.http import download, int_param, is_htmx
+from bihuan.core.http import download, int_param, is_htmx, public_url
 from bihuan.core.roles import Perm
 from bihuan.loops.engine import LoopError
 from bihuan.loops.models import Loop, LoopState
@@ -428,7 +428,7 @@ def qr_sheet(request, directive_id: int, scope):
         _natural(r.household.house_number)))
     cards = []
     for r in reaches:
-        url = request.build_absolute_uri(links.confirm_path(r.pk))
+        url = public_url(request, links.confirm_path(r.pk))
         svg = qrcode.make(url, image_factory=SvgPathImage, border=1).to_string(encoding="unicode")
         cards.append({"reach": r, "household": r.household, "url": url, "svg": mark_safe(svg)})  # noqa: S308
     return render(request, "directives/qr.html", {

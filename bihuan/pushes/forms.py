@@ -25,6 +25,17 @@ def _rows(post, prefix: str, names: tuple[str, ...]) -> list[dict]:
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=False)]
 
 
+def form_data(post) -> dict:
+    """The ``data`` dict for ``do_save_verification`` from the whole form (one save): every section's fields, and
+    the outcome with its detail when one is chosen — validated together, so nothing typed is dropped."""
+    data: dict = {}
+    for section in ("trip", "address", "health"):
+        data |= section_data(post, section)
+    if post.get("outcome"):
+        data |= section_data(post, "outcome")
+    return data
+
+
 def section_data(post, section: str) -> dict:
     """The ``data`` dict for ``do_save_verification`` from one section of the page's form."""
     if section not in SECTIONS:

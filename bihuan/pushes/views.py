@@ -119,8 +119,12 @@ def _values(ver: Verification | None, posted=None) -> dict:
     v["symptoms"] = list(ver.symptoms or []) if ver else []
     v["outcome"] = ver.outcome if ver else Outcome.VERIFYING
     v["detail"] = dict(ver.outcome_detail or {}) if ver else {}
-    if posted is not None and posted.get("section") in pforms.SECTIONS:
-        data = pforms.section_data(posted, posted["section"])
+    section = posted.get("section") if posted is not None else None
+    if section == "all" or section in pforms.SECTIONS:
+        # a refused save shows everything that was typed, never the stored values instead
+        data = pforms.form_data(posted) if section == "all" else pforms.section_data(posted, section)
+        if section == "all" and posted.get("outcome"):
+            data["outcome"] = posted.get("outcome")
         v.update({k: data[k] for k in SCALARS if k in data})
         v.update({k: data[k] for k in ("visited", "tests", "symptoms") if k in data})
         if "outcome" in data:
@@ -165,7 +169,7 @@ def _person_context(request, scope, person: PushedPerson, incoming: Transfer | N
         "transfers": transfers, "can_edit": can_edit, "in_queue": in_queue,
         "can_dispatch": in_queue and scope.can(Perm.DISPATCH_PUSH) and incoming is None,
         "can_reveal": scope.can(Perm.REVEAL_PERSONAL) and incoming is None,
-        "events": list(LoopEvent.objects.filter(loop=loop).select_related("actor").order_by("id")) if loop else [],
+        "events": list(LoopEvent.objects.filter(loop=loop).select_related("actor__staff").order_by("id")) if loop else [],
         "v": v, "attempts": _attempts(ver), "outcomes": _outcome_groups(v), "measures": Measure.choices, "rec_measure": measure, "rec_basis": basis,
         "rec_label": dict(Measure.choices).get(measure, ""), "call_results": CallResult.choices,
         "call_labels": dict(CallResult.choices), "dwelling_types": DWELLING_TYPES, "health_statuses": HEALTH_STATUSES,
@@ -192,14 +196,15 @@ def save(request, person_id: int, scope):
     """Save one section of the verification form; HTMX swaps the section (with its errors) in place."""
     person = access_person(request.user, person_id)
     section = request.POST.get("section", "")
-    if section not in pforms.SECTIONS:
+    if section != "all" and section not in pforms.SECTIONS:
         raise Http404("no such section")
     ver = Verification.objects.filter(person=person).first()
     if ver is None:
         raise Http404("this person has no verification yet")
     error = None
     try:
-        do_save_verification(ver, pforms.section_data(request.POST, section), acting_user=request.user)
+        data = pforms.form_data(request.POST) if section == "all" else pforms.section_data(request.POST, section)
+        do_save_verification(ver, data, acting_user=request.user)
     except VerifyError as exc:
         error = exc
     except Refused as exc:  # a loop that cannot move (LoopError), a transfer refused
@@ -211,10 +216,24 @@ def save(request, person_id: int, scope):
             messages.success(request, _("已保存"))
         return redirect("pushes:person", person.pk)
     person.refresh_from_db()
+    field = getattr(error, "field", "")
     context = _person_context(request, scope, person, None, posted=request.POST if error else None,
-                              section=section, saved=error is None, error=error,
-                              error_field=getattr(error, "field", ""))
-    return render(request, f"pushes/_section_{section}.html", context | {"oob": True})
+                              section=section, saved=error is None, error=error, error_field=field,
+                              section_error=_section_of(field))
+    return render(request, "pushes/_verify_form.html", context | {"oob": True})
+
+
+def _section_of(field: str) -> str:
+    """The section of the form a field belongs to (for the error beside it)."""
+    name = field.split("[")[0].split(".")[0]
+    for section, names in pforms.SECTIONS.items():
+        if name in names:
+            return section
+    if name in ("visited",):
+        return "trip"
+    if name in ("symptoms", "tests"):
+        return "health"
+    return "outcome"
 
 
 @require_POST

@@ -9,14 +9,33 @@ import re
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from bihuan.core import crypto
+
 from .models import Resident
 
 _TAIL = re.compile(r"^[0-9]{3}[0-9Xx]$")
 _LATIN = re.compile(r"^[A-Za-z]+$")
 
 
+_FULL_ID = re.compile(r"^[0-9]{17}[0-9Xx]$")
+_FULL_PHONE = re.compile(r"^1[0-9]{10}$")
+
+
+def exact_q(q: str, prefix: str = "") -> Q | None:
+    """A full ID number or mobile number, matched through its lookup hash (the clear value is never stored)."""
+    q = q.replace(" ", "").replace("-", "")
+    if _FULL_ID.match(q):
+        return Q(**{f"{prefix}id_hash": crypto.lookup_hash("id", q.upper())})
+    if _FULL_PHONE.match(q):
+        return Q(**{f"{prefix}phone_hash": crypto.lookup_hash("phone", q)})
+    return None
+
+
 def _resident_q(q: str, prefix: str = "") -> Q:
     """Conditions on Resident columns (``prefix`` lets households reuse them through a subquery)."""
+    exact = exact_q(q, prefix)
+    if exact is not None:
+        return exact
     cond = Q(**{f"{prefix}name__icontains": q})
     if _LATIN.match(q):
         cond |= Q(**{f"{prefix}name_initials__startswith": q.lower()})

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from bihuan.core.http import PDF, download, int_param
+from bihuan.core.http import PDF, download, int_param, public_url
 from bihuan.core.roles import Perm
 from bihuan.register.access import access_resident, access_unit, scoped, staff_required
 from bihuan.register.models import Resident, subtree_q
@@ -146,7 +146,7 @@ def case_context(request, case: ControlCase, scope, **extra) -> dict:
     is_open = case.state in OPEN_CASE_STATES
     can_manage = scope.can(Perm.MANAGE_CONTROL) and scope.contains(case.path)
     stricter = selectors.stricter_types(case)
-    person_url = request.build_absolute_uri(links.person_path(case.pk))
+    person_url = public_url(request, links.person_path(case.pk))
     current = (case.type if case.type.is_current
                else ControlType.objects.current().filter(code=case.type.code).first())
     context = {

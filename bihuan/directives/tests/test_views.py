@@ -498,7 +498,8 @@ def test_a_link_to_a_cancelled_directive_confirms_nothing(client, ctx):
     assert reach.status == ReachStatus.PENDING
 
 
-def test_qr_sheet_has_one_card_per_household_with_the_absolute_link(client, district):
+def test_qr_sheet_has_one_card_per_household_with_the_absolute_link(client, district, settings):
+    settings.PUBLIC_URL = "https://bihuan.example.cn"  # not the host the printing browser happens to use
     d = district
     rural = create_household(d.grid_b, "东羊村一组13号", kind=HouseholdKind.RURAL, house_number="13")
     directive = issue(d.users["commander"])
@@ -508,8 +509,9 @@ def test_qr_sheet_has_one_card_per_household_with_the_absolute_link(client, dist
     assert page.count('data-testid="qr-card"') == 1 and page.count("<svg") == 1
     assert d.household_a.address in page
     # The code carries the absolute confirmation link.
-    url = f"http://testserver/r/{links.token_for(reach.pk)}/"
+    url = f"https://bihuan.example.cn/r/{links.token_for(reach.pk)}/"
     assert qrcode.make(url, image_factory=SvgPathImage, border=1).to_string(encoding="unicode") in page
+    assert f'data-testid="qr-link">{url}<' in page  # and the link to copy
     client.force_login(d.users["rep_b"])
     page = client.get(reverse("directives:qr", args=[directive.pk])).content.decode()
     assert page.count('data-testid="qr-card"') == 2 and rural.address in page

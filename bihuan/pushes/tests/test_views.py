@@ -192,11 +192,11 @@ def test_a_transfer_through_the_pages_is_signed_by_the_receiver(client, ctx):
     page = client.get(reverse("pushes:transfers")).content.decode()
     assert f'data-testid="accept-{t.id}"' in page and "实际住在东羊村" in page
     page = client.get(reverse("pushes:person", args=[ctx.person.id])).content.decode()
-    assert 'data-testid="incoming"' in page and 'data-testid="save-trip"' not in page  # read-only until signed
+    assert 'data-testid="incoming"' in page and 'data-testid="save"' not in page  # read-only until signed
     response = client.post(reverse("pushes:accept", args=[t.id]))
     assert response.status_code == 302 and response["Location"] == reverse("pushes:person", args=[ctx.person.id])
     assert Transfer.objects.get(pk=t.pk).state == TransferState.ACCEPTED
-    assert 'data-testid="save-trip"' in client.get(response["Location"]).content.decode()
+    assert 'data-testid="save"' in client.get(response["Location"]).content.decode()
     assert_one_owner(ctx.person)
 
 
@@ -286,3 +286,34 @@ def test_the_verification_page_names_the_protocol_edition_it_recommends_from(cli
     client.force_login(ctx.d.users["grid_a"])
     page = client.get(reverse("pushes:person", args=[ctx.person.id])).content.decode()
     assert 'data-testid="protocol-in-force"' in page and "第九版" in page
+
+
+def test_one_form_one_save_keeps_the_health_data_typed_with_the_outcome(client, district):
+    """The walkthrough's data loss: health typed, then 无需管控 chosen — one save keeps both."""
+    from bihuan.pushes.models import Outcome, Verification
+
+    person = routed(district, {"name": "一次保存", "address": "锦悦小区3号楼2单元401"})[0]
+    client.force_login(district.users["grid_a"])
+    response = client.post(reverse("pushes:save", args=[person.pk]), {
+        "section": "all", "health_status": "symptoms", "symptoms": ["fever", "cough"], "vaccine_doses": "3",
+        "origin": "上海市浦东新区", "outcome": Outcome.NO_CONTROL_NEEDED,
+        "no_control_needed__basis": "低风险地区，48小时核酸阴性"},
+        HTTP_HX_REQUEST="true")
+    assert response.status_code == 200 and 'data-testid="saved"' in response.content.decode()
+    ver = Verification.objects.get(person=person)
+    assert ver.outcome == Outcome.NO_CONTROL_NEEDED
+    assert ver.health_status == "symptoms" and ver.symptoms == ["fever", "cough"] and ver.vaccine_doses == 3
+    assert ver.origin == "上海市浦东新区"
+
+
+def test_a_refused_save_keeps_everything_typed_on_the_page(client, district):
+    from bihuan.pushes.models import Verification
+
+    person = routed(district, {"name": "缺少依据", "address": "锦悦小区3号楼2单元401"})[0]
+    client.force_login(district.users["grid_a"])
+    page = client.post(reverse("pushes:save", args=[person.pk]), {
+        "section": "all", "health_status": "symptoms", "vaccine_doses": "2", "outcome": "no_control_needed",
+        "no_control_needed__basis": ""}, HTTP_HX_REQUEST="true").content.decode()
+    assert 'data-testid="error"' in page
+    assert 'value="symptoms" selected' in page  # what was typed is still there
+    assert Verification.objects.get(person=person).health_status == ""  # and nothing half-saved

@@ -93,6 +93,30 @@
         }]
       };
     }]
+    ,
+    "chart-wall-coverage": ["wall-charts", function (d) {
+      return {
+        grid: { left: 8, right: 40, top: 8, bottom: 8, containLabel: true },
+        tooltip: { trigger: "axis" },
+        xAxis: { type: "value", max: 100 },
+        yAxis: { type: "category", data: d.coverage.labels, inverse: true },
+        series: [{ name: d.names.coverage, type: "bar", data: d.coverage.values, color: "#1e8449",
+                   label: { show: true, position: "right", formatter: "{c}%" } }]
+      };
+    }],
+    "chart-wall-curve": ["wall-charts", function (d) {
+      return {
+        grid: { left: 8, right: 16, top: 30, bottom: 8, containLabel: true },
+        legend: { top: 0 },
+        tooltip: { trigger: "axis" },
+        xAxis: { type: "category", data: d.curve.labels },
+        yAxis: { type: "value", minInterval: 1 },
+        series: [
+          { name: d.names.reached, type: "line", data: d.curve.reached, color: "#1e8449", smooth: true },
+          { name: d.names.verified, type: "line", data: d.curve.verified, color: "#1a5fb4", smooth: true }
+        ]
+      };
+    }]
   };
   function draw() {
     if (!window.echarts) { return; }

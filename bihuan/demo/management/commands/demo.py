@@ -1,6 +1,8 @@
 """`bihuan demo`: migrate, generate the demo district if the register is empty, print a login for each
 level, and serve it with gunicorn at 127.0.0.1:8000 with a worker beside it."""
 
+import os
+import signal
 import subprocess
 import sys
 
@@ -15,7 +17,7 @@ DEMO_PASSWORD = "bihuan2022"  # the password the generator gives every generated
 
 class Command(BaseCommand):
     help = ("Run the demo: migrate, generate the 'demo' district once, print logins, serve on 127.0.0.1:8000 "
-            "and run a background worker beside the server (Ctrl-C stops both). Demo mode (BIHUAN_DEMO=1) only.")
+            "and run a background worker beside the server (Ctrl-C or SIGTERM stops both). Demo mode (BIHUAN_DEMO=1) only.")
 
     def add_arguments(self, parser):
         parser.add_argument("--bind", default="127.0.0.1:8000", help="address for gunicorn (default 127.0.0.1:8000)")
@@ -31,21 +33,46 @@ class Command(BaseCommand):
                                               f"{DEMO_PASSWORD}"))
         for level, username, unit, role in demo_logins():
             self.stdout.write(f"  level {level}: {username:<16} {unit} ({role})")
+            if username in FIRST_TRY:
+                self.stdout.write(f"      try first: {FIRST_TRY[username]}")
         if no_serve:
             return
         sys.stdout.flush()
-        worker = subprocess.Popen([sys.executable, "-m", "bihuan", "worker"])
+        # The demo shows what a user sees: friendly error pages, not Django's debug pages (BIHUAN_DEBUG=1 for those).
+        env = {**os.environ, "BIHUAN_DEBUG": os.environ.get("BIHUAN_DEBUG", "0"),
+               "BIHUAN_PUBLIC_URL": os.environ.get("BIHUAN_PUBLIC_URL", f"http://{bind}")}
+        worker = subprocess.Popen([sys.executable, "-m", "bihuan", "worker"], env=env)
         server = subprocess.Popen([sys.executable, "-m", "gunicorn", "bihuan.wsgi", "--bind", bind,
-                                   "--workers", "2", "--access-logfile", "-"])
+                                   "--workers", "2", "--access-logfile", "-"], env=env)
+
+        def stop(signum, frame):  # SIGTERM (a service manager, a container stop) ends both children too
+            raise KeyboardInterrupt
+
+        previous = signal.signal(signal.SIGTERM, stop)
         try:
             server.wait()
         except KeyboardInterrupt:
             pass
         finally:
+            signal.signal(signal.SIGTERM, previous)
             for proc in (server, worker):
-                proc.terminate()
+                if proc.poll() is None:
+                    proc.terminate()
             for proc in (server, worker):
-                proc.wait(timeout=20)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+
+
+FIRST_TRY = {
+    "commander": "the situation board: what is behind and where; 大屏 for the wall display",
+    "office": "a directive half reached: remind the overdue units; upload today's pushed list",
+    "township1": "sign the new directive for your unit; see which community is behind",
+    "community1": "verify a pushed person (one form, one save); the transfer bounced between two communities",
+    "grid1": "on a phone: tap 已通知 beside a household; the people to verify and the check-ins due",
+}
 
 
 def demo_logins():

@@ -22,8 +22,9 @@ class Command(BaseCommand):
         "tiny (a few hundred residents, every level present), demo (about 20,000 residents), "
         "yaodu (the real district: 26 township-level units, 57 communities, 372 villages, about 944,000 "
         "residents). The same seed gives the same district. All generated accounts get the password "
-        "'bihuan2022'. Refuses to run on a non-empty register unless --reset is given, and outside demo mode "
-        "(BIHUAN_DEMO=1) always."
+        "'bihuan2022'. Beside the register it builds a day in progress as of now (directives, pushed lists, "
+        "people under control, check-ins, service requests, blind spots, inbox messages) unless --no-day. Refuses to "
+        "run on a non-empty register unless --reset is given, and outside demo mode (BIHUAN_DEMO=1) always."
     )
 
     def add_arguments(self, parser):
@@ -31,12 +32,15 @@ class Command(BaseCommand):
                             help="size of the district to build (default: tiny)")
         parser.add_argument("--seed", type=int, default=1,
                             help="random seed; the same seed builds the same district (default: 1)")
+        parser.add_argument("--no-day", action="store_true",
+                            help="build the register only, without the day in progress")
         parser.add_argument("--reset", action="store_true",
                             help="first delete the whole register: units, households, residents, staff and "
                                  "their user accounts, the audit rows, and the rows of other apps that point "
                                  "at them (directives, loops, ...)")
 
-    def handle(self, *args, preset: str, seed: int, reset: bool, verbosity: int = 1, **options):
+    def handle(self, *args, preset: str, seed: int, reset: bool, no_day: bool = False, verbosity: int = 1,
+               **options):
         require_demo_mode("generate")
         def out(line: str) -> None:
             if verbosity >= 1:
@@ -49,7 +53,7 @@ class Command(BaseCommand):
                         raise CommandError("The register is not empty. Run again with --reset to delete it "
                                            "(units, households, residents, staff accounts, audit rows) first.")
                     reset_register(out=out)
-                result = generate_district(preset, seed=seed, out=out)
+                result = generate_district(preset, seed=seed, out=out, day=not no_day)
         except RegisterNotEmpty as exc:
             raise CommandError(str(exc)) from exc
 
