@@ -423,12 +423,19 @@ class _Day:
                 if i % 5 < 2:
                     self._verify(pid, control=(i % 13 == 7))
 
-        self.at(28, import_yesterday)
-        self.at(26.5, cases_yesterday)
-        self.at(25, verify_yesterday)
-        self.at(22, transfer_ping_pong)
-        self.at(5, import_today)
-        self.at(2, verify_today)
+        # Today's list must fall on today's local date whatever the hour the demo is built at (just after
+        # midnight "5 hours ago" is still yesterday): anchored to the local midnight.
+        local_now = timezone.localtime(self.now)
+        since_midnight = local_now.hour + local_now.minute / 60 + local_now.second / 3600
+        # The earlier list: yesterday 08:00, or 28 hours ago when that is too recent for its unverified people to
+        # be past their 24-hour deadline (early in the morning it is then the day before yesterday's list).
+        earlier = max(28.0, since_midnight + 16)
+        self.at(earlier, import_yesterday)
+        self.at(earlier - 1.5, cases_yesterday)
+        self.at(earlier - 3, verify_yesterday)
+        self.at(earlier - 6, transfer_ping_pong)
+        self.at(min(5.0, since_midnight * 0.6), import_today)
+        self.at(min(2.0, since_midnight * 0.3), verify_today)
 
     def _verify_to_case(self, pid: int, Verification) -> None:
         """One pushed person into each kind of control, with the measure staff chose (recorded as such)."""
@@ -508,15 +515,19 @@ class _Day:
         self.at(50, open_cases)
         # check-ins: morning at 8:30, afternoon at 15:30, over the last two days, through the person's link
         today = timezone.localdate(self.now)
+        rounds = []
         for day in (today - dt.timedelta(days=2), today - dt.timedelta(days=1), today):
             for slot, hour in (("am", 8.5), ("pm", 15.5)):
                 moment = timezone.make_aware(dt.datetime.combine(day, dt.time(int(hour), int(hour % 1 * 60))))
+                rounds.append((moment, day, slot))
                 self.at_moment(moment, lambda day=day, slot=slot: self._checkins(day, slot))
             sampled = max(timezone.make_aware(dt.datetime.combine(day, dt.time(11, 0))),
                           self.now - dt.timedelta(hours=49))
             self.at_moment(sampled, lambda day=day: self._test_results(day))
             late = timezone.make_aware(dt.datetime.combine(day, dt.time(23, 50)))
             self.at_moment(late, lambda day=day: self._test_results(day))
+        # One abnormal reading in the latest round before now (this morning's, or last night's after midnight).
+        self.abnormal_round = max((r for r in rounds if r[0] <= self.now), default=(None, None, None))[1:]
         self.at(6, self._services_closed)
         self.at(26, lambda: self._service_request("groceries", "家里米面快吃完了，请帮忙代购"))
         self.at(1.5, lambda: self._service_request("medicine", "需要降压药（硝苯地平缓释片）一盒"))
@@ -539,7 +550,7 @@ class _Day:
             if i == 1 and day < timezone.localdate(self.now) and slot == "pm" and first_missed:
                 self.counts["missed_planned"] = 1  # this one forgets yesterday afternoon: the worker notices
                 continue
-            abnormal = i == 0 and day == timezone.localdate(self.now) and slot == "am"
+            abnormal = i == 0 and (day, slot) == self.abnormal_round
             temperature = "37.8" if abnormal else f"36.{self.rng.randint(2, 8)}"
             try:
                 do_record_checkin(case, date=day, slot=slot, temperature=temperature,
