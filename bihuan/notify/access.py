@@ -1,7 +1,6 @@
-"""Who may configure which group robots: staff whose role may issue directives (``Perm.ISSUE_DIRECTIVE``, the
-unit admins' permission until a staff-management permission exists), for their own unit and the units below
-it — their own unit's subtree, never a sibling's (a department, whose register scope is the district, manages
-only its own robots). Outside it, a robot or unit is "not found" (404), as everywhere in Bihuan."""
+"""Who may configure which group robots: the unit admins (``Perm.MANAGE_STAFF``: whoever appoints a unit's staff
+also wires its group robots), for their own unit and the units below it — their own unit's subtree, never a
+sibling's. Outside it, a robot or unit is "not found" (404), as everywhere in Bihuan."""
 
 from __future__ import annotations
 
@@ -13,7 +12,7 @@ from bihuan.register.models import Unit, subtree_q
 
 from .models import Robot
 
-MANAGE_ROBOTS = Perm.ISSUE_DIRECTIVE
+MANAGE_ROBOTS = Perm.MANAGE_STAFF
 
 
 def require_robot_admin(user) -> Scope:

@@ -3,7 +3,8 @@ message's delivery state."""
 
 import pytest
 
-from bihuan.core.roles import PERMISSIONS, Perm
+from bihuan.core.roles import PERMISSIONS
+from bihuan.notify.access import MANAGE_ROBOTS
 from bihuan.notify.actions import do_create_robot
 from bihuan.notify.models import Preference, Robot
 from bihuan.notify.tasks import deliver
@@ -56,7 +57,7 @@ def test_insiders_reach_compound_a_robots_and_outsiders_get_404(world, as_user, 
         role = d.users[name].staff.role
         if who == "anyone":
             expected = ok
-        elif Perm.ISSUE_DIRECTIVE not in PERMISSIONS[role]:
+        elif MANAGE_ROBOTS not in PERMISSIONS[role]:
             expected = 403
         else:
             expected = ok if manages_compound_a(d, name) else 404

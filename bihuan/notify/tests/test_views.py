@@ -7,7 +7,8 @@ import pytest
 from django.urls import reverse
 
 from bihuan.core.models import AuditEntry
-from bihuan.core.roles import PERMISSIONS, Perm
+from bihuan.core.roles import PERMISSIONS
+from bihuan.notify.access import MANAGE_ROBOTS
 from bihuan.notify.actions import do_create_robot, do_send_robot_test
 from bihuan.notify.models import Message, Preference, Robot, State
 from bihuan.notify.tasks import deliver
@@ -57,7 +58,7 @@ def test_robot_pages_are_for_the_units_admins_of_the_subtree_only(client, ctx, r
         user = ctx.d.users[username]
         client.force_login(user)
         response = getattr(client, method)(url_of(ctx), data or {})
-        if Perm.ISSUE_DIRECTIVE not in PERMISSIONS[user.staff.role]:
+        if MANAGE_ROBOTS not in PERMISSIONS[user.staff.role]:
             expected = 403
         elif not manages_compound_a(ctx, username):
             expected = 404  # outsiders, and the department (its own unit only) and grid A (below compound A)
