@@ -268,14 +268,21 @@ def notice_sheets(request, notice_id, scope):
     unit = _unit(request, scope)
     from bihuan.register.models import Household
 
-    buildings = list(Household.objects.filter(unit.subtree()).exclude(building="").values_list(
-        "unit__parent_id", "unit__parent__name", "building").distinct().order_by("unit__parent__name", "building")[:200])
+    homes = Household.objects.filter(unit.subtree()).exclude(building="")
+    buildings = list(homes.values_list("unit__parent_id", "unit__parent__name", "building").distinct()
+                     .order_by("unit__parent__name", "building")[:200])
+    grids: dict[tuple, set] = {}
+    for compound_id, building, grid_id in homes.values_list("unit__parent_id", "building", "unit_id").distinct():
+        grids.setdefault((compound_id, building), set()).add(grid_id)
     codes = {g.unit_id: g for g in GroupCode.objects.filter(unit__path__gte=unit.path, unit__path__lt=_next(unit))}
     sheets = []
     for compound_id, compound_name, building in buildings:
         url = links.absolute(links.notice_path(notice.pk, compound_id, building), request)
+        # The building's group: its grid's (when one grid holds it and has a code), else the compound's.
+        own = [codes[g] for g in sorted(grids.get((compound_id, building), ())) if g in codes]
         sheets.append({"compound": compound_name, "building": building, "qr": qr_svg(url), "url": url,
-                       "group": codes.get(compound_id)})
+                       "group": own[0] if len(grids.get((compound_id, building), ())) == 1 and own
+                       else codes.get(compound_id)})
     views = {(v.unit_id, v.building): v.count for v in NoticeView.objects.filter(notice=notice)}
     for s, (cid, _n, b) in zip(sheets, buildings, strict=True):
         s["reads"] = views.get((cid, b), 0)
