@@ -19,8 +19,12 @@ def _q(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
-def _adapt(value: dt.datetime):
+def adapt(value: dt.datetime):
+    """A datetime as the database compares it (UTC, naive on SQLite): for raw SQL parameters."""
     return connection.ops.adapt_datetimefield_value(value)
+
+
+_adapt = adapt
 
 
 def epoch(col: str) -> str:

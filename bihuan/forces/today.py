@@ -23,7 +23,7 @@ def forces_figures(area: Area) -> list[Figure]:
     where, params = selectors.posts_short_now_sql(area.now, "p", on_duty=True)
     short, srows = area.count(posts, "p.path", where, params)
     late, lrows = area.count(f"{table(Loop)} l", "l.path", f"l.kind = %s AND {overdue_sql('l.')} = 1",
-                             [TASK, area.now, area.now])
+                             [TASK, *[selectors.adapt(area.now)] * 2])
     where, params = selectors.places_overdue_sql(area.now, "p")
     places, prows = area.count(f"{table(Place)} p", "p.path", where, params)
     u = f"?unit={area.unit_id}"
