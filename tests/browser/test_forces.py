@@ -5,8 +5,7 @@ disinfection job with a photo."""
 import pytest
 from django.utils import timezone
 
-from bihuan.forces.actions import do_create_place, do_create_post
-from bihuan.forces.models import DisinfectionLog, Helper, HelperStatus, Shift
+from bihuan.forces.models import DisinfectionLog, Helper, HelperStatus, Place, Post, Shift
 from bihuan.testing import PASSWORD
 
 from .conftest import PHONE, login
@@ -29,13 +28,32 @@ def test_a_volunteer_reports_in_is_approved_goes_on_duty_and_logs_disinfection(b
     settings.MEDIA_ROOT = tmp_path
     settings.PUBLIC_URL = live_server.url  # the poster's QR names the public address
     d = live_district
-    post = do_create_post(d.compound_a, name="锦悦小区大门", kind="gate", acting_user=None)
-    do_create_place(d.compound_a, name="锦悦小区垃圾收集点", kind="garbage", acting_user=None)
     photo = tmp_path / "job.jpg"
     Image.new("RGB", (320, 240), (30, 120, 200)).save(photo, "JPEG")
 
     staff = phone_context(browser).new_page()
     login(staff, live_server.url, "community_a", PASSWORD)
+    # The community adds the compound's gate post and a disinfection place on its phone (htmx forms).
+    staff.goto(f"{live_server.url}/forces/posts/?unit={d.community_a.pk}")
+    staff.get_by_test_id("post-new").click()
+    staff.locator("#posts select[name=unit]").select_option(str(d.compound_a.pk))
+    staff.get_by_test_id("post-name").fill("锦悦小区大门")
+    staff.get_by_test_id("post-kind").select_option("gate")
+    staff.get_by_test_id("post-submit").click()
+    staff.locator("#posts .messages").wait_for()
+    assert "已添加岗位" in staff.locator("#posts .messages").inner_text()
+    assert fits_phone(staff)
+    shot(staff, "forces-posts")
+    post = Post.objects.get(name="锦悦小区大门")
+    assert post.unit_id == d.compound_a.pk and (post.start_hour, post.end_hour, post.required) == (0, 24, 1)
+    staff.goto(f"{live_server.url}/forces/places/?unit={d.community_a.pk}")
+    staff.get_by_test_id("place-new").click()
+    staff.locator("#places select[name=unit]").select_option(str(d.compound_a.pk))
+    staff.get_by_test_id("place-name").fill("锦悦小区垃圾收集点")
+    staff.get_by_test_id("place-kind").select_option("garbage")
+    staff.get_by_test_id("place-submit").click()
+    staff.locator("#places .messages").wait_for()
+    assert Place.objects.filter(name="锦悦小区垃圾收集点", unit=d.compound_a).exists()
     staff.goto(f"{live_server.url}/forces/units/{d.community_a.pk}/poster/")
     join_url = staff.get_by_test_id("join-url").inner_text().strip()
     shot(staff, "forces-poster")
