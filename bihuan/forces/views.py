@@ -143,6 +143,19 @@ def decide(request, helper_id, scope):
     return redirect(request.POST.get("next") or reverse("forces:home"))
 
 
+@staff_required(MANAGE)
+@require_POST
+def helper_status(request, helper_id, scope):
+    """Pause, resume or let go of an approved helper (暂停 / 在岗 / 已离开)."""
+    helper = access_helper(request.user, helper_id, MANAGE)
+    try:
+        actions.do_set_helper_status(helper, request.POST.get("status", ""), acting_user=request.user)
+        messages.success(request, _("已处理：%(name)s") % {"name": helper.name})
+    except Refused as exc:
+        messages.error(request, exc.message)
+    return redirect(reverse("forces:helpers") + f"?unit={helper.unit_id}")
+
+
 @staff_required(VIEW)
 def poster(request, unit_id, scope):
     """The A4 report-in poster of a village or community: its QR code and a few lines."""

@@ -262,3 +262,41 @@ def test_a_place_edit_with_bad_input_changes_nothing(client, district, field):
     assert response.status_code in (302, 404)
     place.refresh_from_db()
     assert (place.name, place.kind, place.every_hours) == ("3号楼电梯", "lift", 12)
+
+
+def test_the_new_list_pages_cost_the_same_queries_for_two_rows_as_for_eight(client, district):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from bihuan.forces.actions import do_create_team
+
+    d = district
+    client.force_login(d.users["community_a"])
+    pages = [reverse(n) + f"?unit={d.community_a.pk}" for n in ("forces:teams", "forces:posts", "forces:tasks",
+                                                                  "forces:places", "forces:hours")]
+
+    def add(k):
+        for i in range(k):
+            h = active_helper(d.community_a, f"人{i}{k}")
+            team = do_create_team(d.community_a, name=f"队{i}{k}", leader=h, acting_user=None)
+            post = do_create_post(d.compound_a, name=f"岗{i}{k}", kind="gate", acting_user=None)
+            place = do_create_place(d.compound_a, name=f"点{i}{k}", kind="road", acting_user=None)
+            do_create_task(d.community_a, kind="visit", title=f"走访{i}{k}", team=team if i % 2 else None,
+                           helper=None if i % 2 else h, places=[place.pk],
+                           due_at=timezone.now() + dt.timedelta(hours=2), acting_user=None)
+            now = timezone.now()
+            Shift.objects.create(post=post, path=post.path, helper=h, starts_at=now - dt.timedelta(hours=1),
+                                 ends_at=now + dt.timedelta(hours=1), on_at=now - dt.timedelta(minutes=50))
+
+    def counts():
+        out = []
+        for url in pages:
+            with CaptureQueriesContext(connection) as q:
+                assert client.get(url).status_code == 200
+            out.append(len(q.captured_queries))
+        return out
+
+    add(2)
+    few = counts()
+    add(6)
+    assert counts() == few, pages

@@ -9,7 +9,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from bihuan.forces import roster, selectors
-from bihuan.forces.actions import do_create_place, do_create_post, do_create_task, do_create_team, do_log_disinfection
+from bihuan.forces.actions import (
+    do_create_place,
+    do_create_post,
+    do_create_task,
+    do_create_team,
+    do_log_disinfection,
+)
 from bihuan.forces.models import Helper, Place, Post, Shift, Team
 from bihuan.forces.today import forces_figures
 from bihuan.register.models import Unit

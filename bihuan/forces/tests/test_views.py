@@ -54,6 +54,8 @@ ROUTES = {
                        Perm.VIEW_REGISTER, 200, "community"),
     "forces:decide": ("post", lambda c: reverse("forces:decide", args=[c.helper.pk]), {"approve": "1"},
                       Perm.MANAGE_STAFF, 302, "community"),
+    "forces:helper_status": ("post", lambda c: reverse("forces:helper_status", args=[c.helper.pk]),
+                             {"status": "active"}, Perm.MANAGE_STAFF, 302, "community"),
     "forces:certificate": ("get", lambda c: reverse("forces:certificate", args=[c.helper.pk]), None,
                            Perm.VIEW_REGISTER, 200, "community"),
     "forces:poster": ("get", lambda c: reverse("forces:poster", args=[c.d.community_a.pk]), None, Perm.VIEW_REGISTER,
@@ -147,3 +149,20 @@ def test_a_notice_counts_readings_per_building_without_storing_the_reader(client
         page = client.get(url).content.decode()
     assert "核酸检测通知" in page and "<script" not in page
     assert ctx.notice.views.get().count == 2
+
+
+def test_a_community_pauses_and_resumes_a_helper_and_a_paused_helper_gets_no_shift(client, ctx):
+    d = ctx.d
+    client.force_login(d.users["community_a"])
+    page = client.get(reverse("forces:helpers") + f"?unit={d.community_a.id}").content.decode()
+    assert f'data-testid="pause-{ctx.helper.pk}"' in page
+    client.post(reverse("forces:helper_status", args=[ctx.helper.pk]), {"status": "paused"})
+    ctx.helper.refresh_from_db()
+    assert ctx.helper.status == HelperStatus.PAUSED
+    start = timezone.now() + dt.timedelta(days=3)
+    with pytest.raises(Exception, match="不在岗"):
+        do_assign_shift(ctx.post, helper=ctx.helper, starts_at=start, ends_at=start + dt.timedelta(hours=2),
+                        acting_user=None)
+    client.post(reverse("forces:helper_status", args=[ctx.helper.pk]), {"status": "active"})
+    ctx.helper.refresh_from_db()
+    assert ctx.helper.status == HelperStatus.ACTIVE
