@@ -253,11 +253,19 @@ def do_add_team_member(team: Team, helper: Helper, *, acting_user, leader: bool 
     return team
 
 
+def reach_path(unit: Unit) -> str:
+    """Whose helpers a unit may draw on: its subtree's, or — for a compound, villager group or grid — its
+    community's (helpers report in to the village or community)."""
+    from bihuan.register.models import SEGMENT
+
+    return unit.path if unit.level <= 4 else unit.path[:4 * SEGMENT]
+
+
 def _check_members(unit: Unit, people: list[Helper]) -> None:
-    """A team's people serve in its unit's subtree, or belong to it (a department's own cadres)."""
+    """A team's people serve in its unit's reach (``reach_path``), or belong to it (a department's own cadres)."""
     from bihuan.register.models import next_path
 
-    lo, hi = unit.path, next_path(unit.path)
+    lo, hi = reach_path(unit), next_path(reach_path(unit))
     for h in people:
         if not (lo <= h.path < hi or (h.home_path and lo <= h.home_path < hi)):
             raise ForcesError("members", f"{h.name} 不在本单位范围内")

@@ -554,9 +554,10 @@ def _helpers_in(user, unit: Unit, ids) -> list[Helper]:
 
 
 def _choices_of(unit: Unit):
-    """Active helpers who may join a team or take a task under ``unit``: serving in its subtree or belonging to it."""
-    return (Helper.objects.filter(Q(unit.subtree()) | Q(subtree_q(unit.path, "home_path")), status=HelperStatus.ACTIVE)
-            .order_by("path", "name")[:500])
+    """Active helpers who may join a team or take a task under ``unit``: serving in its reach (its subtree, or a
+    compound's community) or belonging to it."""
+    return (Helper.objects.filter(subtree_q(actions.reach_path(unit)) | subtree_q(unit.path, "home_path"),
+                                  status=HelperStatus.ACTIVE).order_by("path", "name")[:500])
 
 
 @staff_required(VIEW)

@@ -111,3 +111,82 @@ def test_a_volunteer_reports_in_is_approved_goes_on_duty_and_logs_disinfection(b
     log = DisinfectionLog.objects.get()
     assert log.done_by == "孙晓燕" and log.area_m2 == 120 and log.photo.name.endswith(".jpg")
     assert (tmp_path / log.photo.name).exists()
+
+
+def test_a_team_gets_a_task_with_targets_and_a_shift_swap_goes_request_accept_approve(browser, live_server,
+                                                                                     live_district, shot):
+    import datetime as dt
+
+    from bihuan.forces import links
+    from bihuan.forces.actions import (
+        do_assign_shift,
+        do_create_place,
+        do_create_post,
+        do_decide_report_in,
+        do_report_in,
+    )
+    from bihuan.forces.models import ShiftSwap, SwapState, Task
+
+    d = live_district
+    people = []
+    for name, phone in (("周卫国", "13912340011"), ("吴建军", "13912340012")):
+        h, _ = do_report_in(d.community_a, name=name, phone=phone, kind="veteran")
+        people.append(do_decide_report_in(h, approve=True, acting_user=None))
+    zhou, wu = people
+    post = do_create_post(d.compound_a, name="锦悦小区大门", kind="gate", acting_user=None)
+    place = do_create_place(d.compound_a, name="3号楼电梯", kind="lift", acting_user=None)
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+    shift = do_assign_shift(post, helper=zhou, starts_at=start, ends_at=start + dt.timedelta(hours=4), acting_user=None)
+
+    staff = phone_context(browser).new_page()
+    login(staff, live_server.url, "community_a", PASSWORD)
+    staff.goto(f"{live_server.url}/forces/teams/?unit={d.community_a.pk}")
+    staff.get_by_test_id("team-new").click()
+    staff.get_by_test_id("team-name").fill("橄榄绿志愿服务队")
+    staff.get_by_test_id("team-leader").select_option(str(zhou.pk))
+    staff.get_by_test_id(f"member-{wu.pk}").check()
+    staff.get_by_test_id("team-submit").click()
+    staff.locator("#teams .messages").wait_for()
+    assert fits_phone(staff)
+    shot(staff, "forces-teams")
+    staff.goto(f"{live_server.url}/forces/tasks/?unit={d.compound_a.pk}")
+    staff.get_by_test_id("task-new").click()
+    staff.get_by_test_id("task-kind").select_option("disinfection")
+    staff.get_by_test_id("task-title").fill("3号楼电梯加密消杀")
+    staff.get_by_test_id("task-due").fill((timezone.localtime() + dt.timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M"))
+    staff.get_by_test_id("task-helper").select_option(str(wu.pk))
+    staff.get_by_test_id(f"task-place-{place.pk}").check()
+    staff.get_by_test_id(f"task-household-{d.household_a.pk}").check()
+    staff.get_by_test_id("task-submit").click()
+    staff.locator("#tasks .messages").wait_for()
+    assert fits_phone(staff)
+    shot(staff, "forces-tasks")
+    task = Task.objects.get()
+    assert task.places == [place.pk] and task.households == [d.household_a.pk]
+
+    holder = phone_context(browser).new_page()
+    holder.goto(live_server.url + links.helper_path(zhou.pk))
+    holder.get_by_test_id(f"swap-open-{shift.pk}").click()
+    holder.get_by_test_id(f"swap-to-{shift.pk}").select_option(str(wu.pk))
+    holder.get_by_test_id(f"swap-ask-{shift.pk}").click()
+    holder.wait_for_load_state("networkidle")
+    assert "换班申请已发给 吴建军" in holder.locator(".messages").inner_text()
+    swap = ShiftSwap.objects.get()
+
+    other = phone_context(browser).new_page()
+    other.goto(live_server.url + links.helper_path(wu.pk))
+    assert "3号楼电梯" in other.get_by_test_id(f"task-places-{task.pk}").inner_text()
+    assert d.household_a.address in other.get_by_test_id(f"task-households-{task.pk}").inner_text()
+    assert fits_phone(other)
+    shot(other, "forces-my-duty-swap")
+    other.get_by_test_id(f"swap-yes-{swap.pk}").click()
+    other.wait_for_load_state("networkidle")
+    assert "等待社区审批" in other.locator(".messages").inner_text()
+
+    staff.goto(f"{live_server.url}/forces/?unit={d.community_a.pk}")
+    staff.get_by_test_id(f"swap-approve-{swap.pk}").click()
+    staff.wait_for_load_state("networkidle")
+    swap.refresh_from_db()
+    shift.refresh_from_db()
+    assert swap.state == SwapState.APPROVED and shift.helper_id == wu.pk
+    shot(staff, "forces-swap-approved")
