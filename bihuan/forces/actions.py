@@ -278,7 +278,7 @@ def do_update_team(team: Team, *, name: str | None = None, purpose: str | None =
                    acting_user) -> Team:
     """Rename a team, change its purpose or leader, or set its members (the leader is always a member)."""
     with transaction.atomic():
-        team = Team.objects.select_for_update().select_related("unit").get(pk=team.pk)
+        team = Team.objects.select_for_update(of=("self",)).select_related("unit").get(pk=team.pk)
         _authorize(acting_user, team.path, MANAGE)
         before = {"name": team.name, "leader": team.leader_id,
                   "members": sorted(TeamMember.objects.filter(team=team).values_list("helper_id", flat=True))}
@@ -458,7 +458,7 @@ def do_tap_duty(shift: Shift, *, on: bool, helper: Helper | None = None, acting_
     Going on late closes the missed-start loop."""
     now = timezone.now()
     with transaction.atomic():
-        shift = Shift.objects.select_for_update().select_related("post").get(pk=shift.pk)
+        shift = Shift.objects.select_for_update(of=("self",)).select_related("post").get(pk=shift.pk)
         if helper is not None:
             if shift.helper_id != helper.pk:
                 raise ForcesError("shift", "这不是您的班次")
@@ -499,7 +499,7 @@ def do_request_swap(shift: Shift, *, to_helper: Helper, helper: Helper | None = 
     link (``helper=``) or staff on their behalf (``acting_user`` who may manage the post). The other person is
     told at once (text, or inbox with a login)."""
     with transaction.atomic():
-        shift = Shift.objects.select_for_update().select_related("post", "helper").get(pk=shift.pk)
+        shift = Shift.objects.select_for_update(of=("self",)).select_related("post", "helper").get(pk=shift.pk)
         if helper is not None:
             if shift.helper_id != helper.pk:
                 raise ForcesError("shift", "这不是您的班次")
@@ -531,7 +531,7 @@ def do_answer_swap(swap: ShiftSwap, *, helper: Helper, accept: bool) -> ShiftSwa
     from bihuan.notify.outbox import notify_units
 
     with transaction.atomic():
-        swap = ShiftSwap.objects.select_for_update().select_related("shift__post", "from_helper", "to_helper").get(
+        swap = ShiftSwap.objects.select_for_update(of=("self",)).select_related("shift__post", "from_helper", "to_helper").get(
             pk=swap.pk)
         if swap.to_helper_id != helper.pk or swap.state != SwapState.REQUESTED:
             raise ForcesError("swap", "该换班请求不需要您处理")
@@ -555,7 +555,7 @@ def do_approve_swap(swap: ShiftSwap, *, approve: bool, acting_user) -> ShiftSwap
     """The post's unit approves an accepted swap: the shift passes to the other helper (if it is no conflict).
     Both people are told."""
     with transaction.atomic():
-        swap = ShiftSwap.objects.select_for_update().select_related("shift__post", "from_helper", "to_helper").get(
+        swap = ShiftSwap.objects.select_for_update(of=("self",)).select_related("shift__post", "from_helper", "to_helper").get(
             pk=swap.pk)
         _authorize(acting_user, swap.path, MANAGE)
         if swap.state != SwapState.ACCEPTED:
