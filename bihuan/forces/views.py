@@ -140,7 +140,7 @@ def decide(request, helper_id, scope):
         messages.success(request, _("已处理：%(name)s") % {"name": helper.name})
     except Refused as exc:
         messages.error(request, exc.message)
-    return redirect(request.POST.get("next") or reverse("forces:home"))
+    return redirect(_local_next(request, reverse("forces:home")))
 
 
 @staff_required(MANAGE)
@@ -322,8 +322,7 @@ def group_code(request, unit_id, scope):
         messages.success(request, _("群二维码已上传：%(name)s") % {"name": unit.name})
     except Refused as exc:
         messages.error(request, exc.message)
-    nxt = request.POST.get("next", "")
-    return redirect(nxt if nxt.startswith("/forces/") else reverse("forces:home") + f"?unit={unit.pk}")
+    return redirect(_local_next(request, reverse("forces:home") + f"?unit={unit.pk}"))
 
 
 @staff_required(RECORD)
@@ -791,7 +790,13 @@ def swap_decide(request, swap_id, scope):
         messages.success(request, _("已处理换班申请"))
     except Refused as exc:
         messages.error(request, exc.message)
-    return redirect(request.POST.get("next") or reverse("forces:roster", args=[swap.shift.post_id]))
+    return redirect(_local_next(request, reverse("forces:roster", args=[swap.shift.post_id])))
+
+
+def _local_next(request, default: str) -> str:
+    """Where a form goes back to: a page of this app only (never another site)."""
+    nxt = request.POST.get("next", "")
+    return nxt if nxt.startswith("/forces/") else default
 
 
 @staff_required(VIEW)

@@ -300,3 +300,13 @@ def test_the_new_list_pages_cost_the_same_queries_for_two_rows_as_for_eight(clie
     few = counts()
     add(6)
     assert counts() == few, pages
+
+
+def test_a_decision_goes_back_only_to_a_page_of_the_app(client, district):
+    from bihuan.forces.actions import do_report_in
+
+    d = district
+    helper, _ = do_report_in(d.community_a, name="孙晓燕", phone="13912340001", kind="youth")
+    client.force_login(d.users["community_a"])
+    response = client.post(reverse("forces:decide", args=[helper.pk]), {"approve": "1", "next": "https://evil.example/"})
+    assert response["Location"] == reverse("forces:home")
