@@ -288,7 +288,8 @@ def _report_in_loops(pending: list[int]) -> int:
 def _tasks_and_notices(rng: random.Random, units, by_unit, now) -> int:
     """A publicity round and a delivery task per level-3 unit's first community, and notices: through the actions."""
     from bihuan.forces.actions import do_create_task, do_publish_notice
-    from bihuan.forces.models import Helper
+    from bihuan.forces.models import Helper, Place
+    from bihuan.register.models import Household
 
     made = 0
     level3 = [u for u in units if u[2] == 3]
@@ -303,9 +304,15 @@ def _tasks_and_notices(rng: random.Random, units, by_unit, now) -> int:
         if l4 is None:
             continue
         helper = Helper.objects.get(pk=by_unit[l4[0]][0])
-        for kind, title, hours in (("publicity", "大喇叭流动宣传一轮（主街及各小区）", 6),
-                                   ("delivery", "为居家隔离户配送生活物资", 3)):
-            do_create_task(unit_objs[l4[0]], kind=kind, title=title, helper=helper,
+        community = unit_objs[l4[0]]
+        # What the tasks target: a few households to deliver to, the places to disinfect.
+        homes = list(Household.objects.filter(community.subtree()).order_by("id").values_list("id", flat=True)[:3])
+        spots = list(Place.objects.filter(community.subtree()).order_by("id").values_list("id", flat=True)[:3])
+        for kind, title, hours, households, places in (
+                ("publicity", "大喇叭流动宣传一轮（主街及各小区）", 6, [], []),
+                ("delivery", "为居家隔离户配送生活物资", 3, homes, []),
+                ("disinfection", "重点点位加密消杀一轮", 4, [], spots)):
+            do_create_task(community, kind=kind, title=title, helper=helper, households=households, places=places,
                            due_at=now + dt.timedelta(hours=hours + rng.randint(0, 3)), acting_user=None)
             made += 1
     return made

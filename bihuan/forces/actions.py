@@ -232,6 +232,7 @@ def do_create_team(unit: Unit, *, name: str, purpose: str = "", leader: Helper |
         raise ForcesError("name", "请填写服务队名称")
     with transaction.atomic():
         _authorize(acting_user, unit.path, MANAGE)
+        _check_members(unit, [*members, *([leader] if leader else [])])
         team = Team.objects.create(unit=unit, path=unit.path, name=name[:100], purpose=purpose[:200], leader=leader)
         people = {h.pk: h for h in [*members, *([leader] if leader else [])]}
         TeamMember.objects.bulk_create([TeamMember(team=team, helper=h) for h in people.values()])
@@ -252,10 +253,78 @@ def do_add_team_member(team: Team, helper: Helper, *, acting_user, leader: bool 
     return team
 
 
+def reach_path(unit: Unit) -> str:
+    """Whose helpers a unit may draw on: its subtree's, or — for a compound, villager group or grid — its
+    community's (helpers report in to the village or community)."""
+    from bihuan.register.models import SEGMENT
+
+    return unit.path if unit.level <= 4 else unit.path[:4 * SEGMENT]
+
+
+def _check_members(unit: Unit, people: list[Helper]) -> None:
+    """A team's people serve in its unit's reach (``reach_path``), or belong to it (a department's own cadres)."""
+    from bihuan.register.models import next_path
+
+    lo, hi = reach_path(unit), next_path(reach_path(unit))
+    for h in people:
+        if not (lo <= h.path < hi or (h.home_path and lo <= h.home_path < hi)):
+            raise ForcesError("members", f"{h.name} 不在本单位范围内")
+        if h.status in (HelperStatus.PENDING, HelperStatus.REJECTED):
+            raise ForcesError("members", f"{h.name} 的报到尚未通过审核")
+
+
+def do_update_team(team: Team, *, name: str | None = None, purpose: str | None = None,
+                   leader: Helper | None = None, members: list[Helper] | None = None, clear_leader: bool = False,
+                   acting_user) -> Team:
+    """Rename a team, change its purpose or leader, or set its members (the leader is always a member)."""
+    with transaction.atomic():
+        team = Team.objects.select_for_update(of=("self",)).select_related("unit").get(pk=team.pk)
+        _authorize(acting_user, team.path, MANAGE)
+        before = {"name": team.name, "leader": team.leader_id,
+                  "members": sorted(TeamMember.objects.filter(team=team).values_list("helper_id", flat=True))}
+        if name is not None:
+            name = name.strip()
+            if not name:
+                raise ForcesError("name", "请填写服务队名称")
+            team.name = name[:100]
+        if purpose is not None:
+            team.purpose = purpose.strip()[:200]
+        if leader is not None:
+            _check_members(team.unit, [leader])
+            team.leader = leader
+        elif clear_leader:
+            team.leader = None
+        team.save()
+        if members is not None:
+            people = {h.pk: h for h in [*members, *([team.leader] if team.leader_id else [])]}
+            _check_members(team.unit, list(people.values()))
+            TeamMember.objects.filter(team=team).exclude(helper_id__in=list(people)).delete()
+            have = set(TeamMember.objects.filter(team=team).values_list("helper_id", flat=True))
+            TeamMember.objects.bulk_create([TeamMember(team=team, helper_id=pk) for pk in people if pk not in have])
+        elif team.leader_id:
+            TeamMember.objects.get_or_create(team=team, helper=team.leader)
+        after = {"name": team.name, "leader": team.leader_id,
+                 "members": sorted(TeamMember.objects.filter(team=team).values_list("helper_id", flat=True))}
+        audit.record(actor=acting_user, action="forces.team.update", target=team,
+                     changes={k: [before[k], after[k]] for k in after if before[k] != after[k]})
+    return team
+
+
 # --- posts and rosters ---------------------------------------------------------------------------------------
 
 def do_create_post(unit: Unit, *, name: str, kind: str, start_hour: int = 0, end_hour: int = 24, required: int = 1,
                    acting_user) -> Post:
+    name, kind = _check_post_fields(name, kind, start_hour, end_hour, required)
+    with transaction.atomic():
+        _authorize(acting_user, unit.path, MANAGE)
+        post = Post.objects.create(unit=unit, path=unit.path, name=name[:100], kind=kind, start_hour=start_hour,
+                                   end_hour=end_hour, required=required)
+        audit.record(actor=acting_user, action="forces.post.create", target=post,
+                     changes={"unit": unit.pk, "hours": [start_hour, end_hour], "required": required})
+    return post
+
+
+def _check_post_fields(name: str, kind: str, start_hour: int, end_hour: int, required: int) -> tuple[str, str]:
     name = (name or "").strip()
     if not name:
         raise ForcesError("name", "请填写岗位名称")
@@ -264,12 +333,23 @@ def do_create_post(unit: Unit, *, name: str, kind: str, start_hour: int = 0, end
         raise ForcesError("start_hour", "值守时间应在 0–24 点之间")
     if not 1 <= required <= 50:
         raise ForcesError("required", "每班人数应为 1–50")
+    return name[:100], kind
+
+
+def do_update_post(post: Post, *, name: str, kind: str, start_hour: int, end_hour: int, required: int,
+                   active: bool = True, acting_user) -> Post:
+    """Change a post's name, kind, staffed hours or people per shift, or retire it (its roster is kept)."""
+    name, kind = _check_post_fields(name, kind, start_hour, end_hour, required)
     with transaction.atomic():
-        _authorize(acting_user, unit.path, MANAGE)
-        post = Post.objects.create(unit=unit, path=unit.path, name=name[:100], kind=kind, start_hour=start_hour,
-                                   end_hour=end_hour, required=required)
-        audit.record(actor=acting_user, action="forces.post.create", target=post,
-                     changes={"unit": unit.pk, "hours": [start_hour, end_hour], "required": required})
+        post = Post.objects.select_for_update().get(pk=post.pk)
+        _authorize(acting_user, post.path, MANAGE)
+        fields_ = ("name", "kind", "start_hour", "end_hour", "required", "active")
+        before = {f: getattr(post, f) for f in fields_}
+        post.name, post.kind, post.start_hour, post.end_hour, post.required, post.active = (
+            name, kind, start_hour, end_hour, required, active)
+        post.save(update_fields=list(fields_))
+        audit.record(actor=acting_user, action="forces.post.update", target=post,
+                     changes={f: [before[f], getattr(post, f)] for f in fields_ if before[f] != getattr(post, f)})
     return post
 
 
@@ -378,7 +458,7 @@ def do_tap_duty(shift: Shift, *, on: bool, helper: Helper | None = None, acting_
     Going on late closes the missed-start loop."""
     now = timezone.now()
     with transaction.atomic():
-        shift = Shift.objects.select_for_update().select_related("post").get(pk=shift.pk)
+        shift = Shift.objects.select_for_update(of=("self",)).select_related("post").get(pk=shift.pk)
         if helper is not None:
             if shift.helper_id != helper.pk:
                 raise ForcesError("shift", "这不是您的班次")
@@ -409,49 +489,95 @@ def do_tap_duty(shift: Shift, *, on: bool, helper: Helper | None = None, acting_
     return shift
 
 
-def do_request_swap(shift: Shift, *, to_helper: Helper, helper: Helper) -> ShiftSwap:
-    """The holder asks ``to_helper`` to take their shift (换班)."""
+def _swap_line(shift: Shift) -> str:
+    return (f"「{shift.post.name}」{timezone.localtime(shift.starts_at):%m-%d %H:%M}–"
+            f"{timezone.localtime(shift.ends_at):%H:%M}")
+
+
+def do_request_swap(shift: Shift, *, to_helper: Helper, helper: Helper | None = None, acting_user=None) -> ShiftSwap:
+    """The holder asks ``to_helper`` (active, of the same community) to take their shift (换班), through their
+    link (``helper=``) or staff on their behalf (``acting_user`` who may manage the post). The other person is
+    told at once (text, or inbox with a login)."""
     with transaction.atomic():
-        if shift.helper_id != helper.pk:
-            raise ForcesError("shift", "这不是您的班次")
-        if to_helper.pk == helper.pk or to_helper.status != HelperStatus.ACTIVE:
-            raise ForcesError("to_helper", "请选择另一位在岗的志愿者")
+        shift = Shift.objects.select_for_update(of=("self",)).select_related("post", "helper").get(pk=shift.pk)
+        if helper is not None:
+            if shift.helper_id != helper.pk:
+                raise ForcesError("shift", "这不是您的班次")
+        else:
+            _authorize(acting_user, shift.path, MANAGE)
+            if shift.helper_id is None:
+                raise ForcesError("shift", "只有志愿者的班次可以换班")
+            helper = shift.helper
+        if to_helper.pk == helper.pk or to_helper.status != HelperStatus.ACTIVE or \
+                to_helper.path[:16] != helper.path[:16]:
+            raise ForcesError("to_helper", "请选择本社区另一位在岗的志愿者")
         if shift.on_at:
             raise ForcesError("shift", "已上岗的班次不能换班")
+        if shift.ends_at <= timezone.now():
+            raise ForcesError("shift", "该班次已结束")
+        if ShiftSwap.objects.filter(shift=shift, state__in=(SwapState.REQUESTED, SwapState.ACCEPTED)).exists():
+            raise ForcesError("shift", "该班次已有换班申请在办理中")
         swap = ShiftSwap.objects.create(shift=shift, path=shift.path, from_helper=helper, to_helper=to_helper)
-        audit.record(actor=None, action="forces.swap.request", target=swap, unit=None,
+        _text_helper(to_helper, key=f"forces.swap:{swap.pk}:asked",
+                     body=f"{helper.name} 请您替班：{_swap_line(shift)}。请打开您的值守页面接受或拒绝。")
+        audit.record(actor=acting_user, action="forces.swap.request", target=swap,
+                     unit=shift.post.unit if acting_user is None else None,
                      changes={"shift": shift.pk, "from": helper.pk, "to": to_helper.pk})
     return swap
 
 
 def do_answer_swap(swap: ShiftSwap, *, helper: Helper, accept: bool) -> ShiftSwap:
+    """The other person accepts (the post's unit is told at once, to approve) or declines (the holder is told)."""
+    from bihuan.notify.outbox import notify_units
+
     with transaction.atomic():
-        swap = ShiftSwap.objects.select_for_update().get(pk=swap.pk)
+        swap = ShiftSwap.objects.select_for_update(of=("self",)).select_related("shift__post", "from_helper", "to_helper").get(
+            pk=swap.pk)
         if swap.to_helper_id != helper.pk or swap.state != SwapState.REQUESTED:
             raise ForcesError("swap", "该换班请求不需要您处理")
         swap.state = SwapState.ACCEPTED if accept else SwapState.DECLINED
         swap.save(update_fields=["state"])
-        audit.record(actor=None, action="forces.swap.answer", target=swap, changes={"state": swap.state})
+        line = _swap_line(swap.shift)
+        if accept:
+            notify_units([swap.shift.post.unit_id], key=f"forces.swap:{swap.pk}:accepted",
+                         subject=f"换班待审批：{swap.from_helper.name} → {swap.to_helper.name}",
+                         body=f"{swap.from_helper.name} 的班次 {line} 由 {swap.to_helper.name} 替班，对方已同意，请审批。",
+                         event="forces.swap")
+        else:
+            _text_helper(swap.from_helper, key=f"forces.swap:{swap.pk}:declined",
+                         body=f"{swap.to_helper.name} 未接受替班：{line}。请按原班次上岗或另找他人。")
+        audit.record(actor=None, action="forces.swap.answer", target=swap, unit=swap.shift.post.unit,
+                     changes={"state": swap.state})
     return swap
 
 
 def do_approve_swap(swap: ShiftSwap, *, approve: bool, acting_user) -> ShiftSwap:
-    """The post's unit approves an accepted swap: the shift passes to the other helper (if it is no conflict)."""
+    """The post's unit approves an accepted swap: the shift passes to the other helper (if it is no conflict).
+    Both people are told."""
     with transaction.atomic():
-        swap = ShiftSwap.objects.select_for_update().select_related("shift", "to_helper").get(pk=swap.pk)
+        swap = ShiftSwap.objects.select_for_update(of=("self",)).select_related("shift__post", "from_helper", "to_helper").get(
+            pk=swap.pk)
         _authorize(acting_user, swap.path, MANAGE)
         if swap.state != SwapState.ACCEPTED:
             raise ForcesError("swap", f"该换班请求{swap.get_state_display()}")
         shift = swap.shift
         if approve:
+            if shift.on_at or shift.helper_id != swap.from_helper_id:
+                raise ForcesError("swap", "班次已变化，不能换班")
             why = person_conflicts(helper_id=swap.to_helper_id, staff_id=None, starts_at=shift.starts_at,
                                    ends_at=shift.ends_at, exclude_id=shift.pk)
             if why:
                 raise ForcesError("swap", f"{swap.to_helper.name}：{why}")
-            Shift.objects.filter(pk=shift.pk, on_at__isnull=True).update(helper=swap.to_helper)
+            Shift.objects.filter(pk=shift.pk, on_at__isnull=True).update(helper=swap.to_helper, reminded_at=None)
         swap.state = SwapState.APPROVED if approve else SwapState.DECLINED
         swap.decided_by = acting_user
         swap.save(update_fields=["state", "decided_by"])
+        line = _swap_line(shift)
+        verdict = "已批准" if approve else "未批准"
+        for person in (swap.from_helper, swap.to_helper):
+            _text_helper(person, key=f"forces.swap:{swap.pk}:decided:{person.pk}",
+                         body=f"换班{verdict}：{line}，{swap.from_helper.name} → {swap.to_helper.name}。"
+                              + ("请由替班人上岗。" if approve else "请按原班次上岗。"))
         audit.record(actor=acting_user, action="forces.swap.decide", target=swap, changes={"state": swap.state})
     return swap
 
@@ -580,6 +706,27 @@ def do_create_place(unit: Unit, *, name: str, kind: str, every_hours: int = 24, 
         place = Place.objects.create(unit=unit, path=unit.path, name=name[:100], kind=kind, every_hours=every_hours)
         audit.record(actor=acting_user, action="forces.place.create", target=place,
                      changes={"unit": unit.pk, "every_hours": every_hours})
+    return place
+
+
+def do_update_place(place: Place, *, name: str, kind: str, every_hours: int, active: bool = True,
+                    acting_user) -> Place:
+    """Rename a place, change its kind or required frequency, or retire it (its log is kept)."""
+    name = (name or "").strip()
+    if not name:
+        raise ForcesError("name", "请填写点位名称")
+    kind = _choice(kind, PlaceKind, "kind")
+    if not 1 <= every_hours <= 24 * 14:
+        raise ForcesError("every_hours", "消杀频次应为每 1 小时到每 14 天")
+    with transaction.atomic():
+        place = Place.objects.select_for_update().get(pk=place.pk)
+        _authorize(acting_user, place.path, MANAGE)
+        fields_ = ("name", "kind", "every_hours", "active")
+        before = {f: getattr(place, f) for f in fields_}
+        place.name, place.kind, place.every_hours, place.active = name[:100], kind, every_hours, active
+        place.save(update_fields=list(fields_))
+        audit.record(actor=acting_user, action="forces.place.update", target=place,
+                     changes={f: [before[f], getattr(place, f)] for f in fields_ if before[f] != getattr(place, f)})
     return place
 
 

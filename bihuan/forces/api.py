@@ -12,9 +12,19 @@ from ninja import Field, Query, Router, Schema
 
 from bihuan.register.access import access_unit, require, scope_of, scoped
 
-from . import actions, roster
-from .access import MANAGE, VIEW, access_helper, access_post
-from .models import DisinfectionLog, Helper, Place, Post, Shift, Task, Team
+from . import actions, roster, selectors
+from .access import (
+    MANAGE,
+    VIEW,
+    access_helper,
+    access_place,
+    access_post,
+    access_shift,
+    access_swap,
+    access_task,
+    access_team,
+)
+from .models import DisinfectionLog, Helper, Place, Post, Shift, ShiftSwap, Task, Team
 
 router = Router(tags=["forces"])
 MAX_LIMIT = 200
@@ -43,8 +53,28 @@ class HelperOut(Schema):
 class TeamOut(Schema):
     id: int
     name: str
+    purpose: str
     unit_id: int
     leader_id: int | None
+
+
+class TeamDetailOut(TeamOut):
+    member_ids: list[int]
+
+
+class TeamIn(Schema):
+    unit: int
+    name: str
+    purpose: str = ""
+    leader_id: int | None = None
+    member_ids: list[int] = []
+
+
+class TeamPatch(Schema):
+    name: str | None = None
+    purpose: str | None = None
+    leader_id: int | None = None
+    member_ids: list[int] | None = None
 
 
 class PostOut(Schema):
@@ -55,6 +85,25 @@ class PostOut(Schema):
     start_hour: int
     end_hour: int
     required: int
+    active: bool
+
+
+class PostIn(Schema):
+    unit: int
+    name: str
+    kind: str
+    start_hour: int = Field(0, ge=0, le=23)
+    end_hour: int = Field(24, ge=1, le=24)
+    required: int = Field(1, ge=1, le=50)
+
+
+class PostPatch(Schema):
+    name: str | None = None
+    kind: str | None = None
+    start_hour: int | None = Field(None, ge=0, le=23)
+    end_hour: int | None = Field(None, ge=1, le=24)
+    required: int | None = Field(None, ge=1, le=50)
+    active: bool | None = None
 
 
 class ShiftOut(Schema):
@@ -82,6 +131,31 @@ class TaskOut(Schema):
     helper_id: int | None
     team_id: int | None
     due_at: dt.datetime
+    households: list[int]
+    places: list[int]
+
+
+class TaskDetailOut(TaskOut):
+    detail: str
+    state: str | None
+    report: str
+    reported_at: dt.datetime | None
+
+
+class TaskIn(Schema):
+    unit: int
+    kind: str
+    title: str
+    detail: str = ""
+    due_at: dt.datetime
+    helper_id: int | None = None
+    team_id: int | None = None
+    household_ids: list[int] = []
+    place_ids: list[int] = []
+
+
+class CloseIn(Schema):
+    note: str = ""
 
 
 class PlaceOut(Schema):
@@ -91,6 +165,40 @@ class PlaceOut(Schema):
     unit_id: int
     every_hours: int
     last_done_at: dt.datetime | None
+    active: bool
+
+
+class PlaceIn(Schema):
+    unit: int
+    name: str
+    kind: str
+    every_hours: int = Field(24, ge=1, le=336)
+
+
+class PlacePatch(Schema):
+    name: str | None = None
+    kind: str | None = None
+    every_hours: int | None = Field(None, ge=1, le=336)
+    active: bool | None = None
+
+
+class SwapOut(Schema):
+    id: int
+    shift_id: int
+    from_helper_id: int
+    to_helper_id: int
+    state: str
+    created_at: dt.datetime
+
+
+class SwapIn(Schema):
+    to_helper_id: int
+
+
+class HoursRow(Schema):
+    id: int
+    name: str
+    hours: float
 
 
 class LogOut(Schema):
@@ -199,3 +307,145 @@ def rollup(request, unit: int | None = None):
     del scope
     return {"unit": root.pk, "figures": totals[root.pk].as_dict(),
             "children": {str(u.id): totals[u.id].as_dict() for u in units if u.parent_id == root.pk}}
+
+
+# --- create and edit: teams, posts, places, tasks; swaps; hours --------------------------------------------
+
+def _helpers(request, ids) -> list[Helper]:
+    return [access_helper(request.user, pk) for pk in ids]
+
+
+def _team_out(team: Team) -> dict:
+    return {"id": team.pk, "name": team.name, "purpose": team.purpose, "unit_id": team.unit_id,
+            "leader_id": team.leader_id, "member_ids": sorted(team.members.values_list("pk", flat=True))}
+
+
+@router.get("/forces/teams/{team_id}", response={200: TeamDetailOut, **ERRORS})
+def get_team(request, team_id: int):
+    return _team_out(access_team(request.user, team_id))
+
+
+@router.post("/forces/teams", response={201: TeamDetailOut, **WRITE_ERRORS})
+def create_team(request, body: TeamIn):
+    """Form a team under a unit of one's subtree, with its leader and members (helpers one may see)."""
+    require(request.user, MANAGE)
+    unit = access_unit(request.user, body.unit)
+    leader = access_helper(request.user, body.leader_id) if body.leader_id else None
+    team = actions.do_create_team(unit, name=body.name, purpose=body.purpose, leader=leader,
+                                  members=_helpers(request, body.member_ids), acting_user=request.user)
+    return 201, _team_out(team)
+
+
+@router.patch("/forces/teams/{team_id}", response={200: TeamDetailOut, **WRITE_ERRORS})
+def update_team(request, team_id: int, body: TeamPatch):
+    """Rename a team, change its leader or set its members (fields left out are kept)."""
+    team = access_team(request.user, team_id, MANAGE)
+    leader = access_helper(request.user, body.leader_id) if body.leader_id else None
+    members = _helpers(request, body.member_ids) if body.member_ids is not None else None
+    team = actions.do_update_team(team, name=body.name, purpose=body.purpose, leader=leader, members=members,
+                                  acting_user=request.user)
+    return _team_out(team)
+
+
+@router.post("/forces/posts", response={201: PostOut, **WRITE_ERRORS})
+def create_post(request, body: PostIn):
+    require(request.user, MANAGE)
+    unit = access_unit(request.user, body.unit)
+    return 201, actions.do_create_post(unit, name=body.name, kind=body.kind, start_hour=body.start_hour,
+                                       end_hour=body.end_hour, required=body.required, acting_user=request.user)
+
+
+@router.patch("/forces/posts/{post_id}", response={200: PostOut, **WRITE_ERRORS})
+def update_post(request, post_id: int, body: PostPatch):
+    post = access_post(request.user, post_id, MANAGE)
+    fields = {f: getattr(post, f) for f in ("name", "kind", "start_hour", "end_hour", "required", "active")}
+    fields.update(body.dict(exclude_none=True))
+    return actions.do_update_post(post, **fields, acting_user=request.user)
+
+
+@router.post("/forces/places", response={201: PlaceOut, **WRITE_ERRORS})
+def create_place(request, body: PlaceIn):
+    require(request.user, MANAGE)
+    unit = access_unit(request.user, body.unit)
+    return 201, actions.do_create_place(unit, name=body.name, kind=body.kind, every_hours=body.every_hours,
+                                        acting_user=request.user)
+
+
+@router.patch("/forces/places/{place_id}", response={200: PlaceOut, **WRITE_ERRORS})
+def update_place(request, place_id: int, body: PlacePatch):
+    place = access_place(request.user, place_id, MANAGE)
+    fields = {f: getattr(place, f) for f in ("name", "kind", "every_hours", "active")}
+    fields.update(body.dict(exclude_none=True))
+    return actions.do_update_place(place, **fields, acting_user=request.user)
+
+
+def _task_out(task: Task) -> dict:
+    loop = actions.task_loop(task)
+    return {"id": task.pk, "kind": task.kind, "title": task.title, "unit_id": task.unit_id,
+            "helper_id": task.helper_id, "team_id": task.team_id, "due_at": task.due_at,
+            "households": task.households, "places": task.places, "detail": task.detail,
+            "state": loop.state if loop else None, "report": task.report, "reported_at": task.reported_at}
+
+
+@router.post("/forces/tasks", response={201: TaskDetailOut, **WRITE_ERRORS})
+def create_task(request, body: TaskIn):
+    """Give a task to a helper or a team (its loop opens; the unit and the person are told at once)."""
+    require(request.user, MANAGE)
+    unit = access_unit(request.user, body.unit)
+    helper = access_helper(request.user, body.helper_id) if body.helper_id else None
+    team = access_team(request.user, body.team_id) if body.team_id else None
+    task = actions.do_create_task(unit, kind=body.kind, title=body.title, detail=body.detail, due_at=body.due_at,
+                                  helper=helper, team=team, households=body.household_ids, places=body.place_ids,
+                                  acting_user=request.user)
+    return 201, _task_out(task)
+
+
+@router.get("/forces/tasks/{task_id}", response={200: TaskDetailOut, **ERRORS})
+def get_task(request, task_id: int):
+    return _task_out(access_task(request.user, task_id))
+
+
+@router.post("/forces/tasks/{task_id}/close", response={200: TaskDetailOut, **WRITE_ERRORS})
+def close_task(request, task_id: int, body: CloseIn):
+    task = access_task(request.user, task_id, MANAGE)
+    return _task_out(actions.do_close_task(task, note=body.note, acting_user=request.user))
+
+
+@router.get("/forces/swaps", response={200: list[SwapOut], **ERRORS})
+def list_swaps(request, page: Query[Page]):
+    """Shift swaps (换班) of the subtree's posts, newest first: requested, accepted (to approve), decided."""
+    return _list(request, ShiftSwap.objects.order_by("-created_at", "-id"), page)
+
+
+@router.post("/forces/shifts/{shift_id}/swaps", response={201: SwapOut, **WRITE_ERRORS})
+def request_swap(request, shift_id: int, body: SwapIn):
+    """Ask another helper to take a helper's shift, on the holder's behalf (the other person is told at once)."""
+    shift = access_shift(request.user, shift_id, MANAGE)
+    to_helper = access_helper(request.user, body.to_helper_id)
+    return 201, actions.do_request_swap(shift, to_helper=to_helper, acting_user=request.user)
+
+
+@router.post("/forces/swaps/{swap_id}/decide", response={200: SwapOut, **WRITE_ERRORS})
+def decide_swap(request, swap_id: int, body: DecisionIn):
+    """Approve (the shift passes to the other helper) or refuse an accepted swap; both people are told."""
+    swap = access_swap(request.user, swap_id, MANAGE)
+    return actions.do_approve_swap(swap, approve=body.approve, acting_user=request.user)
+
+
+@router.get("/forces/hours", response={200: list[HoursRow], **ERRORS})
+def hours(request, by: str = "helper", unit: int | None = None, days: int = Query(7, ge=1, le=366)):
+    """Hours served over the last ``days``, per ``helper``, ``team`` (members' hours wherever they served),
+    ``home`` (home organisation, 双报到) or ``unit`` (the posts' own units), most first."""
+    from django.http import Http404
+
+    from bihuan.register.models import Unit
+
+    scope = require(request.user, VIEW)
+    root = access_unit(request.user, unit) if unit else scope.unit
+    if by not in selectors.BY:
+        raise Http404("by: helper, team, home or unit")
+    now = timezone.now()
+    rows = selectors.hours_served(now - dt.timedelta(days=days), now, root, by=by)[:MAX_LIMIT]
+    model = {"helper": Helper, "team": Team, "home": Unit, "unit": Unit}[by]
+    names = dict(model.objects.filter(pk__in=[k for k, _h in rows]).values_list("pk", "name"))
+    return [{"id": k, "name": names.get(k, ""), "hours": h} for k, h in rows]

@@ -261,6 +261,13 @@ class Task(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    @property
+    def assignee(self) -> str:
+        """Who does it: the helper's name or the team's."""
+        if self.helper_id:
+            return self.helper.name
+        return self.team.name if self.team_id else ""
+
 
 class PlaceKind(models.TextChoices):
     ROAD = "road", _("道路")

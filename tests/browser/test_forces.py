@@ -5,8 +5,7 @@ disinfection job with a photo."""
 import pytest
 from django.utils import timezone
 
-from bihuan.forces.actions import do_create_place, do_create_post
-from bihuan.forces.models import DisinfectionLog, Helper, HelperStatus, Shift
+from bihuan.forces.models import DisinfectionLog, Helper, HelperStatus, Place, Post, Shift
 from bihuan.testing import PASSWORD
 
 from .conftest import PHONE, login
@@ -29,13 +28,32 @@ def test_a_volunteer_reports_in_is_approved_goes_on_duty_and_logs_disinfection(b
     settings.MEDIA_ROOT = tmp_path
     settings.PUBLIC_URL = live_server.url  # the poster's QR names the public address
     d = live_district
-    post = do_create_post(d.compound_a, name="锦悦小区大门", kind="gate", acting_user=None)
-    do_create_place(d.compound_a, name="锦悦小区垃圾收集点", kind="garbage", acting_user=None)
     photo = tmp_path / "job.jpg"
     Image.new("RGB", (320, 240), (30, 120, 200)).save(photo, "JPEG")
 
     staff = phone_context(browser).new_page()
     login(staff, live_server.url, "community_a", PASSWORD)
+    # The community adds the compound's gate post and a disinfection place on its phone (htmx forms).
+    staff.goto(f"{live_server.url}/forces/posts/?unit={d.community_a.pk}")
+    staff.get_by_test_id("post-new").click()
+    staff.locator("#posts select[name=unit]").select_option(str(d.compound_a.pk))
+    staff.get_by_test_id("post-name").fill("锦悦小区大门")
+    staff.get_by_test_id("post-kind").select_option("gate")
+    staff.get_by_test_id("post-submit").click()
+    staff.locator("#posts .messages").wait_for()
+    assert "已添加岗位" in staff.locator("#posts .messages").inner_text()
+    assert fits_phone(staff)
+    shot(staff, "forces-posts")
+    post = Post.objects.get(name="锦悦小区大门")
+    assert post.unit_id == d.compound_a.pk and (post.start_hour, post.end_hour, post.required) == (0, 24, 1)
+    staff.goto(f"{live_server.url}/forces/places/?unit={d.community_a.pk}")
+    staff.get_by_test_id("place-new").click()
+    staff.locator("#places select[name=unit]").select_option(str(d.compound_a.pk))
+    staff.get_by_test_id("place-name").fill("锦悦小区垃圾收集点")
+    staff.get_by_test_id("place-kind").select_option("garbage")
+    staff.get_by_test_id("place-submit").click()
+    staff.locator("#places .messages").wait_for()
+    assert Place.objects.filter(name="锦悦小区垃圾收集点", unit=d.compound_a).exists()
     staff.goto(f"{live_server.url}/forces/units/{d.community_a.pk}/poster/")
     join_url = staff.get_by_test_id("join-url").inner_text().strip()
     shot(staff, "forces-poster")
@@ -93,3 +111,82 @@ def test_a_volunteer_reports_in_is_approved_goes_on_duty_and_logs_disinfection(b
     log = DisinfectionLog.objects.get()
     assert log.done_by == "孙晓燕" and log.area_m2 == 120 and log.photo.name.endswith(".jpg")
     assert (tmp_path / log.photo.name).exists()
+
+
+def test_a_team_gets_a_task_with_targets_and_a_shift_swap_goes_request_accept_approve(browser, live_server,
+                                                                                     live_district, shot):
+    import datetime as dt
+
+    from bihuan.forces import links
+    from bihuan.forces.actions import (
+        do_assign_shift,
+        do_create_place,
+        do_create_post,
+        do_decide_report_in,
+        do_report_in,
+    )
+    from bihuan.forces.models import ShiftSwap, SwapState, Task
+
+    d = live_district
+    people = []
+    for name, phone in (("周卫国", "13912340011"), ("吴建军", "13912340012")):
+        h, _ = do_report_in(d.community_a, name=name, phone=phone, kind="veteran")
+        people.append(do_decide_report_in(h, approve=True, acting_user=None))
+    zhou, wu = people
+    post = do_create_post(d.compound_a, name="锦悦小区大门", kind="gate", acting_user=None)
+    place = do_create_place(d.compound_a, name="3号楼电梯", kind="lift", acting_user=None)
+    start = timezone.now().replace(minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
+    shift = do_assign_shift(post, helper=zhou, starts_at=start, ends_at=start + dt.timedelta(hours=4), acting_user=None)
+
+    staff = phone_context(browser).new_page()
+    login(staff, live_server.url, "community_a", PASSWORD)
+    staff.goto(f"{live_server.url}/forces/teams/?unit={d.community_a.pk}")
+    staff.get_by_test_id("team-new").click()
+    staff.get_by_test_id("team-name").fill("橄榄绿志愿服务队")
+    staff.get_by_test_id("team-leader").select_option(str(zhou.pk))
+    staff.get_by_test_id(f"member-{wu.pk}").check()
+    staff.get_by_test_id("team-submit").click()
+    staff.locator("#teams .messages").wait_for()
+    assert fits_phone(staff)
+    shot(staff, "forces-teams")
+    staff.goto(f"{live_server.url}/forces/tasks/?unit={d.compound_a.pk}")
+    staff.get_by_test_id("task-new").click()
+    staff.get_by_test_id("task-kind").select_option("disinfection")
+    staff.get_by_test_id("task-title").fill("3号楼电梯加密消杀")
+    staff.get_by_test_id("task-due").fill((timezone.localtime() + dt.timedelta(hours=6)).strftime("%Y-%m-%dT%H:%M"))
+    staff.get_by_test_id("task-helper").select_option(str(wu.pk))
+    staff.get_by_test_id(f"task-place-{place.pk}").check()
+    staff.get_by_test_id(f"task-household-{d.household_a.pk}").check()
+    staff.get_by_test_id("task-submit").click()
+    staff.locator("#tasks .messages").wait_for()
+    assert fits_phone(staff)
+    shot(staff, "forces-tasks")
+    task = Task.objects.get()
+    assert task.places == [place.pk] and task.households == [d.household_a.pk]
+
+    holder = phone_context(browser).new_page()
+    holder.goto(live_server.url + links.helper_path(zhou.pk))
+    holder.get_by_test_id(f"swap-open-{shift.pk}").click()
+    holder.get_by_test_id(f"swap-to-{shift.pk}").select_option(str(wu.pk))
+    holder.get_by_test_id(f"swap-ask-{shift.pk}").click()
+    holder.wait_for_load_state("networkidle")
+    assert "换班申请已发给 吴建军" in holder.locator(".messages").inner_text()
+    swap = ShiftSwap.objects.get()
+
+    other = phone_context(browser).new_page()
+    other.goto(live_server.url + links.helper_path(wu.pk))
+    assert "3号楼电梯" in other.get_by_test_id(f"task-places-{task.pk}").inner_text()
+    assert d.household_a.address in other.get_by_test_id(f"task-households-{task.pk}").inner_text()
+    assert fits_phone(other)
+    shot(other, "forces-my-duty-swap")
+    other.get_by_test_id(f"swap-yes-{swap.pk}").click()
+    other.wait_for_load_state("networkidle")
+    assert "等待社区审批" in other.locator(".messages").inner_text()
+
+    staff.goto(f"{live_server.url}/forces/?unit={d.community_a.pk}")
+    staff.get_by_test_id(f"swap-approve-{swap.pk}").click()
+    staff.wait_for_load_state("networkidle")
+    swap.refresh_from_db()
+    shift.refresh_from_db()
+    assert swap.state == SwapState.APPROVED and shift.helper_id == wu.pk
+    shot(staff, "forces-swap-approved")

@@ -5,7 +5,16 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from bihuan.forces.actions import do_create_place, do_create_post, do_report_in
+from bihuan.forces.actions import (
+    do_answer_swap,
+    do_assign_shift,
+    do_create_place,
+    do_create_post,
+    do_create_task,
+    do_create_team,
+    do_report_in,
+    do_request_swap,
+)
 from bihuan.testing import api_routes, route_id
 
 from .helpers import active_helper
@@ -20,6 +29,17 @@ def world(district):
     d.pending, _ = do_report_in(d.community_a, name="孙晓燕", phone="13912345671", kind="youth")
     d.post = do_create_post(d.community_a, name="鼓楼社区核酸采样点", kind="sampling", acting_user=None)
     d.place = do_create_place(d.compound_a, name="垃圾收集点", kind="garbage", acting_user=None)
+    d.other = active_helper(d.community_a, "吴建军", phone="13912345672")
+    d.team = do_create_team(d.community_a, name="橄榄绿志愿服务队", leader=d.helper, acting_user=None)
+    d.task = do_create_task(d.community_a, kind="publicity", title="鼓楼社区宣传", helper=d.helper,
+                            due_at=timezone.now() + dt.timedelta(hours=3), acting_user=None)
+    later = start + dt.timedelta(days=1)
+    d.shift = do_assign_shift(d.post, helper=d.helper, starts_at=later, ends_at=later + dt.timedelta(hours=4),
+                              acting_user=None)
+    d.shift2 = do_assign_shift(d.post, helper=d.helper, starts_at=later + dt.timedelta(hours=5),
+                               ends_at=later + dt.timedelta(hours=8), acting_user=None)
+    d.swap = do_answer_swap(do_request_swap(d.shift, to_helper=d.other, helper=d.helper), helper=d.other,
+                            accept=True)
     return d
 
 
@@ -40,6 +60,28 @@ MATRIX = {
     ("GET", "/forces/places"): lambda d: ("GET", f"{B}/places?unit={d.compound_a.pk}", None, 200),
     ("GET", "/forces/logs"): lambda d: ("GET", f"{B}/logs?unit={d.compound_a.pk}", None, 200),
     ("GET", "/forces/rollup"): lambda d: ("GET", f"{B}/rollup?unit={d.community_a.pk}", None, 200),
+    ("GET", "/forces/teams/{team_id}"): lambda d: ("GET", f"{B}/teams/{d.team.pk}", None, 200),
+    ("POST", "/forces/teams"): lambda d: ("POST", f"{B}/teams", {
+        "unit": d.community_a.pk, "name": "鼓楼社区消杀队", "leader_id": d.helper.pk, "member_ids": [d.other.pk]}, 201),
+    ("PATCH", "/forces/teams/{team_id}"): lambda d: ("PATCH", f"{B}/teams/{d.team.pk}", {
+        "member_ids": [d.helper.pk, d.other.pk]}, 200),
+    ("POST", "/forces/posts"): lambda d: ("POST", f"{B}/posts", {
+        "unit": d.community_a.pk, "name": "鼓楼社区北门", "kind": "gate", "start_hour": 6, "end_hour": 22}, 201),
+    ("PATCH", "/forces/posts/{post_id}"): lambda d: ("PATCH", f"{B}/posts/{d.post.pk}", {"required": 2}, 200),
+    ("POST", "/forces/places"): lambda d: ("POST", f"{B}/places", {
+        "unit": d.community_a.pk, "name": "社区公厕", "kind": "toilet", "every_hours": 12}, 201),
+    ("PATCH", "/forces/places/{place_id}"): lambda d: ("PATCH", f"{B}/places/{d.place.pk}", {"every_hours": 12}, 200),
+    ("POST", "/forces/tasks"): lambda d: ("POST", f"{B}/tasks", {
+        "unit": d.community_a.pk, "kind": "visit", "title": "走访独居老人", "helper_id": d.helper.pk,
+        "due_at": (timezone.now() + dt.timedelta(days=1)).isoformat(), "household_ids": [d.household_a.pk]}, 201),
+    ("GET", "/forces/tasks/{task_id}"): lambda d: ("GET", f"{B}/tasks/{d.task.pk}", None, 200),
+    ("POST", "/forces/tasks/{task_id}/close"): lambda d: ("POST", f"{B}/tasks/{d.task.pk}/close", {}, 400),
+    ("GET", "/forces/swaps"): lambda d: ("GET", f"{B}/swaps?unit={d.community_a.pk}", None, 200),
+    ("POST", "/forces/shifts/{shift_id}/swaps"): lambda d: ("POST", f"{B}/shifts/{d.shift2.pk}/swaps", {
+        "to_helper_id": d.other.pk}, 201),
+    ("POST", "/forces/swaps/{swap_id}/decide"): lambda d: ("POST", f"{B}/swaps/{d.swap.pk}/decide",
+                                                           {"approve": True}, 200),
+    ("GET", "/forces/hours"): lambda d: ("GET", f"{B}/hours?unit={d.community_a.pk}&by=team", None, 200),
 }
 # Community-level objects: the community and the units above it see them (and may act with manage_staff).
 SEES = ["commander", "office", "department", "township_a", "community_a"]
@@ -54,7 +96,7 @@ def test_the_matrix_covers_every_forces_route():
 def test_insiders_reach_branch_a_and_outsiders_get_404(world, as_user, route):
     d = world
     method, url, body, ok = MATRIX[route](d)
-    writes = method == "POST"
+    writes = method in ("POST", "PATCH")
     compound_level = "places" in url or "logs" in url
     for name in d.outsiders:
         response = as_user(name, method, url, body)

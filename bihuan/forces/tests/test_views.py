@@ -9,7 +9,16 @@ from django.utils import timezone
 
 from bihuan.core.roles import Perm
 from bihuan.forces import links
-from bihuan.forces.actions import do_assign_shift, do_create_place, do_create_post, do_publish_notice
+from bihuan.forces.actions import (
+    do_answer_swap,
+    do_assign_shift,
+    do_create_place,
+    do_create_post,
+    do_create_task,
+    do_create_team,
+    do_publish_notice,
+    do_request_swap,
+)
 from bihuan.forces.models import Helper, HelperStatus
 from bihuan.testing import assert_route_access, url_names
 
@@ -26,7 +35,14 @@ def ctx(district):
                             ends_at=now + dt.timedelta(hours=34), acting_user=None)
     place = do_create_place(d.compound_a, name="锦悦小区垃圾收集点", kind="garbage", acting_user=None)
     notice = do_publish_notice(d.community_a, title="鼓楼社区核酸检测通知", body="明早八点在广场采样。", acting_user=None)
-    return SimpleNamespace(d=d, helper=helper, post=post, shift=shift, place=place, notice=notice)
+    other = active_helper(d.community_a, "吴建军")
+    swap = do_answer_swap(do_request_swap(shift, to_helper=other, helper=helper), helper=other, accept=True)
+    team = do_create_team(d.community_a, name="橄榄绿志愿服务队", leader=helper, members=[other], acting_user=None)
+    task = do_create_task(d.community_a, kind="disinfection", title="锦悦小区垃圾点消杀", helper=helper,
+                          due_at=now + dt.timedelta(hours=5), places=[place.pk], households=[d.household_a.pk],
+                          acting_user=None)
+    return SimpleNamespace(d=d, helper=helper, post=post, shift=shift, place=place, notice=notice, swap=swap,
+                           team=team, task=task)
 
 
 # route name -> (method, url, data, permission, status when allowed, kind); kind "community" / "compound": an
@@ -38,6 +54,8 @@ ROUTES = {
                        Perm.VIEW_REGISTER, 200, "community"),
     "forces:decide": ("post", lambda c: reverse("forces:decide", args=[c.helper.pk]), {"approve": "1"},
                       Perm.MANAGE_STAFF, 302, "community"),
+    "forces:helper_status": ("post", lambda c: reverse("forces:helper_status", args=[c.helper.pk]),
+                             {"status": "active"}, Perm.MANAGE_STAFF, 302, "community"),
     "forces:certificate": ("get", lambda c: reverse("forces:certificate", args=[c.helper.pk]), None,
                            Perm.VIEW_REGISTER, 200, "community"),
     "forces:poster": ("get", lambda c: reverse("forces:poster", args=[c.d.community_a.pk]), None, Perm.VIEW_REGISTER,
@@ -55,6 +73,28 @@ ROUTES = {
                    {"agent": "含氯消毒液", "concentration": "500mg/L"}, Perm.CARE, 302, "compound"),
     "forces:disinfection_export": ("get", lambda c: reverse("forces:disinfection_export") + f"?unit={c.d.compound_a.id}",
                                    None, Perm.VIEW_REGISTER, 200, "compound"),
+    "forces:teams": ("get", lambda c: reverse("forces:teams") + f"?unit={c.d.community_a.id}", None,
+                     Perm.VIEW_REGISTER, 200, "community"),
+    "forces:team": ("get", lambda c: reverse("forces:team", args=[c.team.pk]), None, Perm.VIEW_REGISTER, 200,
+                    "community"),
+    "forces:posts": ("get", lambda c: reverse("forces:posts") + f"?unit={c.d.community_a.id}", None,
+                     Perm.VIEW_REGISTER, 200, "community"),
+    "forces:post_edit": ("post", lambda c: reverse("forces:post_edit", args=[c.post.pk]), {
+        "name": "锦悦小区大门", "kind": "gate", "start_hour": "6", "end_hour": "22", "required": "2", "active": "1"},
+        Perm.MANAGE_STAFF, 302, "compound"),
+    "forces:copy_week": ("post", lambda c: reverse("forces:copy_week") + f"?unit={c.d.community_a.id}",
+                         {"week": "this"}, Perm.MANAGE_STAFF, 302, "community"),
+    "forces:swap_decide": ("post", lambda c: reverse("forces:swap_decide", args=[c.swap.pk]), {"approve": "0"},
+                           Perm.MANAGE_STAFF, 302, "compound"),
+    "forces:tasks": ("get", lambda c: reverse("forces:tasks") + f"?unit={c.d.community_a.id}", None,
+                     Perm.VIEW_REGISTER, 200, "community"),
+    "forces:task": ("get", lambda c: reverse("forces:task", args=[c.task.pk]), None, Perm.VIEW_REGISTER, 200,
+                    "community"),
+    "forces:hours": ("get", lambda c: reverse("forces:hours") + f"?unit={c.d.community_a.id}&by=team", None,
+                     Perm.VIEW_REGISTER, 200, "community"),
+    "forces:place_edit": ("post", lambda c: reverse("forces:place_edit", args=[c.place.pk]), {
+        "name": "锦悦小区垃圾收集点", "kind": "garbage", "every_hours": "12", "active": "1"}, Perm.MANAGE_STAFF, 302,
+        "compound"),
     "forces:notices": ("get", lambda c: reverse("forces:notices") + f"?unit={c.d.community_a.id}", None,
                        Perm.VIEW_REGISTER, 200, "community"),
     "forces:notice_sheets": ("get", lambda c: reverse("forces:notice_sheets", args=[c.notice.pk])
@@ -109,3 +149,20 @@ def test_a_notice_counts_readings_per_building_without_storing_the_reader(client
         page = client.get(url).content.decode()
     assert "核酸检测通知" in page and "<script" not in page
     assert ctx.notice.views.get().count == 2
+
+
+def test_a_community_pauses_and_resumes_a_helper_and_a_paused_helper_gets_no_shift(client, ctx):
+    d = ctx.d
+    client.force_login(d.users["community_a"])
+    page = client.get(reverse("forces:helpers") + f"?unit={d.community_a.id}").content.decode()
+    assert f'data-testid="pause-{ctx.helper.pk}"' in page
+    client.post(reverse("forces:helper_status", args=[ctx.helper.pk]), {"status": "paused"})
+    ctx.helper.refresh_from_db()
+    assert ctx.helper.status == HelperStatus.PAUSED
+    start = timezone.now() + dt.timedelta(days=3)
+    with pytest.raises(Exception, match="不在岗"):
+        do_assign_shift(ctx.post, helper=ctx.helper, starts_at=start, ends_at=start + dt.timedelta(hours=2),
+                        acting_user=None)
+    client.post(reverse("forces:helper_status", args=[ctx.helper.pk]), {"status": "active"})
+    ctx.helper.refresh_from_db()
+    assert ctx.helper.status == HelperStatus.ACTIVE

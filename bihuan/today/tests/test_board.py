@@ -41,7 +41,8 @@ def recount(unit: Unit) -> dict[str, int]:
 def test_every_figure_equals_an_independent_recount_at_every_level(demo_day):
     for unit in Unit.objects.filter(level__in=[1, 3, 4]):
         board = build(unit)
-        assert {f.key: f.count for f in board.figures} == recount(unit), unit.name
+        # (the field force's figures are recounted in bihuan/forces/tests/test_rollups.py)
+        assert {f.key: f.count for f in board.figures if not f.key.startswith("forces.")} == recount(unit), unit.name
     district = build(Unit.objects.get(level=1))
     assert district.figure("directives.overdue_units").count > 0
     assert district.figure("register.households_without_grid").count == 3
