@@ -287,7 +287,11 @@ class RegisterChange(models.Model):
     household = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="+")
     path = models.CharField(max_length=PATH_LENGTH)
     answer = models.ForeignKey(ScreeningAnswer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    text = models.CharField(max_length=200)  # what changed, in the household's words
+    text = models.CharField(max_length=200)  # what changed, in the household's words (or a summary)
+    # the change itself, applied through the register's own actions when the grid confirms it:
+    # [{"name", "relation", "id_sealed", "id_masked", "phone_sealed", "phone_masked"}]: sealed values as hex
+    adds = models.JSONField(default=list, blank=True)
+    leaves = models.JSONField(default=list, blank=True)  # [{"resident_id", "name", "status"}]
     present_before = models.PositiveSmallIntegerField(default=0)
     present_after = models.PositiveSmallIntegerField(default=0)
     state = models.CharField(max_length=10, choices=ChangeState.choices, default=ChangeState.PROPOSED)
