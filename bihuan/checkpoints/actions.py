@@ -103,11 +103,38 @@ def do_create_checkpoint(*, unit: Unit, name: str, kind: str, opens=None, closes
     with transaction.atomic():
         if Checkpoint.objects.filter(unit=unit, name=name).exists():
             raise CheckpointError("name", _("本单位已有同名卡口"))
+        post = _create_post(unit, name, opens, closes)
         checkpoint = Checkpoint.objects.create(unit=unit, path=unit.path, name=name, kind=kind, opens=opens,
-                                               closes=closes)
+                                               closes=closes, post=post)
         audit.record(actor=acting_user, action="checkpoint.create", target=checkpoint,
-                     changes={"unit": unit.pk, "name": name, "kind": kind, "hours": checkpoint.hours_text})
+                     changes={"unit": unit.pk, "name": name, "kind": kind, "hours": checkpoint.hours_text,
+                              "post": post.pk})
     return checkpoint
+
+
+def _create_post(unit: Unit, name: str, opens: dt.time | None, closes: dt.time | None):
+    """The forces post (kind checkpoint) that staffs a new checkpoint, through the forces app's own action: the
+    checkpoint's creator is authorized above (the register's editors set up checkpoints; the post follows it, so
+    it is created as the system would, and the checkpoint's audit row names it)."""
+    from bihuan.forces.actions import do_create_post
+    from bihuan.forces.models import PostKind
+
+    start, end = (0, 24) if opens is None or closes is None else (opens.hour, closes.hour or 24)
+    return do_create_post(unit, name=name, kind=PostKind.CHECKPOINT, start_hour=start, end_hour=end,
+                          acting_user=None)
+
+
+def on_duty(checkpoint: Checkpoint, at: dt.datetime | None = None) -> list[dict]:
+    """Who the roster of the checkpoint's post has on duty now: [{"name", "on": went on duty, "until"}]."""
+    from bihuan.forces.models import Shift
+
+    if checkpoint.post_id is None:
+        return []
+    at = at or timezone.now()
+    shifts = (Shift.objects.filter(post_id=checkpoint.post_id, starts_at__lte=at, ends_at__gt=at)
+              .select_related("helper", "staff").order_by("starts_at", "id"))
+    return [{"name": (s.helper.name if s.helper_id else s.staff.name if s.staff_id else ""),
+             "on": s.on_at is not None and s.off_at is None, "until": s.ends_at} for s in shifts]
 
 
 def access_checkpoint(user, checkpoint_id: int) -> Checkpoint:

@@ -113,6 +113,10 @@ class AnswerIn(Schema):
     elderly_alone: bool = False
     needs: str = ""
     member_change: str = ""
+    adds: list[dict] = Field([], description='[{"name", "id_number", "phone", "relation"}] people moving in '
+                                             "(proposed; the register changes when the grid confirms)")
+    leaves: list[dict] = Field([], description='[{"resident_id", "status": away|moved_out|deceased}] members '
+                                               "who left (proposed likewise)")
 
 
 class AnswerOut(Schema):
@@ -202,6 +206,11 @@ def put_answer(request: HttpRequest, campaign_id: int, household_id: int, payloa
     household = access_household(request.auth, household_id)
     data = {"present": payload.present, "fever": payload.fever, "elderly_alone": payload.elderly_alone,
             "needs": payload.needs, "member_change": payload.member_change}
+    for i, a in enumerate(payload.adds[:actions.MEMBER_SLOTS]):
+        data |= {f"add_name_{i}": a.get("name", ""), f"add_id_{i}": a.get("id_number", ""),
+                 f"add_phone_{i}": a.get("phone", ""), f"add_relation_{i}": a.get("relation", "other")}
+    for x in payload.leaves[:30]:
+        data[f"leave_{x.get('resident_id', '')}"] = x.get("status", "")
     for i, a in enumerate(payload.arrived[:5]):
         data |= {f"arrived_name_{i}": a.get("name", ""), f"arrived_from_{i}": a.get("from", ""),
                  f"arrived_phone_{i}": a.get("phone", "")}

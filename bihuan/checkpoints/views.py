@@ -150,7 +150,8 @@ def register(request, checkpoint_id: int, scope):
         "vehicle_type": (post or {}).get("vehicle_type", "car"), "plate": (post or {}).get("plate", ""),
         "vehicle_types": VehicleType.choices, "codes": HealthCode.choices, "tests": TEST_CHOICES,
         "risk_areas": _risk_names(), "provinces": PROVINCES, "codes_text": request.GET.get("codes", ""),
-        "pulled": reports, "is_open": checkpoint.is_open_at(timezone.localtime().time())})
+        "pulled": reports, "is_open": checkpoint.is_open_at(timezone.localtime().time()),
+        "on_duty": actions.on_duty(checkpoint)})
 
 
 def _risk_names() -> list[tuple[str, str]]:

@@ -303,3 +303,28 @@ def test_the_situation_board_shows_unhandled_alerts_late_self_reports_and_unreac
     district = {f.key: f.count for f in checkpoint_figures(area_of(Unit.objects.get(level=1), [], later))}
     assert district["checkpoints.abnormal"] == 2 and district["checkpoints.screening_unreached"] > 0
     assert district["checkpoints.self_reports_overdue"] >= 1
+
+
+def test_a_checkpoint_is_a_forces_post_and_its_page_shows_who_the_roster_has_on_duty_now(ctx, client):
+    from bihuan.checkpoints.actions import do_create_checkpoint
+    from bihuan.forces.actions import do_assign_shift, do_tap_duty
+    from bihuan.forces.models import PostKind
+    from bihuan.register.models import Staff
+
+    d = ctx
+    gate = do_create_checkpoint(unit=d.community_a, name="北门卡口", kind="compound_gate", opens="06:00",
+                                closes="22:00", acting_user=d.users["community_a"])
+    post = gate.post
+    assert post.kind == PostKind.CHECKPOINT and post.unit_id == d.community_a.pk and post.name == "北门卡口"
+    assert (post.start_hour, post.end_hour) == (6, 22)
+    client.force_login(d.users["community_a"])
+    url = reverse("checkpoints:register", args=[gate.pk])
+    assert "当前没有排班" in client.get(url).content.decode()
+    staff = Staff.objects.get(user=d.users["grid_a"])
+    now = timezone.now()
+    shift = do_assign_shift(post, starts_at=now - dt.timedelta(hours=1), ends_at=now + dt.timedelta(hours=3),
+                            staff=staff, acting_user=None)
+    page = client.get(url).content.decode()
+    assert f"{staff.name}（未到岗）" in page and reverse("forces:roster", args=[post.pk]) in page
+    do_tap_duty(shift, on=True, acting_user=d.users["community_a"])
+    assert f"{staff.name}（已到岗）" in client.get(url).content.decode()

@@ -1,0 +1,54 @@
+/* The checkpoint registration page, enhanced when script runs (the form works without it):
+   - where from: as a place is typed (province, city, district), the risk areas of the policy version in force
+     that match it are shown under the field (from the page's own list, <datalist id="origins">, no request);
+   - destination: units of the register suggested as people type (checkpoints:destinations). */
+(function () {
+  'use strict';
+  var origins = document.getElementById('origins');
+  var areas = [];
+  if (origins) {
+    origins.querySelectorAll('option[data-risk]').forEach(function (o) {
+      areas.push({ name: o.value, level: o.getAttribute('data-risk') });
+    });
+  }
+  function strip(text) {
+    return text.replace(/\s+/g, '').replace(/(省|市|自治区|特别行政区)$/, '');
+  }
+  function matches(typed) {
+    var q = strip(typed);
+    if (q.length < 2) return [];
+    return areas.filter(function (a) {
+      var n = a.name.replace(/\s+/g, '');
+      return n.indexOf(q) >= 0 || typed.replace(/\s+/g, '').indexOf(n) >= 0;
+    }).slice(0, 5);
+  }
+  document.querySelectorAll('input[data-risk-hint]').forEach(function (input) {
+    var hint = document.getElementById(input.getAttribute('data-risk-hint'));
+    if (!hint) return;
+    function show() {
+      var found = matches(input.value);
+      hint.textContent = found.map(function (a) { return a.level + '：' + a.name; }).join('；');
+    }
+    input.addEventListener('input', show);
+    show();
+  });
+  var list = document.getElementById('destinations');
+  if (!list) return;
+  var url = list.getAttribute('data-url');
+  document.querySelectorAll('input[list=destinations]').forEach(function (input) {
+    input.addEventListener('input', function () {
+      var q = input.value.trim();
+      if (q.length < 2 || !url) return;
+      fetch(url + '?q=' + encodeURIComponent(q), { credentials: 'same-origin' })
+        .then(function (r) { return r.json(); })
+        .then(function (data) {
+          list.innerHTML = '';
+          data.results.forEach(function (u) {
+            var o = document.createElement('option');
+            o.value = u.name;
+            list.appendChild(o);
+          });
+        }).catch(function () {});
+    });
+  });
+})();
