@@ -49,6 +49,8 @@ def test_a_car_with_a_driver_and_three_passengers_is_registered_on_a_phone(brows
     page.fill("[data-testid=plate]", "晋ld12345")
     page.fill("[data-testid=p0-name]", "王建国")
     page.fill("[data-testid=p0-id]", d.resident_a.reveal_id_number())
+    page.fill("[data-testid=p0-origin]", "上海浦东")
+    assert "上海市浦东新区" in page.text_content("#origin-hint-0")  # the risk areas in force, shown as typed
     page.fill("[data-testid=p0-origin]", "上海市浦东新区")
     page.fill("[data-testid=p0-destination]", "锦悦小区3号楼2单元401")
     page.fill("[data-testid=p0-temperature]", "36.5")

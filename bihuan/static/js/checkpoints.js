@@ -11,15 +11,16 @@
       areas.push({ name: o.value, level: o.getAttribute('data-risk') });
     });
   }
-  function strip(text) {
-    return text.replace(/\s+/g, '').replace(/(省|市|自治区|特别行政区)$/, '');
+  // "上海浦东", "上海市 浦东新区" and "上海市浦东新区" compare equal: spaces and the level words are dropped
+  function bare(text) {
+    return text.replace(/\s+/g, '').replace(/特别行政区|自治区|自治州|自治县|新区|地区|省|市|区|县|旗|盟/g, '');
   }
+  areas.forEach(function (a) { a.bare = bare(a.name); });
   function matches(typed) {
-    var q = strip(typed);
+    var q = bare(typed);
     if (q.length < 2) return [];
     return areas.filter(function (a) {
-      var n = a.name.replace(/\s+/g, '');
-      return n.indexOf(q) >= 0 || typed.replace(/\s+/g, '').indexOf(n) >= 0;
+      return a.bare.length > 0 && (a.bare.indexOf(q) >= 0 || q.indexOf(a.bare) >= 0);
     }).slice(0, 5);
   }
   document.querySelectorAll('input[data-risk-hint]').forEach(function (input) {
