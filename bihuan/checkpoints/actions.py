@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from types import SimpleNamespace
 
 from django.db import IntegrityError, transaction
 from django.http import Http404
@@ -26,9 +27,18 @@ from bihuan.loops import engine
 from bihuan.pushes import intake
 from bihuan.pushes.normalize import Row
 from bihuan.register.access import access_unit, require, scoped
-from bihuan.register.models import MAX_LEVEL, SEGMENT, Household, Unit
+from bihuan.register.models import (
+    ACTIVE_STATUSES,
+    MAX_LEVEL,
+    SEGMENT,
+    Household,
+    Relation,
+    Resident,
+    ResidentStatus,
+    Unit,
+)
 
-from . import matching
+from . import gate, matching
 from .models import (
     ALERT,
     AnsweredVia,
@@ -61,6 +71,8 @@ PENDING, DONE = "pending", "done"  # Traveller.push_state
 CODE_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"  # no 0/O, 1/I/L: read aloud and typed at a checkpoint
 CODE_LENGTH = 8
 COMMUNITY_LEVEL = 4
+MEMBER_SLOTS = 2  # people moving in, per screening answer
+LEAVING = (ResidentStatus.AWAY, ResidentStatus.MOVED_OUT, ResidentStatus.DECEASED)
 
 
 # --- checkpoints ---------------------------------------------------------------------------------------------
@@ -91,11 +103,38 @@ def do_create_checkpoint(*, unit: Unit, name: str, kind: str, opens=None, closes
     with transaction.atomic():
         if Checkpoint.objects.filter(unit=unit, name=name).exists():
             raise CheckpointError("name", _("本单位已有同名卡口"))
+        post = _create_post(unit, name, opens, closes)
         checkpoint = Checkpoint.objects.create(unit=unit, path=unit.path, name=name, kind=kind, opens=opens,
-                                               closes=closes)
+                                               closes=closes, post=post)
         audit.record(actor=acting_user, action="checkpoint.create", target=checkpoint,
-                     changes={"unit": unit.pk, "name": name, "kind": kind, "hours": checkpoint.hours_text})
+                     changes={"unit": unit.pk, "name": name, "kind": kind, "hours": checkpoint.hours_text,
+                              "post": post.pk})
     return checkpoint
+
+
+def _create_post(unit: Unit, name: str, opens: dt.time | None, closes: dt.time | None):
+    """The forces post (kind checkpoint) that staffs a new checkpoint, through the forces app's own action: the
+    checkpoint's creator is authorized above (the register's editors set up checkpoints; the post follows it, so
+    it is created as the system would, and the checkpoint's audit row names it)."""
+    from bihuan.forces.actions import do_create_post
+    from bihuan.forces.models import PostKind
+
+    start, end = (0, 24) if opens is None or closes is None else (opens.hour, closes.hour or 24)
+    return do_create_post(unit, name=name, kind=PostKind.CHECKPOINT, start_hour=start, end_hour=end,
+                          acting_user=None)
+
+
+def on_duty(checkpoint: Checkpoint, at: dt.datetime | None = None) -> list[dict]:
+    """Who the roster of the checkpoint's post has on duty now: [{"name", "on": went on duty, "until"}]."""
+    from bihuan.forces.models import Shift
+
+    if checkpoint.post_id is None:
+        return []
+    at = at or timezone.now()
+    shifts = (Shift.objects.filter(post_id=checkpoint.post_id, starts_at__lte=at, ends_at__gt=at)
+              .select_related("helper", "staff").order_by("starts_at", "id"))
+    return [{"name": (s.helper.name if s.helper_id else s.staff.name if s.staff_id else ""),
+             "on": s.on_at is not None and s.off_at is None, "until": s.ends_at} for s in shifts]
 
 
 def access_checkpoint(user, checkpoint_id: int) -> Checkpoint:
@@ -183,8 +222,11 @@ def do_register(checkpoint: Checkpoint, *, token: str, people: list[dict], actin
     if not checkpoint.path.startswith(scope.root.path):
         raise Http404("no such checkpoint in your part of the district")
     token = clean_text(token, "token", 40, required=True)
-    # by the unique (checkpoint, token) index alone: no ORDER BY (the model's ordering would sort)
-    existing = next(iter(Registration.objects.filter(checkpoint=checkpoint, token=token).order_by()[:1]), None)
+    known = getattr(checkpoint, "_known_token", None)  # read with the checkpoint (``gate.checkpoint_in_scope``)
+    if known is not None and known[0] == token:
+        existing = Registration.objects.filter(pk=known[1]).first() if known[1] else None
+    else:  # by the unique (checkpoint, token) index alone: no ORDER BY (the model's ordering would sort)
+        existing = next(iter(Registration.objects.filter(checkpoint=checkpoint, token=token).order_by()[:1]), None)
     if existing is not None:
         return existing, False
     if vehicle_type not in VehicleType.values:
@@ -203,7 +245,7 @@ def do_register(checkpoint: Checkpoint, *, token: str, people: list[dict], actin
         clean.append(_clean_person(i, p, clean[0] if clean else None, reports))
     units = _destination_units(clean)
     at = at or timezone.now()
-    matched = matching.match([matching.Person(
+    people_ = [matching.Person(
         name=c["name"],
         id_hash=crypto.lookup_hash("id", c["id_number"]) if c["id_number"] else (
             c["report"].id_hash if c["report"] else ""),
@@ -211,7 +253,14 @@ def do_register(checkpoint: Checkpoint, *, token: str, people: list[dict], actin
             c["report"].phone_hash if c["report"] else ""),
         origin=c["origin"], health_code=c["health_code"],
         temperature=float(c["temperature"]) if c["temperature"] is not None else None, test_hours=c["test_hours"],
-        report_code=c["report"].code if c["report"] else "") for c in clean], at=at)
+        report_code=c["report"].code if c["report"] else "") for c in clean]
+    if not reports:
+        assessed = matching.assess(people_, at=at)
+        if not any(m.abnormal for m in assessed):
+            # the usual car: no receipt code, nobody abnormal (no alert loop): the prepared hot path
+            return _register_lean(checkpoint, token, vehicle_type, plate, clean, assessed, units, at, scope,
+                                  acting_user)
+    matched = matching.match(people_, at=at)
     try:
         with transaction.atomic():
             registration = Registration.objects.create(
@@ -259,6 +308,52 @@ def do_register(checkpoint: Checkpoint, *, token: str, people: list[dict], actin
         if existing is None:
             raise
         return existing, False
+    return registration, True
+
+
+def _register_lean(checkpoint: Checkpoint, token: str, vehicle_type: str, plate: str, clean: list[dict],
+                   assessed: list[matching.Person], units: dict, at: dt.datetime, scope, acting_user
+                   ) -> tuple[Registration, bool]:
+    """``do_register`` for a registration without a receipt code or an abnormal person: ``gate.write`` matches
+    and inserts it (one statement on PostgreSQL), the audit row with it."""
+    from bihuan.core.personal import mask_id_number, mask_phone
+    from bihuan.pushes.dedupe import DEFAULT_WINDOW_DAYS
+
+    sealed = iter(crypto.seal_many([v for c in clean for v in (c["id_number"], c["phone"])]))
+    rows = []
+    for i, (c, m) in enumerate(zip(clean, assessed, strict=True)):
+        id_number, phone = c["id_number"], c["phone"]
+        dest = units.get(int(c["destination_unit"])) if c["destination_unit"] else None
+        rows.append({
+            "seat": Seat.PEDESTRIAN if not vehicle_type else (Seat.DRIVER if i == 0 else Seat.PASSENGER),
+            "name": c["name"], "id_problem": c["id_problem"][:200], "origin": c["origin"],
+            "destination": c["destination"], "destination_unit_id": dest.pk if dest else None,
+            "temperature": c["temperature"], "health_code": c["health_code"], "test_hours": c["test_hours"],
+            "note": c["note"], "risk_level": m.risk_level, "risk_area": m.risk_area[:200],
+            "reasons": "；".join(m.reasons)[:300], "abnormal": False,
+            "push_state": PENDING if m.needs_verification else "", "id_sealed": next(sealed),
+            "id_hash": m.id_hash, "id_masked": mask_id_number(id_number) if id_number else "",
+            "id_tail": id_number[-4:], "phone_sealed": next(sealed), "phone_hash": m.phone_hash,
+            "phone_masked": mask_phone(phone) if phone else "", "phone_tail": phone[-4:], "locked_by": ""})
+    values = {"checkpoint_id": checkpoint.pk, "path": checkpoint.path, "token": token, "vehicle_type": vehicle_type,
+              "plate": plate, "registered_by_id": acting_user.pk, "registered_at": at, "persons": len(clean),
+              "from_risk": sum(1 for m in assessed if m.risk_level),
+              "to_verify": sum(1 for m in assessed if m.needs_verification), "abnormal": 0}
+    staff = acting_user._state.fields_cache.get("staff")  # cached by the scope (no query)
+    written = gate.write(values, rows, since=at - dt.timedelta(days=DEFAULT_WINDOW_DAYS),
+                         actor_unit_id=staff.unit_id if staff is not None else None,
+                         changes={"checkpoint": checkpoint.pk, "vehicle": vehicle_type, "persons": len(clean),
+                                  "to_verify": values["to_verify"], "abnormal": 0})
+    if written.registration_id is None:  # the same form sent twice at the same moment: the other request made it
+        return Registration.objects.get(checkpoint=checkpoint, token=token), False
+    registration = Registration(pk=written.registration_id, checkpoint=checkpoint,
+                                **{k: v for k, v in values.items() if k != "checkpoint_id"})
+    # what the answer shows of each person, without model instances (a plain namespace reads the same)
+    registration.new_travellers = [
+        SimpleNamespace(pk=pk, registration_id=written.registration_id, resident_id=match[0],
+                        self_report_id=match[1], already_pushed=match[2], pushed_person_id=None,
+                        **{k: v for k, v in row.items() if not k.endswith(("_sealed", "_hash"))})
+        for pk, match, row in zip(written.traveller_ids, written.matched, rows, strict=True)]
     return registration, True
 
 
@@ -492,7 +587,7 @@ def do_start_campaign(*, title: str, since: dt.date, acting_user, scope_unit: Un
     return campaign
 
 
-def _clean_answer(data: dict, campaign: Campaign) -> dict:
+def _clean_answer(data: dict, campaign: Campaign, household: Household | None = None) -> dict:
     try:
         present = int(str(data.get("present") or "").strip())
     except ValueError:
@@ -511,10 +606,46 @@ def _clean_answer(data: dict, campaign: Campaign) -> dict:
         if not origin:
             raise CheckpointError(f"arrived_from_{i}", _("请填写从哪里来"))
         arrived.append({"name": name, "from": origin, "phone": phone})
+    adds = []
+    for i in range(MEMBER_SLOTS):
+        name = clean_text(data.get(f"add_name_{i}"), f"add_name_{i}", 50)
+        raw_id = str(data.get(f"add_id_{i}") or "").strip()
+        phone = clean_phone(data.get(f"add_phone_{i}"), f"add_phone_{i}")
+        relation = str(data.get(f"add_relation_{i}") or Relation.OTHER)
+        if not name:
+            if raw_id or phone:
+                raise CheckpointError(f"add_name_{i}", _("请填写新住进人员的姓名"))
+            continue
+        if not raw_id:
+            raise CheckpointError(f"add_id_{i}", _("请填写新住进人员的身份证号（登记户籍信息需要）"))
+        if relation not in Relation.values:
+            raise CheckpointError(f"add_relation_{i}", _("请选择与户主关系"))
+        adds.append({"name": name, "id_number": clean_id_number(raw_id, f"add_id_{i}"), "phone": phone,
+                     "relation": relation})
+    leaves = []
+    if household is not None:
+        members = {r.pk: r for r in Resident.objects.filter(household=household, status__in=ACTIVE_STATUSES)}
+        for key, value in data.items():
+            if not key.startswith("leave_") or not value:
+                continue
+            resident = members.get(int(key[6:])) if key[6:].isdigit() else None
+            if resident is None:
+                raise CheckpointError(key, _("该成员不在本户登记中"))
+            if value not in LEAVING:
+                raise CheckpointError(key, _("请选择离开的原因"))
+            leaves.append({"resident_id": resident.pk, "name": resident.name, "status": value})
     return {"present": present, "arrived": arrived, "fever": bool(data.get("fever")),
             "elderly_alone": bool(data.get("elderly_alone")),
             "needs": clean_text(data.get("needs"), "needs", 200),
-            "member_change": clean_text(data.get("member_change"), "member_change", 200)}
+            "member_change": clean_text(data.get("member_change"), "member_change", 200),
+            "adds": adds, "leaves": sorted(leaves, key=lambda x: x["resident_id"])}
+
+
+def _change_summary(adds: list[dict], leaves: list[dict]) -> str:
+    labels = dict(ResidentStatus.choices)
+    parts = [f"新住进 {a['name']}" for a in adds]
+    parts += [f"{x['name']} {labels.get(x['status'], x['status'])}" for x in leaves]
+    return "；".join(parts)
 
 
 def do_answer_screening(campaign: Campaign, household: Household, data: dict, *, acting_user=None) -> ScreeningAnswer:
@@ -529,13 +660,13 @@ def do_answer_screening(campaign: Campaign, household: Household, data: dict, *,
             raise Http404("no such household in your part of the district")
     if campaign.directive.status != "issued":
         raise CheckpointError("", _("本次排查已结束"))
-    clean = _clean_answer(data, campaign)
+    clean = _clean_answer(data, campaign, household)
     now = timezone.now()
     via = AnsweredVia.DOOR if acting_user is not None else AnsweredVia.LINK
     with transaction.atomic():
         answer = ScreeningAnswer.objects.select_for_update().filter(campaign=campaign, household=household).first()
         before = answer.present if answer else household.member_count
-        stored = {k: v for k, v in clean.items()}
+        stored = {k: v for k, v in clean.items() if k not in ("adds", "leaves")}
         stored["arrived"] = [{"name": a["name"], "from": a["from"], "phone": crypto.seal(a["phone"]).hex()
                               if a["phone"] else "", "phone_masked": _mask(a["phone"])} for a in clean["arrived"]]
         if answer is None:
@@ -561,12 +692,19 @@ def do_answer_screening(campaign: Campaign, household: Household, data: dict, *,
         if findings:
             intake.push_findings(findings, source=intake.SCREENING, unit=household.unit, acting_user=acting_user,
                                  at=now)
-        if clean["member_change"] or clean["present"] != before:
-            text = clean["member_change"] or f"在家人数 {before} → {clean['present']}"
-            if not RegisterChange.objects.filter(answer=answer, text=text, state=ChangeState.PROPOSED).exists():
-                RegisterChange.objects.create(household=household, path=household.path, answer=answer, text=text,
-                                              present_before=before, present_after=clean["present"],
-                                              proposed_at=now)
+        if clean["member_change"] or clean["adds"] or clean["leaves"] or clean["present"] != before:
+            summary = _change_summary(clean["adds"], clean["leaves"])
+            text = "；".join(t for t in (clean["member_change"], summary) if t)[:200] or \
+                f"在家人数 {before} → {clean['present']}"
+            adds = [{"name": a["name"], "relation": a["relation"], "id_sealed": crypto.seal(a["id_number"]).hex(),
+                     "id_masked": _mask_id(a["id_number"]),
+                     "phone_sealed": crypto.seal(a["phone"]).hex() if a["phone"] else "",
+                     "phone_masked": _mask(a["phone"])} for a in clean["adds"]]
+            # a new answer replaces the household's change still waiting for the grid (one proposal per answer)
+            RegisterChange.objects.filter(answer=answer, state=ChangeState.PROPOSED).delete()
+            RegisterChange.objects.create(household=household, path=household.path, answer=answer, text=text,
+                                          adds=adds, leaves=clean["leaves"], present_before=before,
+                                          present_after=clean["present"], proposed_at=now)
         audit.record(actor=acting_user, action="campaign.answer", target=answer,
                      changes={"campaign": campaign.pk, "household": household.pk, "via": via,
                               "arrived": len(clean["arrived"]), "fever": clean["fever"]})
@@ -576,28 +714,58 @@ def do_answer_screening(campaign: Campaign, household: Household, data: dict, *,
 def _mask(phone: str) -> str:
     from bihuan.core.personal import mask_phone
 
-    return mask_phone(phone)
+    return mask_phone(phone) if phone else ""
+
+
+def _mask_id(id_number: str) -> str:
+    from bihuan.core.personal import mask_id_number
+
+    return mask_id_number(id_number)
 
 
 def do_decide_register_change(change: RegisterChange, *, confirm: bool, acting_user, note: str = "") -> RegisterChange:
-    """The grid confirms (the household's member count follows) or rejects a proposed register change. The
-    residents themselves are edited on the household's page: nothing here overwrites a resident."""
+    """The grid confirms or rejects a proposed register change. Confirming applies it through the register's own
+    actions (``do_create_resident`` for each person moving in, ``do_update_resident`` for each one leaving), each
+    with its audit row; the household's head and member count follow from its residents. Nothing is written to
+    the register before this, and a text-only change writes nothing (the household's page is where to edit)."""
+    from bihuan.register.actions import do_create_resident, do_update_resident
+
     scope = require(acting_user, Perm.EDIT_REGISTER)
     with transaction.atomic():
         change = RegisterChange.objects.select_for_update().filter(
-            pk=change.pk, path__gte=scope.root.path).first()
+            pk=change.pk, path__gte=scope.root.path).select_related("household").first()
         if change is None or not change.path.startswith(scope.root.path):
             raise Http404("no such change in your part of the district")
         if change.state != ChangeState.PROPOSED:
             return change
+        applied = {"added": [], "left": [], "skipped": []}
+        if confirm:
+            household = change.household
+            present = set(Resident.objects.filter(household=household, status__in=ACTIVE_STATUSES)
+                          .values_list("id_hash", flat=True))
+            for a in change.adds:
+                id_number = crypto.unseal(bytes.fromhex(a["id_sealed"]))
+                if crypto.lookup_hash("id", id_number) in present:
+                    applied["skipped"].append(a["name"])  # already in the household (entered meanwhile)
+                    continue
+                resident = do_create_resident(
+                    household=household, name=a["name"], id_number=id_number, relation=a.get("relation", "other"),
+                    phone=crypto.unseal(bytes.fromhex(a["phone_sealed"])) if a.get("phone_sealed") else "",
+                    acting_user=acting_user)
+                applied["added"].append(resident.pk)
+            for x in change.leaves:
+                resident = Resident.objects.filter(pk=x["resident_id"], household=household,
+                                                   status__in=ACTIVE_STATUSES).first()
+                if resident is None:
+                    applied["skipped"].append(x["name"])
+                    continue
+                do_update_resident(resident=resident, changes={"status": x["status"]}, acting_user=acting_user)
+                applied["left"].append(resident.pk)
         change.state = ChangeState.CONFIRMED if confirm else ChangeState.REJECTED
         change.decided_by, change.decided_at = acting_user, timezone.now()
         change.decision_note = clean_text(note, "note", 200)
         change.save()
-        if confirm:
-            Household.objects.filter(pk=change.household_id).update(member_count=change.present_after)
         audit.record(actor=acting_user, action="register.change.decide", target=change,
                      changes={"household": change.household_id, "state": change.state,
-                              "present": [change.present_before, change.present_after]})
+                              "present": [change.present_before, change.present_after], **applied})
     return change
-

@@ -14,14 +14,16 @@ import datetime as dt
 from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Router, Schema
+from pydantic import BaseModel
 
+from bihuan.core.api_auth import SessionWithCsrf
 from bihuan.core.roles import Perm
 from bihuan.pushes import report as push_report
-from bihuan.register.access import access_household, require, scoped
+from bihuan.register.access import access_household, require, scope_of, scoped
 from bihuan.register.api import ErrorOut, RefusedOut
 from bihuan.register.models import subtree_q
 
-from . import actions, selectors
+from . import actions, gate, selectors
 from .models import Checkpoint, HealthCode, ScreeningAnswer, SelfReport, VehicleType
 
 router = Router(tags=["checkpoints"])
@@ -36,7 +38,7 @@ class CheckpointOut(Schema):
     hours: str
 
 
-class PersonIn(Schema):
+class PersonIn(BaseModel):  # plain pydantic: no ninja root validator on the hot path
     name: str = ""
     id_number: str = ""
     phone: str = ""
@@ -50,7 +52,7 @@ class PersonIn(Schema):
     note: str = ""
 
 
-class RegistrationIn(Schema):
+class RegistrationIn(BaseModel):
     token: str = Field(..., description="the client's one-time key: the same token again returns the same "
                                         "registration (a retried request creates nothing)")
     vehicle_type: str = Field("", description=f"one of {VehicleType.values} ('' = on foot)")
@@ -58,7 +60,7 @@ class RegistrationIn(Schema):
     people: list[PersonIn] = Field(..., description="the driver first, then the passengers")
 
 
-class TravellerOut(Schema):
+class TravellerOut(BaseModel):
     id: int
     seat: str
     name: str
@@ -76,7 +78,7 @@ class TravellerOut(Schema):
     pushed_person_id: int | None
 
 
-class RegistrationOut(Schema):
+class RegistrationOut(BaseModel):
     id: int
     created: bool = False
     checkpoint_id: int
@@ -111,6 +113,10 @@ class AnswerIn(Schema):
     elderly_alone: bool = False
     needs: str = ""
     member_change: str = ""
+    adds: list[dict] = Field([], description='[{"name", "id_number", "phone", "relation"}] people moving in '
+                                             "(proposed; the register changes when the grid confirms)")
+    leaves: list[dict] = Field([], description='[{"resident_id", "status": away|moved_out|deceased}] members '
+                                               "who left (proposed likewise)")
 
 
 class AnswerOut(Schema):
@@ -147,14 +153,15 @@ def list_checkpoints(request: HttpRequest):
 
 
 @router.post("/checkpoints/{checkpoint_id}/registrations",
-             response={200: RegistrationOut, 201: RegistrationOut, 400: RefusedOut, **ERRORS})
+             response={200: RegistrationOut, 201: RegistrationOut, 400: RefusedOut, **ERRORS},
+             auth=[gate.BearerGate(), SessionWithCsrf()])
 def post_registration(request: HttpRequest, checkpoint_id: int, payload: RegistrationIn):
     """Register a vehicle with its driver and passengers (or one person on foot); 201 when new, 200 when the
     token was seen before. Matching, pushing and alerts happen as on the page."""
-    checkpoint = actions.access_checkpoint(request.auth, checkpoint_id)
+    checkpoint, _existing = gate.checkpoint_in_scope(scope_of(request.auth), checkpoint_id, payload.token.strip())
     registration, created = actions.do_register(
         checkpoint, token=payload.token, vehicle_type=payload.vehicle_type, plate=payload.plate,
-        people=[{**p.dict(), "test_hours": "none" if p.test_hours is None else p.test_hours} for p in payload.people],
+        people=[{**p.model_dump(), "test_hours": "none" if p.test_hours is None else p.test_hours} for p in payload.people],
         acting_user=request.auth)
     return (201 if created else 200), _registration_out(registration, created)
 
@@ -199,6 +206,11 @@ def put_answer(request: HttpRequest, campaign_id: int, household_id: int, payloa
     household = access_household(request.auth, household_id)
     data = {"present": payload.present, "fever": payload.fever, "elderly_alone": payload.elderly_alone,
             "needs": payload.needs, "member_change": payload.member_change}
+    for i, a in enumerate(payload.adds[:actions.MEMBER_SLOTS]):
+        data |= {f"add_name_{i}": a.get("name", ""), f"add_id_{i}": a.get("id_number", ""),
+                 f"add_phone_{i}": a.get("phone", ""), f"add_relation_{i}": a.get("relation", "other")}
+    for x in payload.leaves[:30]:
+        data[f"leave_{x.get('resident_id', '')}"] = x.get("status", "")
     for i, a in enumerate(payload.arrived[:5]):
         data |= {f"arrived_name_{i}": a.get("name", ""), f"arrived_from_{i}": a.get("from", ""),
                  f"arrived_phone_{i}": a.get("phone", "")}

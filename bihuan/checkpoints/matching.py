@@ -116,14 +116,22 @@ def match(people: list[Person], *, at: dt.datetime | None = None) -> list[Person
             reports_by_code[report.code] = report
             if report.id_hash:
                 reports_by_id[report.id_hash] = report
-    index, protocol = policy_today(timezone.localdate(at))
-    hours = test_hours_required()
     for p in people:
         p.resident = residents.get(p.id_hash) if p.id_hash else None
         p.already_pushed = bool((p.id_hash and p.id_hash in pushed_ids) or (p.phone_hash and p.phone_hash in pushed_phones))
         p.self_report = reports_by_code.get(p.report_code) or (reports_by_id.get(p.id_hash) if p.id_hash else None)
-        level, area = index.classify(p.origin) if p.origin else (None, None)
-        p.risk_level, p.risk_area = level or "", area.name if area is not None else ""
+    return assess(people, at=at)
+
+
+def assess(people: list[Person], *, at: dt.datetime | None = None) -> list[Person]:
+    """Fill in the risk area and the reasons for verification: what needs no look-up in the database (the
+    registration's hot path, ``gate``, matches against residents, pushed people and self-reports in SQL)."""
+    at = at or timezone.now()
+    index, protocol = policy_today(timezone.localdate(at))
+    hours = test_hours_required()
+    for p in people:
+        level, area = classify(index, p.origin) if p.origin else (None, "")
+        p.risk_level, p.risk_area = level or "", area
         reasons = []
         if level:
             basis = f"（{protocol}）" if protocol else ""
@@ -136,3 +144,16 @@ def match(people: list[Person], *, at: dt.datetime | None = None) -> list[Person
             reasons.append(f"无 {hours} 小时内核酸阴性证明")
         p.reasons = reasons
     return people
+
+
+def classify(index: RiskIndex, origin: str) -> tuple[str | None, str]:
+    """(risk level or None, the area's name) of a place as typed, remembered with the kept policy (a checkpoint
+    sees the same few dozen origins all day; the risk index compares each with every area in force)."""
+    memo = index.__dict__.setdefault("_checkpoint_memo", {})
+    hit = memo.get(origin)
+    if hit is None:
+        level, area = index.classify(origin)
+        hit = (level, area.name if area is not None else "")
+        if len(memo) < 10_000:
+            memo[origin] = hit
+    return hit

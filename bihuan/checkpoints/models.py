@@ -2,8 +2,8 @@
 community finds the people arriving from elsewhere. Everyone found who needs verification enters the pushes
 pipeline (``pushes.intake``) as one pushed person with a piece of evidence per finding.
 
-- ``Checkpoint``: a post of kind checkpoint under a unit, with opening hours. (The forces app's posts and duty
-  rosters will own the post itself later: a ``Checkpoint`` then points at its ``Post``; see docs/architecture.md.)
+- ``Checkpoint``: a checkpoint under a unit, with opening hours, joined one-to-one to the forces ``Post`` (kind
+  checkpoint) created with it: duty at the checkpoint is that post's roster (who is on duty now is read from it).
 - ``Registration``: one vehicle (plate, type) or person on foot passing a checkpoint; ``Traveller``: each person
   in it, sealed like a resident, with what matching found (resident, pushed, self-reported, risk area) and why
   they need verification.
@@ -59,6 +59,9 @@ class Checkpoint(models.Model):
     path = models.CharField(max_length=PATH_LENGTH, db_index=True)  # the unit's path (scoping, rollups)
     name = models.CharField(max_length=100)
     kind = models.CharField(max_length=20, choices=CheckpointKind.choices)
+    # the forces post (kind checkpoint) whose roster staffs it: created with the checkpoint
+    post = models.OneToOneField("forces.Post", null=True, blank=True, on_delete=models.PROTECT,
+                                related_name="checkpoint")
     opens = models.TimeField(null=True, blank=True)
     closes = models.TimeField(null=True, blank=True)
     active = models.BooleanField(default=True)
@@ -287,7 +290,11 @@ class RegisterChange(models.Model):
     household = models.ForeignKey(Household, on_delete=models.CASCADE, related_name="+")
     path = models.CharField(max_length=PATH_LENGTH)
     answer = models.ForeignKey(ScreeningAnswer, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    text = models.CharField(max_length=200)  # what changed, in the household's words
+    text = models.CharField(max_length=200)  # what changed, in the household's words (or a summary)
+    # the change itself, applied through the register's own actions when the grid confirms it:
+    # [{"name", "relation", "id_sealed", "id_masked", "phone_sealed", "phone_masked"}]: sealed values as hex
+    adds = models.JSONField(default=list, blank=True)
+    leaves = models.JSONField(default=list, blank=True)  # [{"resident_id", "name", "status"}]
     present_before = models.PositiveSmallIntegerField(default=0)
     present_after = models.PositiveSmallIntegerField(default=0)
     state = models.CharField(max_length=10, choices=ChangeState.choices, default=ChangeState.PROPOSED)

@@ -150,7 +150,8 @@ def register(request, checkpoint_id: int, scope):
         "vehicle_type": (post or {}).get("vehicle_type", "car"), "plate": (post or {}).get("plate", ""),
         "vehicle_types": VehicleType.choices, "codes": HealthCode.choices, "tests": TEST_CHOICES,
         "risk_areas": _risk_names(), "provinces": PROVINCES, "codes_text": request.GET.get("codes", ""),
-        "pulled": reports, "is_open": checkpoint.is_open_at(timezone.localtime().time())})
+        "pulled": reports, "is_open": checkpoint.is_open_at(timezone.localtime().time()),
+        "on_duty": actions.on_duty(checkpoint)})
 
 
 def _risk_names() -> list[tuple[str, str]]:
@@ -309,7 +310,7 @@ def screen(request, campaign_id: int, household_id: int, scope):
             return redirect(reverse("checkpoints:campaign", args=[c.pk]) + "#households")
     return render(request, "checkpoints/screen.html", {"c": c, "household": household, "answer": answer,
                                                        "error": error, "v": request.POST if error else None,
-                                                       "slots": range(3)})
+                                                       "slots": range(3), **_member_fields(household)})
 
 
 def screen_link(request, token: str):
@@ -333,7 +334,18 @@ def screen_link(request, token: str):
             error = exc
     return render(request, "checkpoints/screen.html", {
         "c": c, "household": household, "answer": c.answers.filter(household=household).first(), "error": error,
-        "public": True, "saved": saved, "v": request.POST if error else None, "slots": range(3)})
+        "public": True, "saved": saved, "v": request.POST if error else None, "slots": range(3),
+        **_member_fields(household)})
+
+
+def _member_fields(household) -> dict:
+    """The household's members (to mark who left) and the slots for people moving in."""
+    from bihuan.register.models import ACTIVE_STATUSES, Relation, Resident
+
+    return {"members": list(Resident.objects.filter(household=household, status__in=ACTIVE_STATUSES)
+                            .order_by("id").only("id", "name", "relation")[:30]),
+            "leaving": [(s.value, s.label) for s in actions.LEAVING], "member_slots": range(actions.MEMBER_SLOTS),
+            "relations": Relation.choices}
 
 
 def screen_path(reach_id: int) -> str:

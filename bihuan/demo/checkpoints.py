@@ -1,5 +1,5 @@
 """Demo checkpoints (卡口): a highway exit or bus station at every town or township, an entrance at every
-village, a gate at one compound in five; deterministic with the seed, one bulk insert whatever the preset."""
+village, a gate at one compound in five, each with its forces post; deterministic with the seed, one bulk insert whatever the preset."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import random
 from collections.abc import Callable
 
 from bihuan.checkpoints.models import Checkpoint, CheckpointKind
+from bihuan.forces.models import Post, PostKind
 from bihuan.register.models import Unit, UnitKind
 
 
@@ -26,6 +27,13 @@ def generate(seed: int, out: Callable[[str], None] = print) -> int:
         elif kind == UnitKind.COMPOUND and rng.random() < 0.2:
             rows.append(Checkpoint(unit_id=unit_id, path=path, name=f"{name}大门", kind=CheckpointKind.COMPOUND_GATE,
                                    opens=dt.time(6), closes=dt.time(23)))
+    # each checkpoint is staffed through its forces post (kind checkpoint, same unit, name and hours)
+    posts = Post.objects.bulk_create([
+        Post(unit_id=c.unit_id, path=c.path, name=c.name, kind=PostKind.CHECKPOINT,
+             start_hour=c.opens.hour if c.opens else 0, end_hour=c.closes.hour if c.closes else 24, required=1)
+        for c in rows], batch_size=2000)
+    for c, post in zip(rows, posts, strict=True):
+        c.post_id = post.pk
     Checkpoint.objects.bulk_create(rows, batch_size=2000)
     out(f"checkpoints: {len(rows):,}")
     return len(rows)

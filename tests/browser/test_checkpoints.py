@@ -49,7 +49,15 @@ def test_a_car_with_a_driver_and_three_passengers_is_registered_on_a_phone(brows
     page.fill("[data-testid=plate]", "晋ld12345")
     page.fill("[data-testid=p0-name]", "王建国")
     page.fill("[data-testid=p0-id]", d.resident_a.reveal_id_number())
-    page.fill("[data-testid=p0-origin]", "上海市浦东新区")
+    page.fill("[data-testid=p0-origin]", "上海浦东")
+    assert "上海市浦东新区" in page.text_content("#origin-hint-0")  # the risk areas in force, shown as typed
+    page.fill("[data-testid=p0-origin]", "")
+    # province → city → district picker: a municipality's one "city" is chosen by itself
+    picker = page.locator("[data-testid=p0-origin-picker] select")
+    picker.nth(0).select_option("上海市")
+    picker.nth(2).select_option("浦东新区")
+    assert page.input_value("[data-testid=p0-origin]") == "上海市浦东新区"
+    assert "高风险" in page.text_content("#origin-hint-0")
     page.fill("[data-testid=p0-destination]", "锦悦小区3号楼2单元401")
     page.fill("[data-testid=p0-temperature]", "36.5")
     for i, (name, birth) in enumerate((("李秀英", dt.date(1978, 11, 2)), ("王小明", dt.date(2005, 1, 9)),

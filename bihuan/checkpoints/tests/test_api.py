@@ -88,3 +88,44 @@ def test_a_bad_plate_is_a_400_naming_the_field(world, as_user):
     r = as_user("community_a", "POST", f"{A}/checkpoints/{d.checkpoint.pk}/registrations",
                 {"token": "x", "vehicle_type": "car", "plate": "晋L123", "people": [{"name": "甲", "phone": "13900001111"}]})
     assert r.status_code == 400 and r.json()["field"] == "plate"
+
+
+def test_the_registration_endpoints_one_statement_token_check_refuses_as_the_general_one(world, client):
+    from bihuan.core.actions import do_revoke_api_token
+    from bihuan.core.models import ApiToken
+    from bihuan.testing import api_call, bearer
+
+    d = world
+    url = f"{A}/checkpoints/{d.checkpoint.pk}/registrations"
+    body = {"token": "t-auth", "vehicle_type": "car", "plate": "京AD12345",
+            "people": [{"name": "甲", "phone": "13900001111", "origin": "太原市", "test_hours": 24}]}
+    assert api_call(client, {"HTTP_AUTHORIZATION": "Bearer bh_nonsense"}, "POST", url, body).status_code == 401
+    auth = bearer(d.users["community_a"])
+    do_revoke_api_token(token=ApiToken.objects.get(user=d.users["community_a"]), acting_user=d.users["community_a"])
+    assert api_call(client, auth, "POST", url, body).status_code == 401
+    auth = bearer(d.users["grid_a"])  # below the checkpoint's unit: not found
+    assert api_call(client, auth, "POST", url, body).status_code == 404
+    user = d.users["office"]
+    auth = bearer(user)
+    user.is_active = False
+    user.save()
+    assert api_call(client, auth, "POST", url, body).status_code == 401
+    # the commander (whole district) registers; the audit row names the actor and their unit
+    response = api_call(client, bearer(d.users["commander"]), "POST", url, body)
+    assert response.status_code == 201, response.content
+    from bihuan.core.models import AuditEntry
+
+    entry = AuditEntry.objects.get(action="checkpoint.register", target_id=str(response.json()["id"]))
+    assert entry.actor_id == d.users["commander"].pk and entry.actor_unit_id == d.users["commander"].staff.unit_id
+    assert entry.changes["persons"] == 1 and entry.changes["self_reports"] == 0
+
+
+def test_a_department_user_takes_the_general_scope(world, as_user):
+    d = world
+    r = as_user("department", "POST", f"{A}/checkpoints/{d.checkpoint.pk}/registrations",
+                {"token": "t-dept", "vehicle_type": "", "people": [{"name": "乙", "phone": "13900003333",
+                                                                   "test_hours": 24}]})
+    from bihuan.core.roles import Role
+
+    # the department serves the whole district (its scope is the district's): what its role allows
+    assert r.status_code == (201 if Perm.REGISTER_CHECKPOINT in PERMISSIONS[Role.DEPARTMENT] else 403), r.content

@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from django.db import connection
 from django.urls import reverse
+from django.utils import timezone
 from openpyxl import load_workbook
 
 from bihuan.checkpoints import views
 from bihuan.checkpoints.actions import do_start_campaign
-from bihuan.checkpoints.models import Registration, ScreeningAnswer, SelfReport, Throttle
+from bihuan.checkpoints.models import Campaign, Registration, ScreeningAnswer, SelfReport, Throttle
 from bihuan.core import links
 from bihuan.directives.models import Reach, ReachStatus
 from bihuan.pushes.models import PushedPerson
@@ -151,7 +152,9 @@ def test_a_screening_answer_at_the_door_rolls_up_pushes_the_arrival_and_proposes
     url = reverse("checkpoints:screen", args=[c.pk, d.household_a.pk])
     assert client.get(url).status_code == 200
     response = client.post(url, {"present": "3", "arrived_name_0": "王小军", "arrived_from_0": "上海市浦东新区",
-                                 "arrived_phone_0": "13900002468", "member_change": "儿子王小军从上海回来住"})
+                                 "arrived_phone_0": "13900002468", "member_change": "儿子王小军从上海回来住",
+                                 "add_name_0": "王小军", "add_id_0": make_id_number(dt.date(2001, 6, 1), "M"),
+                                 "add_relation_0": "child"})
     assert response.status_code == 302
     answer = ScreeningAnswer.objects.get()
     assert answer.via == "door" and answer.arrived[0]["name"] == "王小军" and "13900002468" not in str(answer.arrived)
@@ -186,3 +189,142 @@ def test_the_resident_answers_through_the_household_link_without_login(ctx, clie
     assert client.post(url, {"present": "1"}).status_code == 200
     assert ScreeningAnswer.objects.get().via == "link"
     assert client.get(url[:-3] + "xx/").status_code == 404
+
+
+def test_a_member_change_is_only_proposed_and_confirming_applies_it_through_the_register_with_audit(ctx, client):
+    from bihuan.checkpoints.actions import do_answer_screening, do_decide_register_change
+    from bihuan.checkpoints.models import RegisterChange
+    from bihuan.core.models import AuditEntry
+    from bihuan.register.models import Resident
+
+    d = ctx
+    c = do_start_campaign(title="排查", since=today(), acting_user=d.users["commander"])
+    new_id = make_id_number(dt.date(1999, 2, 3), "F")
+    do_answer_screening(c, d.household_a, {"present": "2", "add_name_0": "赵小梅", "add_id_0": new_id,
+                                           "add_phone_0": "13700001111", "add_relation_0": "other",
+                                           f"leave_{d.resident_a2.pk}": "moved_out"}, acting_user=d.users["grid_a"])
+    change = RegisterChange.objects.get()
+    assert "新住进 赵小梅" in change.text and "李秀英 已迁出" in change.text
+    assert new_id not in str(change.adds) and "13700001111" not in str(change.adds)
+    # proposed only: the register is untouched
+    assert not Resident.objects.filter(name="赵小梅").exists()
+    assert Resident.objects.get(pk=d.resident_a2.pk).status == "present"
+    do_decide_register_change(change, confirm=True, acting_user=d.users["community_a"])
+    added = Resident.objects.get(name="赵小梅")
+    assert added.household_id == d.household_a.pk and added.reveal_id_number() == new_id
+    assert added.reveal_phone() == "13700001111"
+    assert Resident.objects.get(pk=d.resident_a2.pk).status == "moved_out"
+    d.household_a.refresh_from_db()
+    # the register's own rule: every registered member counts (the one who left is kept, marked 已迁出)
+    assert d.household_a.member_count == Resident.objects.filter(household=d.household_a).count() == 3
+    actions = list(AuditEntry.objects.filter(actor=d.users["community_a"]).values_list("action", flat=True))
+    assert {"resident.create", "resident.update", "register.change.decide"} <= set(actions)
+    # deciding again changes nothing
+    do_decide_register_change(change, confirm=True, acting_user=d.users["community_a"])
+    assert Resident.objects.filter(name="赵小梅").count() == 1
+
+
+def test_a_rejected_member_change_writes_nothing_to_the_register(ctx):
+    from bihuan.checkpoints.actions import do_answer_screening, do_decide_register_change
+    from bihuan.checkpoints.models import RegisterChange
+    from bihuan.register.models import Resident
+
+    d = ctx
+    c = do_start_campaign(title="排查", since=today(), acting_user=d.users["commander"])
+    do_answer_screening(c, d.household_a, {"present": "1", f"leave_{d.resident_a.pk}": "away"},
+                        acting_user=d.users["grid_a"])
+    do_decide_register_change(RegisterChange.objects.get(), confirm=False, acting_user=d.users["community_a"])
+    assert RegisterChange.objects.get().state == "rejected"
+    assert Resident.objects.get(pk=d.resident_a.pk).status == "present"
+
+
+def test_a_screening_refuses_a_member_of_another_household_and_a_new_member_without_an_id(ctx):
+    from bihuan.checkpoints.actions import do_answer_screening
+    from bihuan.core.errors import Refused
+
+    d = ctx
+    c = do_start_campaign(title="排查", since=today(), acting_user=d.users["commander"])
+    with pytest.raises(Refused) as exc:
+        do_answer_screening(c, d.household_b, {"present": "1", f"leave_{d.resident_a.pk}": "moved_out"})
+    assert "不在本户" in exc.value.message
+    with pytest.raises(Refused) as exc:
+        do_answer_screening(c, d.household_a, {"present": "3", "add_name_0": "某人"}, acting_user=d.users["grid_a"])
+    assert exc.value.field == "add_id_0"
+
+
+def _recount(unit, now):
+    """The checkpoint figures counted another way: the ORM and the loops' one definition of overdue."""
+    from bihuan.checkpoints.models import ALERT
+    from bihuan.directives.models import Reach
+    from bihuan.loops.models import OPEN_STATES, Loop
+    from bihuan.pushes.models import VERIFICATION
+
+    loops = Loop.objects.filter(unit.subtree())
+    late_people = loops.overdue(now).filter(kind=VERIFICATION).values("subject_id")
+    late = [c.directive_id for c in Campaign.objects.select_related("directive")
+            if c.directive.status == "issued" and c.directive.reach_due < now]
+    return {"checkpoints.abnormal": loops.filter(kind=ALERT, state__in=OPEN_STATES).count(),
+            "checkpoints.self_reports_overdue": SelfReport.objects.filter(pushed_person_id__in=late_people)
+            .exclude(status="cancelled").count(),
+            "checkpoints.screening_unreached": Reach.objects.filter(unit.subtree(), directive_id__in=late)
+            .exclude(status="reached").count()}
+
+
+def test_the_situation_board_shows_unhandled_alerts_late_self_reports_and_unreached_households(ctx):
+    from bihuan.checkpoints.actions import (
+        do_answer_screening,
+        do_register,
+        do_submit_self_report,
+        push_pending,
+    )
+    from bihuan.checkpoints.today import checkpoint_figures
+    from bihuan.register.models import Unit
+    from bihuan.today.board import area_of, row_units
+
+    from .conftest import person, token
+
+    d = ctx
+    do_register(d.checkpoint, token=token(), vehicle_type="car", plate="晋L12345", acting_user=d.users["community_a"],
+                people=[person("发热者", dt.date(1970, 1, 1), temperature="38.2"),
+                        person("红码者", dt.date(1971, 1, 1), health_code="red")])
+    push_pending()
+    do_submit_self_report({"name": "孙立", "id_number": make_id_number(dt.date(1979, 9, 9)), "phone": "13900008888",
+                           "origin": "太原市", "transport": "car", "arrival_date": today().isoformat(),
+                           "destination": "锦悦小区3号楼2单元401"})
+    c = do_start_campaign(title="排查", since=today(), acting_user=d.users["commander"])
+    do_answer_screening(c, d.household_a, {"present": "2"}, acting_user=d.users["grid_a"])
+    later = timezone.now() + dt.timedelta(days=3)
+    for unit in Unit.objects.filter(level__in=[1, 3, 4]):
+        for now in (timezone.now(), later):
+            figures = {f.key: f for f in checkpoint_figures(area_of(unit, row_units(unit), now))}
+            assert {k: f.count for k, f in figures.items()} == _recount(unit, now), (unit.name, now)
+            assert all(f.url.startswith("/") for f in figures.values())
+            assert sum(figures["checkpoints.abnormal"].by_row.values()) == figures["checkpoints.abnormal"].count
+    district = {f.key: f.count for f in checkpoint_figures(area_of(Unit.objects.get(level=1), [], later))}
+    assert district["checkpoints.abnormal"] == 2 and district["checkpoints.screening_unreached"] > 0
+    assert district["checkpoints.self_reports_overdue"] >= 1
+
+
+def test_a_checkpoint_is_a_forces_post_and_its_page_shows_who_the_roster_has_on_duty_now(ctx, client):
+    from bihuan.checkpoints.actions import do_create_checkpoint
+    from bihuan.forces.actions import do_assign_shift, do_tap_duty
+    from bihuan.forces.models import PostKind
+    from bihuan.register.models import Staff
+
+    d = ctx
+    gate = do_create_checkpoint(unit=d.community_a, name="北门卡口", kind="compound_gate", opens="06:00",
+                                closes="22:00", acting_user=d.users["community_a"])
+    post = gate.post
+    assert post.kind == PostKind.CHECKPOINT and post.unit_id == d.community_a.pk and post.name == "北门卡口"
+    assert (post.start_hour, post.end_hour) == (6, 22)
+    client.force_login(d.users["community_a"])
+    url = reverse("checkpoints:register", args=[gate.pk])
+    assert "当前没有排班" in client.get(url).content.decode()
+    staff = Staff.objects.get(user=d.users["grid_a"])
+    now = timezone.now()
+    shift = do_assign_shift(post, starts_at=now - dt.timedelta(hours=1), ends_at=now + dt.timedelta(hours=3),
+                            staff=staff, acting_user=None)
+    page = client.get(url).content.decode()
+    assert f"{staff.name}（未到岗）" in page and reverse("forces:roster", args=[post.pk]) in page
+    do_tap_duty(shift, on=True, acting_user=d.users["community_a"])
+    assert f"{staff.name}（已到岗）" in client.get(url).content.decode()

@@ -35,6 +35,25 @@ def recount(unit: Unit) -> dict[str, int]:
         "control.services_late": open_loops.filter(kind=SERVICE, created_at__lt=now - timedelta(hours=24)).count(),
         "register.households_without_grid": Household.objects.filter(unit.subtree()).exclude(unit__level=6).count(),
         "register.grids_without_responsible": grids.exclude(id__in=staffed).count(),
+        **checkpoint_recount(unit, now),
+    }
+
+
+def checkpoint_recount(unit: Unit, now) -> dict[str, int]:
+    from bihuan.checkpoints.models import ALERT as CHECKPOINT_ALERT
+    from bihuan.checkpoints.models import Campaign, SelfReport
+    from bihuan.directives.models import Reach
+
+    loops = Loop.objects.filter(unit.subtree())
+    late_people = loops.overdue(now).filter(kind=VERIFICATION).values("subject_id")
+    late = [c.directive_id for c in Campaign.objects.select_related("directive")
+            if c.directive.status == "issued" and c.directive.reach_due < now]
+    return {
+        "checkpoints.abnormal": loops.filter(kind=CHECKPOINT_ALERT, state__in=OPEN_STATES).count(),
+        "checkpoints.self_reports_overdue": SelfReport.objects.filter(pushed_person_id__in=late_people)
+        .exclude(status="cancelled").count(),
+        "checkpoints.screening_unreached": Reach.objects.filter(unit.subtree(), directive_id__in=late)
+        .exclude(status="reached").count(),
     }
 
 
