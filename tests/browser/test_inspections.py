@@ -41,7 +41,7 @@ def photo_file(tmp_path, name, color):
 
 def test_unannounced_visit_rectification_and_the_ranking(browser, live_server, live_district, shot, tmp_path,
                                                          settings):
-    from bihuan.inspections.tests.conftest import open_home_case
+    from bihuan.inspections.tests.helpers import open_home_case
 
     settings.MEDIA_ROOT = tmp_path / "media"
     d = live_district
