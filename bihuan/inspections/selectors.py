@@ -34,11 +34,30 @@ def finding_state(loop: Loop | None, now) -> str:
     return "overdue" if loop.is_overdue(now) else "open"
 
 
-def finding_rows(qs, state: str = "open") -> list[tuple[Finding, str]]:
-    q = {"open": Q(loop__state__in=OPEN_STATES), "reported": Q(loop__state=LoopState.REPORTED),
-         "closed": Q(loop__state=LoopState.CLOSED), "all": Q()}.get(state, Q())
+FINDING_STATES = ("open", "overdue", "reported", "closed", "all")
+
+
+def filter_findings(qs, state: str = "open", severity: str = "", unit: Unit | None = None, now=None):
+    """Findings in a state (``open``: waiting for rectification; ``overdue``: its loop past the deadline, the
+    engine's one definition; ``reported``: waiting for the re-check; ``closed``; ``all``), of a severity, in a
+    unit's subtree. The board's figures link here with the same filters."""
+    now = now or timezone.now()
+    if state == "overdue":
+        qs = qs.filter(loop__in=Loop.objects.filter(overdue_q(now), kind__in=RECTIFY_KIND_LIST))
+    else:
+        qs = qs.filter({"open": Q(loop__state__in=OPEN_STATES), "reported": Q(loop__state=LoopState.REPORTED),
+                        "closed": Q(loop__state=LoopState.CLOSED)}.get(state, Q()))
+    if severity in Severity.values:
+        qs = qs.filter(severity=severity)
+    if unit is not None:
+        qs = qs.filter(subtree_q(unit.path))
+    return qs
+
+
+def finding_rows(qs, state: str = "open", severity: str = "", unit: Unit | None = None) -> list[tuple[Finding, str]]:
     now = timezone.now()
-    return [(f, finding_state(f.loop, now)) for f in qs.filter(q).order_by("-created_at", "-id")[:LIST_LIMIT]]
+    qs = filter_findings(qs, state, severity, unit, now)
+    return [(f, finding_state(f.loop, now)) for f in qs.order_by("-created_at", "-id")[:LIST_LIMIT]]
 
 
 def dashboard(user) -> dict:

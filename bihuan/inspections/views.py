@@ -25,7 +25,7 @@ from bihuan.register.models import Unit, subtree_q
 
 from . import access, actions, bulletin, planning, scoring, selectors
 from .actions import InspectionError
-from .models import Answer, AnswerResult, Bulletin, InspectionGroup, Plan, Visit, VisitState
+from .models import Answer, AnswerResult, Bulletin, InspectionGroup, Plan, Severity, Visit, VisitState
 
 
 def viewer(view):
@@ -138,8 +138,16 @@ def photo(request, answer_id: int):
 def findings(request):
     qs = access.visible_findings(request.user).select_related("unit", "visit", "loop")
     state = request.GET.get("state", "open")
-    rows = selectors.finding_rows(qs, state)
-    return render(request, "inspections/findings.html", {"rows": rows, "state": state})
+    if state not in selectors.FINDING_STATES:
+        state = "open"
+    severity = request.GET.get("severity", "")
+    severity = severity if severity in Severity.values else ""
+    unit = access_unit(request.user, int_param(request.GET.get("unit"))) if request.GET.get("unit") else None
+    rows = selectors.finding_rows(qs, state, severity, unit)
+    keep = "".join(f"&{k}={v}" for k, v in (("severity", severity), ("unit", unit.pk if unit else "")) if v)
+    return render(request, "inspections/findings.html", {
+        "rows": rows, "state": state, "severity": severity, "unit": unit, "keep": keep,
+        "severity_label": Severity(severity).label if severity else ""})
 
 
 @viewer
