@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from bihuan.core.today import Area, Figure, provider, table
 from bihuan.loops.models import OPEN_STATES, Loop, overdue_sql
@@ -17,9 +18,9 @@ from bihuan.loops.models import OPEN_STATES, Loop, overdue_sql
 from .models import RECTIFY_KINDS, Severity
 
 LABELS = {
-    Severity.CRITICAL: (_("督查发现严重问题未整改"), _("4 小时内整改并拍照反馈")),
-    Severity.MAJOR: (_("督查发现较重问题未整改"), _("24 小时内整改并拍照反馈")),
-    Severity.MINOR: (_("督查发现一般问题未整改"), _("72 小时内整改并拍照反馈")),
+    Severity.CRITICAL: (gettext_lazy("督查发现严重问题未整改"), gettext_lazy("4 小时内整改并拍照反馈")),
+    Severity.MAJOR: (gettext_lazy("督查发现较重问题未整改"), gettext_lazy("24 小时内整改并拍照反馈")),
+    Severity.MINOR: (gettext_lazy("督查发现一般问题未整改"), gettext_lazy("72 小时内整改并拍照反馈")),
 }
 ORDER = {Severity.CRITICAL: 40, Severity.MAJOR: 41, Severity.MINOR: 42}
 
@@ -38,8 +39,9 @@ def inspection_figures(area: Area) -> list[Figure]:
         n, rows = area.count(loops, "l.path", f"l.kind = %s AND l.state IN ({states})",
                              [RECTIFY_KINDS[severity], *OPEN_STATES])
         label, hint = LABELS[severity]
-        out.append(Figure(f"inspections.open_{severity.value}", label, n, findings_url(area, state="open", severity=severity.value),
-                          rows, hint=hint, bad=False, order=ORDER[severity]))
+        url = findings_url(area, state="open", severity=severity.value)
+        out.append(Figure(f"inspections.open_{severity.value}", str(label), n, url, rows, hint=str(hint), bad=False,
+                          order=ORDER[severity]))
     kinds = ", ".join(["%s"] * len(RECTIFY_KINDS))
     late, lrows = area.count(loops, "l.path", f"l.kind IN ({kinds}) AND {overdue_sql('l.')} = 1",
                              [*RECTIFY_KINDS.values(), area.now, area.now])

@@ -5,7 +5,6 @@ rectification, the ranking (红黑榜) with its formula and drill-down, and bull
 from __future__ import annotations
 
 import datetime as dt
-import json
 import mimetypes
 from collections import Counter
 from functools import wraps
@@ -201,7 +200,6 @@ def ranking(request):
     ctx = selectors.ranking(root, week, level)
     ctx.update(week=week, prev_week=week - dt.timedelta(days=7), next_week=week + dt.timedelta(days=7),
                level=level, levels=range(max(root.level, 1), 7), root=root)
-    ctx["chart_json"] = json.dumps(ctx.pop("chart"), ensure_ascii=False)
     return render(request, "inspections/ranking.html", ctx)
 
 
