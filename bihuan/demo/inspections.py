@@ -1,8 +1,8 @@
 """Inspections in the generated district: inspection groups (督导组) with an inspector account each and a share of
-the townships, this week's plans drawn with seeds derived from the generator's, and each group's first visit
-carried out (the data's answers confirmed, every visit's last item failed with a photo), so the demo shows
-findings, rectification loops and scores. Deterministic with the seed; through the actions (and so the loop
-engine); a few dozen visits whatever the preset."""
+the townships, this week's plans drawn with seeds derived from the generator's, and each group's visits due by
+today carried out (the data's answers confirmed, every other visit's last item failed with a photo), so the demo
+shows findings, rectification loops and scores (read live from the week's records). Deterministic with the seed;
+through the actions (and so the loop engine); a few dozen visits whatever the preset."""
 
 from __future__ import annotations
 
@@ -53,15 +53,17 @@ def generate_inspections(preset: str, seed: int, out: Callable[[str], None] = pr
         group = actions.do_create_group(name=f"第{i + 1}督导组", leader=user, members=[user],
                                         territory=townships[i::n], visits_per_week=6, acting_user=None)
         plan = actions.do_draw_plan(group, week_start=week, seed=seed * 1000 + i + 1, acting_user=None)
-        first = plan.visits.order_by("planned_for", "id").first()
-        if first is None:
-            continue
-        actions.do_start_visit(first, acting_user=user)
-        answers = list(first.answers.select_related("item").order_by("item__order"))
-        given = {a.pk: {"result": "pass", "reason": "现场核实" if a.prefilled == "fail" else ""} for a in answers}
-        given[answers[-1].pk] = {"result": "fail", "photo": _photo(),
-                                 "reason": "现场核实不符" if answers[-1].prefilled == "pass" else ""}
-        findings += len(actions.do_submit_visit(first, given, acting_user=user))
-        visits += plan.visits.count()
+        planned = list(plan.visits.order_by("planned_for", "id"))
+        # The visits due by today are carried out (at least the first): every other one fails its last item.
+        due = [v for v in planned if v.planned_for <= timezone.localdate()] or planned[:1]
+        for j, visit in enumerate(due):
+            actions.do_start_visit(visit, acting_user=user)
+            answers = list(visit.answers.select_related("item").order_by("item__order"))
+            given = {a.pk: {"result": "pass", "reason": "现场核实" if a.prefilled == "fail" else ""} for a in answers}
+            if j % 2 == 0:
+                given[answers[-1].pk] = {"result": "fail", "photo": _photo(),
+                                         "reason": "现场核实不符" if answers[-1].prefilled == "pass" else ""}
+            findings += len(actions.do_submit_visit(visit, given, acting_user=user))
+        visits += len(planned)
     out(f"inspections: {n} groups, {visits} planned visits, {findings} findings")
     return {"groups": n, "visits": visits, "findings": findings}

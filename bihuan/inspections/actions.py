@@ -116,16 +116,18 @@ def do_draw_plan(group: InspectionGroup, *, week_start: dt.date, seed: int | Non
         raise InspectionError("week_start", "该督导组本周已有计划")
     at = at or timezone.now()
     seed = seed if seed is not None else random.SystemRandom().randrange(1, 2**53)
-    cands = planning.candidates(group, at)
+    cands = planning.candidates(group, at, week_start)
     chosen = planning.draw(cands, group.visits_per_week, seed)
     responsible = dict(Unit.objects.filter(path__in={c.responsible_path for c in chosen}).values_list("path", "id"))
     templates = {kind: template_for(kind) for kind in {c.kind for c in chosen}}
     with transaction.atomic():
         plan = Plan.objects.create(group=group, week_start=week_start, seed=seed, as_of=at, candidates=len(cands),
-                                   weights_digest=planning.digest(cands), created_by=acting_user)
+                                   weights_digest=planning.digest(cands), weights=[c.record() for c in cands],
+                                   created_by=acting_user)
         Visit.objects.bulk_create(
             Visit(group=group, plan=plan, target_kind=c.kind, unit_id=c.unit_id, path=c.path,
-                  responsible_unit_id=responsible[c.responsible_path], case_id=c.case_id, label=c.label[:200],
+                  responsible_unit_id=responsible[c.responsible_path], case_id=c.case_id, post_id=c.post_id,
+                  label=c.label[:200],
                   weight=c.weight, planned_for=week_start + dt.timedelta(days=i % 5), template=templates[c.kind])
             for i, c in enumerate(chosen))
         audit.record(actor=acting_user, action="inspections.plan_drawn", target=plan,
@@ -135,10 +137,15 @@ def do_draw_plan(group: InspectionGroup, *, week_start: dt.date, seed: int | Non
 
 
 def redraw(plan: Plan) -> list[tuple[str, int]]:
-    """The plan's draw repeated from its seed on the data as it is now: (kind, case or unit id) per visit. Equal to
-    the plan's visits while the weights have not changed since (``weights_digest`` tells)."""
-    cands = planning.candidates(plan.group, plan.as_of)
-    return [(c.kind, c.case_id or c.unit_id) for c in planning.draw(cands, plan.group.visits_per_week, plan.seed)]
+    """The plan's draw repeated from its seed on the data as it is now: (kind, case, post or unit id) per visit.
+    Equal to the plan's visits while the weights have not changed since (``weights_digest`` tells)."""
+    cands = planning.candidates(plan.group, plan.as_of, plan.week_start)
+    return [(c.kind, c.target_id) for c in planning.draw(cands, plan.visits.count(), plan.seed)]
+
+
+def redraw_recorded(plan: Plan) -> list[tuple[str, int]]:
+    """The plan's draw repeated from its seed and the weights it kept (whatever the data says now)."""
+    return planning.draw_recorded(plan.weights, plan.visits.count(), plan.seed)
 
 
 # ---------------------------------------------------------------------------------------------- visits

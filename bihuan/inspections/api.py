@@ -12,6 +12,7 @@ from django.utils import timezone
 from ninja import Field, File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 
+from bihuan.register.access import access_unit
 from bihuan.register.api import ErrorOut, PageParams, RefusedOut
 
 from . import access, actions, planning, scoring, selectors
@@ -155,9 +156,11 @@ def start_visit(request: HttpRequest, visit_id: int):
 
 
 @router.get("/findings", response={200: FindingPage, **ERRORS})
-def list_findings(request: HttpRequest, page: Query[PageParams], state: str = "all"):
+def list_findings(request: HttpRequest, page: Query[PageParams], state: str = "all", severity: str = "",
+                  unit: int | None = None):
+    """Findings in a state (open, overdue, reported, closed, all), of a severity, under a unit of the caller's view."""
     qs = access.visible_findings(request.user).select_related("loop")
-    rows = selectors.finding_rows(qs, state)
+    rows = selectors.finding_rows(qs, state, severity, access_unit(request.user, unit) if unit else None)
     now = timezone.now()
     return {"total": len(rows), "items": [_finding(f, now) for f, _s in rows[page.offset:page.offset + page.limit]]}
 

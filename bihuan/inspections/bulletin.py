@@ -112,6 +112,12 @@ def title(bulletin: Bulletin) -> str:
     return f"{bulletin.content['unit']}疫情防控督导通报"
 
 
+def issued(bulletin: Bulletin) -> str:
+    """The date under the signature (印发日期): the day it was published, or compiled while a draft."""
+    day = timezone.localtime(bulletin.published_at or bulletin.created_at).date()
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
 def number(bulletin: Bulletin) -> str:
     return f"{bulletin.year}年第{bulletin.number}期"
 
@@ -167,7 +173,8 @@ def pdf(bulletin: Bulletin) -> bytes:
                     [16 * mm, 38 * mm, 66 * mm, 16 * mm, 24 * mm]),
               Paragraph(f"{n4}、整改情况", h2),
               Paragraph("；".join(f"{k} {v} 个" for k, v in c["status"].items()) + "。", body),
-              Spacer(1, 10 * mm), Paragraph(e(f"{c['unit']}疫情防控指挥部办公室"), style("sign", 12, alignment=2))]
+              Spacer(1, 10 * mm), Paragraph(e(f"{c['unit']}疫情防控指挥部办公室"), style("sign", 12, alignment=2)),
+              Paragraph(e(issued(bulletin)), style("date", 12, alignment=2))]
     doc.build(story)
     return buf.getvalue()
 

@@ -119,6 +119,8 @@ class Plan(models.Model):
     as_of = models.DateTimeField()
     candidates = models.PositiveIntegerField(default=0)
     weights_digest = models.CharField(max_length=64, blank=True)  # sha256 of the (target, weight) list
+    # Every candidate as drawn: [kind, target id (case, post or unit), weight, {part: points}] (``planning``).
+    weights = models.JSONField(default=list, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -147,6 +149,8 @@ class Visit(models.Model):
     responsible_unit = models.ForeignKey(Unit, on_delete=models.PROTECT, related_name="+")  # owns rectification
     case = models.ForeignKey("control.ControlCase", null=True, blank=True, on_delete=models.SET_NULL,
                              related_name="+")  # a home under control
+    post = models.ForeignKey("forces.Post", null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+")  # a checkpoint or sampling point of the duty roster
     label = models.CharField(max_length=200)  # what the inspector reads: the place, never a person's full name
     weight = models.FloatField(default=1.0)  # the weight it was drawn with
     planned_for = models.DateField()

@@ -1,4 +1,4 @@
-"""The weekly score (考核) of every unit of levels 1–6, from live records, and the ranking per level (红黑榜).
+"""The weekly score (考核) of every unit of levels 1–6 (households, level 7, count in their grid), from live records, and the ranking per level (红黑榜).
 
 Each indicator counts records — the households of level 7 and the work of every unit — as *[done in time,
 due]* pairs, attributed to the path of the unit that answers for the record. A unit's pair is the sum over its
@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
+from operator import add
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -168,6 +169,14 @@ def _parse(value):
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+N = len(KEYS)
+LOOP_KEYS = [KEYS.index(k) for k in ("directive_signed", "directive_relayed", "directive_reported",
+                                     "pushes_verified", "rectified_on_time")]
+I_SERVICES, I_CHECKINS = KEYS.index("services_closed"), KEYS.index("checkins_done")
+PAIRS = (("reach", KEYS.index("households_reached")), ("tests", KEYS.index("tests_done")),
+         ("answers", KEYS.index("inspection_passed")))
+
+
 @dataclass
 class UnitScore:
     unit_id: int
@@ -175,34 +184,47 @@ class UnitScore:
     level: int
     path: str
     name: str
-    counts: dict[str, list[int]] = field(default_factory=dict)  # key → [done, due]
+    vec: list[int] = field(default_factory=lambda: [0] * (2 * N))  # done, due of each indicator in KEYS order
     score: float | None = None
     rank: int | None = None
 
+    @property
+    def counts(self) -> dict[str, list[int]]:
+        """Indicator key → [done in time, due]."""
+        v = self.vec
+        return {k: [v[2 * i], v[2 * i + 1]] for i, k in enumerate(KEYS)}
+
     def rate(self, key: str) -> float | None:
-        done, due = self.counts.get(key, (0, 0))
+        i = KEYS.index(key)
+        done, due = self.vec[2 * i], self.vec[2 * i + 1]
         return done / due if due else None
 
     def lost(self, weights: dict[str, float]) -> dict[str, float]:
         """Points lost per indicator (what the drill-down explains)."""
-        used = {k: w for k, w in weights.items() if self.counts.get(k, (0, 0))[1]}
+        used = {k: w for k, w in weights.items() if self.vec[2 * KEYS.index(k) + 1]}
         total = sum(used.values())
         if not total:
             return {}
         return {k: round(100 * w * (1 - self.rate(k)) / total, 2) for k, w in used.items()}
 
 
-def per_path(raw: dict[str, list[tuple]], week_start: dt.date, at: dt.datetime | None = None) -> dict[str, dict]:
-    """Exact path → indicator key → [done, due], from ``raw_counts``."""
+def per_path(raw: dict[str, list[tuple]], week_start: dt.date, at: dt.datetime | None = None) -> dict[str, list[int]]:
+    """Exact path → [done, due] of each indicator (in ``KEYS`` order, flat), from ``raw_counts``."""
     start, end = week_bounds(week_start)
     at = min(at or timezone.now(), end)
-    counts: dict[str, dict[str, list[int]]] = defaultdict(lambda: {k: [0, 0] for k in KEYS})
+    counts: dict[str, list[int]] = {}
+
+    def vec(path: str) -> list[int]:
+        v = counts.get(path)
+        if v is None:
+            v = counts[path] = [0] * (2 * N)
+        return v
+
     for path, *v in raw["loops"]:
-        c = counts[path]
-        for i, key in enumerate(("directive_signed", "directive_relayed", "directive_reported", "pushes_verified",
-                                 "rectified_on_time")):
-            c[key][0] += int(v[2 * i] or 0)
-            c[key][1] += int(v[2 * i + 1] or 0)
+        c = vec(path)
+        for j, i in enumerate(LOOP_KEYS):
+            c[2 * i] += int(v[2 * j] or 0)
+            c[2 * i + 1] += int(v[2 * j + 1] or 0)
     for path, created, finished in raw["services"]:
         deadline = _parse(created) + dt.timedelta(hours=SERVICE_HOURS)
         if not start <= deadline < end:
@@ -210,55 +232,66 @@ def per_path(raw: dict[str, list[tuple]], week_start: dt.date, at: dt.datetime |
         finished = _parse(finished)
         ok = finished is not None and finished <= deadline and finished <= at
         if deadline < at or ok:
-            c = counts[path]["services_closed"]
-            c[0] += ok
-            c[1] += 1
+            c = vec(path)
+            c[2 * I_SERVICES] += ok
+            c[2 * I_SERVICES + 1] += 1
     for path, n in raw["checkins"]:
-        c = counts[path]["checkins_done"]
-        c[0] += n
-        c[1] += n
+        c = vec(path)
+        c[2 * I_CHECKINS] += n
+        c[2 * I_CHECKINS + 1] += n
     for path, n in raw["missed"]:
-        counts[path]["checkins_done"][1] += n
-    for name, key in (("reach", "households_reached"), ("tests", "tests_done"), ("answers", "inspection_passed")):
+        vec(path)[2 * I_CHECKINS + 1] += n
+    for name, i in PAIRS:
         for path, done, total in raw[name]:
-            c = counts[path][key]
-            c[0] += int(done or 0)
-            c[1] += int(total or 0)
+            c = vec(path)
+            c[2 * i] += int(done or 0)
+            c[2 * i + 1] += int(total or 0)
     return counts
 
 
 def score_week(week_start: dt.date, at: dt.datetime | None = None, rules: RuleSet | None = None,
                root: Unit | None = None) -> tuple[list[UnitScore], RuleSet]:
-    """Every unit of levels 1–6 (under ``root`` if given) with its counts, score and rank within its level."""
+    """Every unit of levels 1–6 (under ``root`` if given) with its counts, score and rank within its level.
+
+    Households (level 7) are not scored one by one: they are whom the grid serves, not who answers for the work.
+    Their records (a household's reach of a directive, its people pushed, under control, checked in and tested)
+    carry the grid's path and count in the grid's score and every level above it; the drill-down of a grid lists
+    the households behind each point it lost."""
     rules = rules or rules_for(week_start)
-    weights = {k: float(w) for k, w in rules.weights.items() if k in INDICATORS}
+    weights = [(2 * KEYS.index(k), float(w)) for k, w in rules.weights.items() if k in INDICATORS]
     paths = per_path(raw_counts(week_start, at), week_start, at)
     units_qs = Unit.objects.order_by("path")
     if root is not None:
         units_qs = units_qs.filter(root.subtree())
-    units = [UnitScore(pk, parent, level, path, name) for pk, parent, level, path, name in
+    units = [UnitScore(pk, parent, level, path, name, None) for pk, parent, level, path, name in
              units_qs.values_list("id", "parent_id", "level", "path", "name")]
     by_path = {u.path: u for u in units}
-    for u in units:
-        u.counts = {k: [0, 0] for k in KEYS}
-    # Each exact path adds to itself and every ancestor: records roll up, scores never average.
-    for path, c in paths.items():
-        for n in range(SEGMENT, len(path) + 1, SEGMENT):
+    by_id = {u.unit_id: u for u in units}
+    # Each exact path's records are its unit's; a path without a unit of its own (none in practice) goes to the
+    # nearest unit above it. Then one walk up the tree, deepest first: records roll up, scores never average.
+    for path, v in paths.items():
+        u = by_path.get(path)
+        n = len(path)
+        while u is None and n > SEGMENT:
+            n -= SEGMENT
             u = by_path.get(path[:n])
-            if u is None:
-                continue
-            uc = u.counts
-            for k, (done, due) in c.items():
-                if due:
-                    pair = uc[k]
-                    pair[0] += done
-                    pair[1] += due
+        if u is not None:
+            u.vec = v if u.vec is None else list(map(add, u.vec, v))
+    zero = [0] * (2 * N)
+    for u in sorted(units, key=lambda u: -len(u.path)):
+        if u.vec is None:
+            u.vec = list(zero)
+            continue
+        parent = by_id.get(u.parent_id)
+        if parent is not None:
+            parent.vec = list(u.vec) if parent.vec is None else list(map(add, parent.vec, u.vec))
     for u in units:
+        v = u.vec
         num = den = 0.0
-        for k, w in weights.items():
-            done, due = u.counts[k]
+        for i, w in weights:
+            due = v[i + 1]
             if due:
-                num += w * done / due
+                num += w * v[i] / due
                 den += w
         u.score = round(100.0 * num / den, 2) if den else None
     by_level: dict[int, list[UnitScore]] = defaultdict(list)

@@ -34,11 +34,30 @@ def finding_state(loop: Loop | None, now) -> str:
     return "overdue" if loop.is_overdue(now) else "open"
 
 
-def finding_rows(qs, state: str = "open") -> list[tuple[Finding, str]]:
-    q = {"open": Q(loop__state__in=OPEN_STATES), "reported": Q(loop__state=LoopState.REPORTED),
-         "closed": Q(loop__state=LoopState.CLOSED), "all": Q()}.get(state, Q())
+FINDING_STATES = ("open", "overdue", "reported", "closed", "all")
+
+
+def filter_findings(qs, state: str = "open", severity: str = "", unit: Unit | None = None, now=None):
+    """Findings in a state (``open``: waiting for rectification; ``overdue``: its loop past the deadline, the
+    engine's one definition; ``reported``: waiting for the re-check; ``closed``; ``all``), of a severity, in a
+    unit's subtree. The board's figures link here with the same filters."""
+    now = now or timezone.now()
+    if state == "overdue":
+        qs = qs.filter(loop__in=Loop.objects.filter(overdue_q(now), kind__in=RECTIFY_KIND_LIST))
+    else:
+        qs = qs.filter({"open": Q(loop__state__in=OPEN_STATES), "reported": Q(loop__state=LoopState.REPORTED),
+                        "closed": Q(loop__state=LoopState.CLOSED)}.get(state, Q()))
+    if severity in Severity.values:
+        qs = qs.filter(severity=severity)
+    if unit is not None:
+        qs = qs.filter(subtree_q(unit.path))
+    return qs
+
+
+def finding_rows(qs, state: str = "open", severity: str = "", unit: Unit | None = None) -> list[tuple[Finding, str]]:
     now = timezone.now()
-    return [(f, finding_state(f.loop, now)) for f in qs.filter(q).order_by("-created_at", "-id")[:LIST_LIMIT]]
+    qs = filter_findings(qs, state, severity, unit, now)
+    return [(f, finding_state(f.loop, now)) for f in qs.order_by("-created_at", "-id")[:LIST_LIMIT]]
 
 
 def dashboard(user) -> dict:
@@ -120,13 +139,24 @@ def drill(unit: Unit, key: str, week: dt.date, limit: int = 200) -> list[dict]:
             if len(rows) >= limit:
                 break
     elif key == "households_reached":
-        from bihuan.directives.models import Reach
+        # Level 7: the households of the unit's subtree whose reach of a directive was due in the week and not
+        # marked (reached or unreachable) by its deadline — the records behind the grid's (and above) points.
+        from django.db.models import Q as Q_
 
-        for r in (Reach.objects.filter(sub, directive__issued_at__gte=start - dt.timedelta(days=30),
-                                       directive__issued_at__lt=end).exclude(status__in=["reached", "unreachable"])
-                  .select_related("directive")[:limit]):
-            rows.append({"what": r.directive.title, "unit": f"{r.household_id}", "due": r.directive.reach_due,
-                         "done": None})
+        from bihuan.directives.models import Directive, Reach
+
+        due = {pk: issued + dt.timedelta(hours=hours) for pk, issued, hours in Directive.objects.filter(
+            issued_at__gte=start - dt.timedelta(hours=scoring.MAX_REACH_HOURS), issued_at__lt=end)
+            .values_list("id", "issued_at", "reach_hours")}
+        due = {pk: deadline for pk, deadline in due.items() if start <= deadline < end and deadline < at}
+        late = Q_(pk__in=[])
+        for pk, deadline in due.items():
+            late |= Q_(directive_id=pk) & (Q_(status="pending") | Q_(marked_at__gt=deadline) | Q_(marked_at__gt=at))
+        for r in (Reach.objects.filter(sub).filter(late).select_related("directive", "household")
+                  .order_by("path", "household_id", "directive_id")[:limit]):
+            done = r.marked_at if r.status != "pending" and r.marked_at and r.marked_at <= at else None
+            rows.append({"what": r.directive.title, "unit": r.household.address, "due": due[r.directive_id],
+                         "done": done})
     elif key == "checkins_done":
         from bihuan.control.models import MissedCheckIn
 

@@ -5,7 +5,6 @@ rectification, the ranking (红黑榜) with its formula and drill-down, and bull
 from __future__ import annotations
 
 import datetime as dt
-import json
 import mimetypes
 from collections import Counter
 from functools import wraps
@@ -25,7 +24,7 @@ from bihuan.register.models import Unit, subtree_q
 
 from . import access, actions, bulletin, planning, scoring, selectors
 from .actions import InspectionError
-from .models import Answer, AnswerResult, Bulletin, InspectionGroup, Plan, Visit, VisitState
+from .models import Answer, AnswerResult, Bulletin, InspectionGroup, Plan, Severity, Visit, VisitState
 
 
 def viewer(view):
@@ -138,8 +137,16 @@ def photo(request, answer_id: int):
 def findings(request):
     qs = access.visible_findings(request.user).select_related("unit", "visit", "loop")
     state = request.GET.get("state", "open")
-    rows = selectors.finding_rows(qs, state)
-    return render(request, "inspections/findings.html", {"rows": rows, "state": state})
+    if state not in selectors.FINDING_STATES:
+        state = "open"
+    severity = request.GET.get("severity", "")
+    severity = severity if severity in Severity.values else ""
+    unit = access_unit(request.user, int_param(request.GET.get("unit"))) if request.GET.get("unit") else None
+    rows = selectors.finding_rows(qs, state, severity, unit)
+    keep = "".join(f"&{k}={v}" for k, v in (("severity", severity), ("unit", unit.pk if unit else "")) if v)
+    return render(request, "inspections/findings.html", {
+        "rows": rows, "state": state, "severity": severity, "unit": unit, "keep": keep,
+        "severity_label": Severity(severity).label if severity else ""})
 
 
 @viewer
@@ -193,7 +200,6 @@ def ranking(request):
     ctx = selectors.ranking(root, week, level)
     ctx.update(week=week, prev_week=week - dt.timedelta(days=7), next_week=week + dt.timedelta(days=7),
                level=level, levels=range(max(root.level, 1), 7), root=root)
-    ctx["chart_json"] = json.dumps(ctx.pop("chart"), ensure_ascii=False)
     return render(request, "inspections/ranking.html", ctx)
 
 

@@ -41,7 +41,7 @@ def photo_file(tmp_path, name, color):
 
 def test_unannounced_visit_rectification_and_the_ranking(browser, live_server, live_district, shot, tmp_path,
                                                          settings):
-    from bihuan.inspections.tests.conftest import open_home_case
+    from bihuan.inspections.tests.helpers import open_home_case
 
     settings.MEDIA_ROOT = tmp_path / "media"
     d = live_district
@@ -57,12 +57,27 @@ def test_unannounced_visit_rectification_and_the_ranking(browser, live_server, l
     actions.do_submit_visit(other, {a.pk: {"result": "pass", "reason": "现场核实" if a.prefilled == "fail" else ""}
                                     for a in other.answers.all()}, acting_user=inspector)
 
+    # Another group's visit to village B passes everything: a tie at 100 with community A, which ranks first (the
+    # tie goes by the tree's order) until its home visit's findings count.
+    inspector_b = create_staff(d.district, "inspector_b", Role.INSPECTOR).user
+    group_b = actions.do_create_group(name="第二督导组", leader=inspector_b, members=[inspector_b],
+                                      territory=[d.township_b], visits_per_week=10, acting_user=d.users["commander"])
+    plan_b = actions.do_draw_plan(group_b, week_start=timezone.localdate(), seed=12, acting_user=d.users["commander"])
+    village = plan_b.visits.get(target_kind=TargetKind.COMMUNITY)
+    actions.do_start_visit(village, acting_user=inspector_b)
+    actions.do_submit_visit(village, {a.pk: {"result": "pass", "reason": "现场核实" if a.prefilled == "fail" else ""}
+                                      for a in village.answers.all()}, acting_user=inspector_b)
+
     # The commander looks at the ranking of communities first.
     desk = browser.new_context(viewport=DESKTOP, locale="zh-CN")
     cmd = desk.new_page()
     login(cmd, live_server.url, "commander", PASSWORD)
     cmd.goto(f"{live_server.url}/inspections/ranking/?level=4")
+    shot(cmd, "inspections-commander-ranking-before")
     before = float(cmd.get_by_test_id(f"score-{d.community_a.pk}").inner_text())
+    assert cmd.get_by_test_id(f"rank-no-{d.community_a.pk}").inner_text() == "1"
+    assert cmd.get_by_test_id(f"rank-no-{d.village_b.pk}").inner_text() == "2"
+    shot(cmd, "inspections-commander-ranking-before")
 
     # The community cannot see the planned visit.
     unit_ctx = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True, locale="zh-CN")
@@ -120,9 +135,13 @@ def test_unannounced_visit_rectification_and_the_ranking(browser, live_server, l
     # The commander sees the community's score change.
     cmd.goto(f"{live_server.url}/inspections/ranking/?level=4")
     after = float(cmd.get_by_test_id(f"score-{d.community_a.pk}").inner_text())
-    assert after != before
+    assert after < before
+    assert cmd.get_by_test_id(f"rank-no-{d.community_a.pk}").inner_text() == "2"  # the ranking changed
+    assert cmd.get_by_test_id(f"rank-no-{d.village_b.pk}").inner_text() == "1"
     assert re.search(r"\d", cmd.get_by_test_id("formula").inner_text())
     cmd.wait_for_selector("#chart-scores[data-ready='1']")
     shot(cmd, "inspections-commander-ranking")
+    cmd.get_by_test_id("level").select_option("3")  # the level picker submits by itself (no inline script)
+    cmd.wait_for_url(re.compile(r"level=3"))
     for ctx in (desk, unit_ctx, phone):
         ctx.close()

@@ -10,27 +10,9 @@ from bihuan.inspections.models import Finding, Severity, TargetKind, VisitState
 from bihuan.loops.models import Loop, LoopEvent, LoopState
 from bihuan.notify.models import Message
 
-from .conftest import draw_home_visit, png
+from .helpers import answers_failing, draw_home_visit, png, visit_and_fail
 
 pytestmark = pytest.mark.django_db
-
-
-def answers_failing(visit, *keys, photo=True):
-    """Every item passed (with a reason where the data said otherwise), the ``keys`` failed with a photo."""
-    out = {}
-    for a in visit.answers.select_related("item"):
-        if a.item.key in keys:
-            out[a.pk] = {"result": "fail", "photo": png() if photo else None,
-                         "reason": "现场核实不符" if a.prefilled == "pass" else ""}
-        else:
-            out[a.pk] = {"result": "pass", "reason": "现场已整改到位" if a.prefilled == "fail" else ""}
-    return out
-
-
-def visit_and_fail(w, *keys, week_start=None):
-    _plan, visit = draw_home_visit(w, week_start=week_start)
-    actions.do_start_visit(visit, acting_user=w.inspector)
-    return visit, actions.do_submit_visit(visit, answers_failing(visit, *keys), acting_user=w.inspector)
 
 
 def test_a_plan_draws_only_from_the_groups_territory_and_its_seed_repeats_the_draw(world):

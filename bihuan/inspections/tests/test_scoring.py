@@ -150,3 +150,48 @@ def test_a_week_is_scored_by_the_rules_in_force_on_its_monday(generated_week):
                            weights={"pushes_verified": 100})
     assert scoring.rules_for(generated_week).version == 1
     assert scoring.rules_for(generated_week + dt.timedelta(days=7)).version == 2
+
+
+def test_recomputing_last_week_after_late_work_still_gives_the_same_ranking(generated_week, district):
+    """Work done after the week ended (directives signed for late, through the loop engine; samples taken late)
+    changes nothing."""
+    from django.db import transaction
+
+    from bihuan.control.models import TestSample
+    from bihuan.loops import engine
+    from bihuan.loops.models import Loop, LoopState
+
+    first, _ = scoring.score_week(generated_week)
+    forward = {LoopState.ISSUED: LoopState.ACKNOWLEDGED, LoopState.ACKNOWLEDGED: LoopState.IN_PROGRESS,
+               LoopState.IN_PROGRESS: LoopState.REPORTED}
+    unsigned = list(Loop.objects.filter(state__in=list(forward)))
+    with transaction.atomic():
+        for loop in unsigned:  # one step further, now
+            engine.transition(loop, forward[loop.state], actor=district.users["commander"], note="补办")
+    tested = TestSample.objects.filter(date__gte=generated_week, date__lt=generated_week + dt.timedelta(days=7)) \
+        .exclude(result__in=["negative", "positive", "pending"]).update(result="negative")
+    assert unsigned, list(Loop.objects.values_list("kind", "state").distinct())
+    again, _ = scoring.score_week(generated_week)
+    assert [(u.unit_id, u.counts, u.score, u.rank) for u in first] == [(u.unit_id, u.counts, u.score, u.rank)
+                                                                       for u in again], tested
+
+
+def test_households_are_not_ranked_their_records_count_in_their_grid_and_the_grid_drills_down_to_them(
+        generated_week):
+    """Level 7 (households) is what the grid answers for: each household's reach of each directive is a record of
+    its grid's score (and every level above), and the points a grid lost list the households behind them."""
+    from bihuan.directives.models import Reach
+    from bihuan.inspections.selectors import drill
+    from bihuan.register.models import Household
+
+    units, _ = scoring.score_week(generated_week)
+    assert {u.level for u in units} == {1, 2, 3, 4, 5, 6}
+    grids = [u for u in units if u.level == 6 and u.counts["households_reached"][1]]
+    assert grids
+    for g in grids:
+        done, due = g.counts["households_reached"]
+        assert due == Reach.objects.filter(path=g.path, directive__title__startswith="").count() or due > 0
+        rows = drill(Unit.objects.get(pk=g.unit_id), "households_reached", generated_week, limit=100_000)
+        assert len(rows) == due - done, g.name
+        addresses = set(Household.objects.filter(path=g.path).values_list("address", flat=True))
+        assert {r["unit"] for r in rows} <= addresses

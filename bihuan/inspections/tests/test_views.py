@@ -11,8 +11,7 @@ from bihuan.inspections.models import Bulletin, Finding
 from bihuan.notify.models import Message
 from bihuan.testing import API_BASE, api_routes, url_names
 
-from .conftest import draw_home_visit, png
-from .test_actions import visit_and_fail
+from .helpers import answers_failing, draw_home_visit, png, visit_and_fail
 
 pytestmark = pytest.mark.django_db
 
@@ -181,8 +180,6 @@ def test_the_api_rectification_loop_and_scores_are_scoped(world, as_user):
 
     v = Visit.objects.get(pk=visit["id"])
     actions.do_start_visit(v, acting_user=world.inspector)
-    from .test_actions import answers_failing
-
     [f] = actions.do_submit_visit(v, answers_failing(v, "waste_handled"), acting_user=world.inspector)
     assert as_user("village_b", "GET", f"{API_BASE}/inspections/findings/{f.pk}").status_code == 404
     report = as_user("community_a", "POST", f"{API_BASE}/inspections/findings/{f.pk}/report",

@@ -13,6 +13,9 @@
     el.dataset.ready = "1";
   }
   document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+      select.addEventListener("change", function () { select.form.submit(); });
+    });
     var d = data("inspections-charts");
     if (d) {
       draw("chart-severity", {

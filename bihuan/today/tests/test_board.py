@@ -35,6 +35,9 @@ def recount(unit: Unit) -> dict[str, int]:
         "control.services_late": open_loops.filter(kind=SERVICE, created_at__lt=now - timedelta(hours=24)).count(),
         "register.households_without_grid": Household.objects.filter(unit.subtree()).exclude(unit__level=6).count(),
         "register.grids_without_responsible": grids.exclude(id__in=staffed).count(),
+        **{f"inspections.open_{s}": open_loops.filter(kind=f"inspections.rectify.{s}").count()
+           for s in ("critical", "major", "minor")},
+        "inspections.rectify_overdue": loops.overdue(now).filter(kind__startswith="inspections.rectify.").count(),
         **checkpoint_recount(unit, now),
     }
 
