@@ -26,6 +26,7 @@ from bihuan.core.roles import Perm
 from bihuan.loops.engine import LoopError
 from bihuan.loops.models import Loop, LoopState
 from bihuan.register.access import scoped, staff_required
+from bihuan.register.drill import drill_rows
 from bihuan.register.models import MAX_LEVEL, HouseholdKind, Unit, UnitKind, subtree_q
 
 from . import cap, drills, links, taps
@@ -44,7 +45,8 @@ from .export import RULE as FEEDBACK_RULE
 from .export import feedback_rollup, feedback_workbook
 from .forms import IssueForm, UpdateForm
 from .models import RECEIPT, Directive, DirectiveStatus, FanoutState, Reach, ReachMethod, ReachStatus
-from .rollup import rollup
+from .rollup import behind as rollup_behind
+from .rollup import own_counts, rollup
 from .selectors import directive_for, focus_unit, receipt_for, visible_directives
 
 PAGE_SIZE = 20
@@ -146,7 +148,9 @@ def detail(request, directive_id: int, scope):
     unit = _focus(request, directive)
     units, totals = rollup(directive, root=unit)
     counts = totals[unit.id]
-    children = [u for u in units if u.parent_id == unit.id and (totals[u.id].households or totals[u.id].units)]
+    rows, apart = drill_rows(unit, units, totals, behind=rollup_behind,
+                             own=lambda u: own_counts(totals[u.id]), keep=lambda u, c: bool(c.households or c.units))
+    children = [r.unit for r in rows + apart]
     receipt_rows = Loop.objects.filter(kind=RECEIPT, subject_id=directive.pk,
                                        owner_unit_id__in=[unit.id, *[c.id for c in children]])
     receipt_of = {lp.owner_unit_id: lp for lp in receipt_rows}
@@ -171,9 +175,9 @@ def detail(request, directive_id: int, scope):
     can_manage = directive.manageable_by(scope)
     return render(request, "directives/detail.html", {
         "directive": directive, "unit": unit, "counts": counts, "breadcrumb": ancestors,
-        "children": [{"unit": c, "kind": KIND_LABELS.get(c.kind, c.kind), "c": totals[c.id],
-                      "receipt": receipt_of.get(c.id), "state_label": STATE_LABELS.get(totals[c.id].state, "")}
-                     for c in children],
+        "children": [{"unit": r.unit, "kind": KIND_LABELS.get(r.unit.kind, r.unit.kind), "c": r.counts,
+                      "receipt": receipt_of.get(r.unit.id), "state_label": STATE_LABELS.get(r.counts.state, ""),
+                      "person": r.person, "apart": r.apart} for r in rows + apart],
         "unit_receipt": receipt_of.get(unit.id), "own_receipt": own_receipt,
         "households": households, "unsigned": unsigned, "unreached": unreached,
         "not_signed": counts.units - counts.signed, "series": series, "milestones": milestones,
