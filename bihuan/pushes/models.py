@@ -210,6 +210,9 @@ class Verification(models.Model):
     verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
     verified_at = models.DateTimeField(null=True, blank=True, db_index=True)  # the daily report's "verified"
+    # A completed report is amended, not locked: each amendment keeps the version it replaced here
+    # ([{"at", "by", "outcome", "detail", "measure", "verified_at", "verified_by", "fields": {name: old value}}]).
+    amendments = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
