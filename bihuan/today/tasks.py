@@ -49,14 +49,17 @@ class Group:
 
 def _group_label(h: Household, parent_name: str) -> str:
     if h.building:
-        return f"{parent_name} {h.building}号楼" + (f"{h.entrance}单元" if h.entrance else "")
+        label = _("%(building)s号楼") % {"building": h.building}
+        if h.entrance:
+            label += _("%(entrance)s单元") % {"entrance": h.entrance}
+        return f"{parent_name} {label}"
     return parent_name
 
 
 def _room(h: Household) -> str:
     if h.room:
-        return f"{h.room}室"
-    return f"{h.house_number}号" if h.house_number else h.address
+        return _("%(room)s室") % {"room": h.room}
+    return _("%(number)s号") % {"number": h.house_number} if h.house_number else h.address
 
 
 def household_groups(households: list[Household], statuses: dict[int, str], names: dict[int, str]) -> list[Group]:

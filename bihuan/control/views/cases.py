@@ -161,7 +161,7 @@ def case_context(request, case: ControlCase, scope, **extra) -> dict:
         "is_open": is_open, "can_manage": can_manage,
         "slots": slots, "checkins": case_checkins[:30],
         "checkin_form": CheckInForm(initial={"slot": selectors.next_slot(slots)},
-                                    symptoms=[(s, s) for s in checkins.SYMPTOMS]),
+                                    symptoms=checkins.symptom_choices()),
         "can_checkin": is_open and bool(slots),
         "measures": [{"item": m, "photo": m.key in photo_keys} for m in measures],
         "team": _team_rows(case, team, can_manage and is_open),
