@@ -28,6 +28,7 @@ from bihuan.loops.models import Loop, LoopState
 from bihuan.register.access import scoped, staff_required
 from bihuan.register.drill import drill_rows
 from bihuan.register.models import MAX_LEVEL, HouseholdKind, Unit, UnitKind, subtree_q
+from bihuan.register.ordering import household_key, household_order, natural
 
 from . import cap, drills, links, taps
 from .actions import (
@@ -76,8 +77,7 @@ def _check_manager(scope, directive: Directive) -> None:
         raise PermissionDenied("only the issuing unit (or one above it) may change a directive")
 
 
-def _natural(value: str):
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", value or "")]
+_natural = natural  # one rule for the order of rooms (register.ordering)
 
 
 # --- list ------------------------------------------------------------------------------------------------
@@ -159,10 +159,8 @@ def detail(request, directive_id: int, scope):
     households = None
     if unit.level == MAX_LEVEL:
         households = list(Reach.objects.filter(directive=directive, path=unit.path).select_related("household")
-                          .order_by("household__building", "household__entrance", "household__room",
-                                    "household__house_number", "household_id")[:HOUSEHOLD_LIMIT])
-        households.sort(key=lambda r: (_natural(r.household.building), _natural(r.household.entrance),
-                                       _natural(r.household.room), _natural(r.household.house_number)))
+                          .order_by(*household_order("household__"))[:HOUSEHOLD_LIMIT])
+        households.sort(key=lambda r: household_key(r.household))
     unsigned = list(Loop.objects.filter(subtree_q(unit.path), kind=RECEIPT, subject_id=directive.pk,
                                         state=LoopState.ISSUED)
                     .select_related("owner_unit").order_by("level", "path")[:BLIND_LIMIT])

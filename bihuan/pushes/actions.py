@@ -57,7 +57,7 @@ def do_dispatch(person: PushedPerson, unit: Unit, *, acting_user) -> PushedPerso
         check_target_unit(person, unit)
         before = person.unit_id
         person.unit, person.path = unit, unit.path
-        person.route_reason = f"人工分派：{unit.name}（{person.route_reason}）"[:300]
+        person.route_reason = f"{unit.name}（{person.route_reason}）"[:300]  # the method (人工分派) says the rest
         person.routed_at = timezone.now()
         person.save(update_fields=["unit", "path", "route_reason", "routed_at"])
         ver = Verification.objects.filter(person=person).select_related("loop").first()

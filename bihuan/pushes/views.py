@@ -202,6 +202,8 @@ def _person_context(request, scope, person: PushedPerson, incoming: Transfer | N
         "reason_default": last_failed_call(ver) if ver else "", "amendments": _amendments(ver), "dwelling_types": DWELLING_TYPES, "health_statuses": HEALTH_STATUSES,
         "symptom_choices": SYMPTOMS, "test_results": TestResult.choices, "test_labels": dict(TestResult.choices),
         "unit_groups": _unit_choices(scope) if can_edit else [], "now": timezone.now(),
+        "transfer_groups": pforms.unit_groups(scope.root.path, exclude={person.unit_id, scope.unit.pk})
+        if can_edit else [],
         "visited_rows": v["visited"] + [{}] * 2, "test_rows": v["tests"] + [{}],
         "other_symptoms": "，".join(s for s in v["symptoms"] if s not in {k for k, _l in SYMPTOMS}),
         "protocol": protocol_in_force(arrival_of(person, ver)),

@@ -4,7 +4,6 @@ steps, and the wall display's charts. Reads only, except ``mark_reached`` which 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -24,15 +23,13 @@ from bihuan.loops.models import OPEN_STATES, Loop, overdue_q
 from bihuan.pushes.models import TRANSFER, VERIFICATION, PushedPerson, Verification
 from bihuan.register.access import scoped
 from bihuan.register.models import Household, Unit, subtree_q
+from bihuan.register.ordering import natural
 from bihuan.register.search import search_households
 
 HOUSEHOLD_LIMIT = 400
 OWN_LIMIT = 30
 
 
-def natural(text: str) -> tuple:
-    """Room numbers in the order of the building: 102 before 1002 (numbers compared as numbers)."""
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", text or "") if p)
 
 
 # --- the grid worker ----------------------------------------------------------------------------------------
