@@ -39,7 +39,7 @@ def search_all(user, q: str) -> list[tuple[str, str, list]]:
     if not q:
         return []
     residents = list(search_residents(scoped(user, Resident.objects), q).select_related("household")
-                     .order_by("path", *household_order())[:LIMIT])
+                     .order_by("path", *household_order("household__"), "id")[:LIMIT])
     households = list(search_households(scoped(user, Household.objects), q).order_by("path", *household_order())[:LIMIT])
     pushed = list(scoped(user, PushedPerson.objects).filter(_person_q(q)).select_related("unit")
                   .order_by("-first_pushed_at")[:LIMIT])
