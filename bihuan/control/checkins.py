@@ -28,6 +28,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from bihuan.core import audit
 from bihuan.core.bulk import update_rows
@@ -67,8 +68,16 @@ FEVER_AT = Decimal("37.3")  # ≥ this is abnormal
 # Listed symptoms: any one of them makes a check-in abnormal. Other words may be entered; they are kept
 # but do not raise an alert by themselves.
 SYMPTOMS = ("发热", "咳嗽", "乏力", "咽痛", "嗅觉味觉减退", "腹泻", "肌肉酸痛", "鼻塞流涕", "结膜炎", "呼吸困难")
+# The stored values stay Chinese (records are one language); the labels follow the reader's language.
+SYMPTOM_LABELS = {s: gettext_lazy(s) for s in SYMPTOMS}  # labels from the catalogue
 NO_SYMPTOMS = {"无", "没有", "none"}
+
+
 MAX_SYMPTOMS = 12
+
+
+def symptom_choices() -> list[tuple[str, str]]:
+    return [(s, SYMPTOM_LABELS.get(s, s)) for s in SYMPTOMS]
 
 SLOTS = (CheckInSlot.MORNING, CheckInSlot.AFTERNOON)  # a type with one check-in a day uses the first
 SLOT_DEADLINES = {CheckInSlot.MORNING: dt.time(10, 0), CheckInSlot.AFTERNOON: dt.time(18, 0)}  # local time

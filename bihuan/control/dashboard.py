@@ -27,6 +27,7 @@ from django.utils import timezone
 
 from bihuan.loops.models import OPEN_STATES, Loop, LoopState, overdue_sql
 from bihuan.register.coverage import UnitRow, fold_up, load_units
+from bihuan.register.drill import DrillRow, drill_rows
 from bihuan.register.models import MAX_LEVEL, Unit, UnitKind, next_path
 
 from .models import (
@@ -244,11 +245,20 @@ def rollup(root: Unit | None = None, day: dt.date | None = None, *, now: dt.date
     return units, totals
 
 
-def children_rows(units: list[UnitRow], totals: dict[int, ControlCounts], unit_id: int
-                  ) -> list[tuple[UnitRow, ControlCounts]]:
-    """The unit's children for the drill-down table; departments with nothing under control are left out."""
-    return [(u, totals[u.id]) for u in units if u.parent_id == unit_id
-            and not (u.kind == UnitKind.DEPARTMENT and totals[u.id].is_zero)]
+def behind(c: ControlCounts) -> tuple[int, int]:
+    """How far behind a unit is on control and care: abnormal check-ins, positive tests and overdue services,
+    then the check-ins still missing."""
+    return (c.abnormal + c.tests_positive + c.tests_missed + c.services_overdue, c.checkins_missing)
+
+
+def children_rows(unit: Unit, units: list[UnitRow], own: dict[int, ControlCounts],
+                  totals: dict[int, ControlCounts]) -> list[DrillRow]:
+    """The rows of the drill-down table under ``unit`` (``register.drill``: the townships directly under the
+    district, the office and the departments apart), most behind first; departments with nothing under control
+    are left out."""
+    rows, apart = drill_rows(unit, units, totals, behind=behind, own=lambda u: own[u.id],
+                             keep=lambda u, c: not (u.kind == UnitKind.DEPARTMENT and c.is_zero))
+    return rows + apart
 
 
 def default_depth(root: Unit | UnitRow) -> int:

@@ -19,12 +19,12 @@ import io
 import logging
 import os
 from collections import defaultdict
-from functools import lru_cache
+from functools import lru_cache, wraps
 
 from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.template.loader import render_to_string
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from bihuan.core import audit
 from bihuan.core.models import AuditEntry
@@ -171,6 +171,16 @@ def _cn_date(day: dt.date) -> str:
     return f"{day.year}年{day.month}月{day.day}日"
 
 
+def in_chinese(fn):
+    """An official document is Chinese whatever the staff member's UI language (state and result labels too)."""
+    @wraps(fn)
+    def chinese(*args, **kwargs):
+        with translation.override("zh-hans"):
+            return fn(*args, **kwargs)
+    return chinese
+
+
+@in_chinese
 def notice_context(case: ControlCase) -> dict:
     """Everything the notice shows, the same for HTML and PDF."""
     case = ControlCase.objects.select_related("type", "unit", "previous__type").get(pk=case.pk)
@@ -219,6 +229,7 @@ def notice_context(case: ControlCase) -> dict:
     }
 
 
+@in_chinese
 def release_notice_html(case: ControlCase) -> str:
     """The release notice (解除隔离告知书) as a printable HTML page, in Chinese."""
     return render_to_string("control/release_notice.html", notice_context(case))
@@ -244,6 +255,7 @@ def cjk_font() -> str:
     return "STSong-Light"
 
 
+@in_chinese
 def release_notice_pdf(case: ControlCase) -> bytes:
     """The release notice as an A4 PDF (reportlab), with the same content as the HTML."""
     from reportlab.lib import colors

@@ -11,6 +11,7 @@ import datetime as dt
 from django.db.models import Count, Exists, OuterRef, Prefetch, Q
 from django.utils import timezone
 
+from bihuan.core.roles import RESPONSIBLE_ROLES, Role
 from bihuan.loops.models import OPEN_STATES, Loop
 from bihuan.register.access import scoped
 from bihuan.register.models import MAX_LEVEL, SEGMENT, Staff, Unit, subtree_q
@@ -25,6 +26,7 @@ from .models import (
     ControlCase,
     ControlType,
     ServiceRequest,
+    TeamSlot,
     TestResult,
     TestSample,
 )
@@ -91,6 +93,46 @@ def candidates(case: ControlCase) -> list[Staff]:
     community_path = case.path[: SEGMENT * min(len(case.path) // SEGMENT, checkins.COMMUNITY_LEVEL)]
     return list(Staff.objects.filter(subtree_q(community_path, "unit__path")).select_related("unit")
                 .order_by("unit__path", "name")[:CANDIDATE_LIMIT])
+
+
+# Which staff fit which five-for-one slot (by role); a slot missing here (doctor, police: no such role in the
+# register) offers every candidate.
+SLOT_ROLES = {
+    TeamSlot.CADRE: frozenset({Role.COMMUNITY_STAFF, Role.TOWNSHIP_STAFF, Role.PROPERTY_MANAGER}),
+    TeamSlot.GRID_WORKER: RESPONSIBLE_ROLES,
+    TeamSlot.VOLUNTEER: frozenset({Role.VOLUNTEER, Role.BUILDING_LEADER, Role.VILLAGER_REP}),
+}
+
+
+def own_grid_workers(case: ControlCase) -> list[Staff]:
+    """The grid worker(s) answering for the case's household (its grid's responsible people, those who answer for
+    named households only if the household is one of them)."""
+    household_id = grid_id = None
+    if case.resident_id:
+        household_id, grid_id = (case.resident.household_id, case.resident.household.unit_id)
+    elif case.unit.level == MAX_LEVEL:
+        grid_id = case.unit_id
+    if grid_id is None:
+        return []
+    qs = Staff.objects.filter(unit_id=grid_id, role__in=list(RESPONSIBLE_ROLES), deactivated_at__isnull=True)
+    mine = Q(households=None) | Q(households=household_id) if household_id else Q(households=None)
+    return list(qs.filter(mine).select_related("unit").distinct().order_by("role", "name"))
+
+
+def slot_candidates(case: ControlCase) -> dict[str, list[dict]]:
+    """Each slot's offer: the candidates whose role fits it; the grid-worker slot starts with the household's own
+    grid worker(s), marked ``own`` (suggested when the slot is empty)."""
+    own = own_grid_workers(case)
+    own_ids = {s.pk for s in own}
+    staff = own + [s for s in candidates(case) if s.pk not in own_ids]
+    out: dict[str, list[dict]] = {}
+    for slot in TeamSlot:
+        roles = SLOT_ROLES.get(slot)
+        fitting = [s for s in staff if roles is None or s.role in roles]
+        if slot != TeamSlot.GRID_WORKER:
+            fitting.sort(key=lambda s: (s.unit.path, s.name))
+        out[slot.value] = [{"staff": s, "own": slot == TeamSlot.GRID_WORKER and s.pk in own_ids} for s in fitting]
+    return out
 
 
 def services_of(case: ControlCase) -> list[ServiceRequest]:

@@ -27,6 +27,8 @@ UNIT_CHOICES_LIMIT = 600  # named-unit choices shown on the issue form (levels b
 
 
 REQUIRED_MARKS = {"必填", "required", "*"}
+FEEDBACK_ROWS = 5  # rows of the feedback-form builder on the issue page (more through the text box below them)
+FEEDBACK_TYPES = [("number", _("数字")), ("bool", _("是 / 否")), ("choice", _("选项")), ("text", _("文字"))]
 
 
 def parse_feedback_form(text: str) -> list[dict]:
@@ -79,7 +81,7 @@ class IssueForm(forms.Form):
     reminder_limit = forms.IntegerField(label=_("催办次数"), min_value=0, max_value=20, initial=3)
     is_exercise = forms.BooleanField(label=_("这是一次演练"), required=False)
     feedback_form = forms.CharField(
-        label=_("反馈表（每行一项：代码|名称|类型|选项）"), required=False,
+        label=_("更多反馈项（以文本填写，每行一项：代码|名称|类型|选项）"), required=False,
         widget=forms.Textarea(attrs={"rows": 4, "placeholder": "tested*|核酸检测人数|number\n"
                                                                "closed*|是否封闭管理|bool\n"
                                                                "level|风险等级|choice|低,中,高\n"
@@ -89,9 +91,45 @@ class IssueForm(forms.Form):
     def __init__(self, *args, root: Unit, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["target_unit_ids"].choices = unit_choices(root)
+        self.fields["target_unit_ids"].help_text = _("可选多个：电脑上按住 Ctrl（Mac 为 ⌘）点选，手机上直接逐个点选")
+        for i in range(FEEDBACK_ROWS):
+            self.fields[f"fb_label_{i}"] = forms.CharField(label=_("反馈项名称"), max_length=60, required=False)
+            self.fields[f"fb_type_{i}"] = forms.ChoiceField(label=_("类型"), choices=FEEDBACK_TYPES, initial="number",
+                                                            required=False)
+            self.fields[f"fb_choices_{i}"] = forms.CharField(label=_("选项（逗号分隔，类型为“选项”时填）"),
+                                                             max_length=200, required=False)
+            self.fields[f"fb_required_{i}"] = forms.BooleanField(label=_("必填"), required=False)
+
+    def feedback_rows(self) -> list[dict]:
+        """The builder's rows for the template: (label, type, choices, required) bound fields of each."""
+        return [{"n": i + 1, "label": self[f"fb_label_{i}"], "type": self[f"fb_type_{i}"],
+                 "choices": self[f"fb_choices_{i}"], "required": self[f"fb_required_{i}"]}
+                for i in range(FEEDBACK_ROWS)]
 
     def clean_feedback_form(self) -> list[dict]:
         return parse_feedback_form(self.cleaned_data.get("feedback_form") or "")
+
+    def clean(self):
+        data = super().clean()
+        rows = []
+        for i in range(FEEDBACK_ROWS):
+            label = (data.get(f"fb_label_{i}") or "").strip()
+            if not label:
+                continue
+            kind = data.get(f"fb_type_{i}") or "text"
+            choices = [c.strip() for c in (data.get(f"fb_choices_{i}") or "").replace("，", ",").split(",")
+                       if c.strip()]
+            if kind == "choice" and not choices:
+                self.add_error(f"fb_choices_{i}", _("“选项”类型请填写选项，用逗号分隔"))
+            rows.append({"key": f"item{i + 1}", "label": label, "type": kind,
+                         "choices": choices if kind == "choice" else [], "required": bool(data.get(f"fb_required_{i}"))})
+        if "feedback_form" in data:
+            taken = {r["key"] for r in rows}
+            clash = [f["key"] for f in data["feedback_form"] if f["key"] in taken]
+            if clash:
+                self.add_error("feedback_form", _("代码重复：%(keys)s") % {"keys": "、".join(clash)})
+            data["feedback_form"] = rows + data["feedback_form"]
+        return data
 
 
 class UpdateForm(forms.Form):

@@ -45,6 +45,20 @@ class DirectiveCounts:
                 "own_overdue": self.own_overdue}
 
 
+def own_counts(c: DirectiveCounts) -> DirectiveCounts:
+    """A unit's own part of its subtree figures: its receipt alone (the command office's row, apart)."""
+    if not c.state:
+        return DirectiveCounts()
+    signed, relayed, reported = _STATE_FLAGS.get(c.state, _NO_FLAGS)
+    late = 1 if c.own_overdue else 0
+    return DirectiveCounts(0, 0, 0, 1, signed, relayed, reported, late, c.state, c.own_overdue)
+
+
+def behind(c: DirectiveCounts) -> tuple[int, int]:
+    """How far behind a unit is on a directive: units past a deadline, then households still to reach."""
+    return (c.overdue, c.pending)
+
+
 def raw_counts(directive_id: int, now=None):
     """The rollup's database work as two plain reads: reach rows grouped by unit path and status, and every receipt's
     state (the benchmark's baseline; ``rollup`` reads the receipts joined to the units instead)."""

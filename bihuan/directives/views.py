@@ -26,7 +26,9 @@ from bihuan.core.roles import Perm
 from bihuan.loops.engine import LoopError
 from bihuan.loops.models import Loop, LoopState
 from bihuan.register.access import scoped, staff_required
+from bihuan.register.drill import drill_rows
 from bihuan.register.models import MAX_LEVEL, HouseholdKind, Unit, UnitKind, subtree_q
+from bihuan.register.ordering import household_key, household_order, natural
 
 from . import cap, drills, links, taps
 from .actions import (
@@ -44,7 +46,8 @@ from .export import RULE as FEEDBACK_RULE
 from .export import feedback_rollup, feedback_workbook
 from .forms import IssueForm, UpdateForm
 from .models import RECEIPT, Directive, DirectiveStatus, FanoutState, Reach, ReachMethod, ReachStatus
-from .rollup import rollup
+from .rollup import behind as rollup_behind
+from .rollup import own_counts, rollup
 from .selectors import directive_for, focus_unit, receipt_for, visible_directives
 
 PAGE_SIZE = 20
@@ -74,8 +77,7 @@ def _check_manager(scope, directive: Directive) -> None:
         raise PermissionDenied("only the issuing unit (or one above it) may change a directive")
 
 
-def _natural(value: str):
-    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", value or "")]
+_natural = natural  # one rule for the order of rooms (register.ordering)
 
 
 # --- list ------------------------------------------------------------------------------------------------
@@ -146,7 +148,9 @@ def detail(request, directive_id: int, scope):
     unit = _focus(request, directive)
     units, totals = rollup(directive, root=unit)
     counts = totals[unit.id]
-    children = [u for u in units if u.parent_id == unit.id and (totals[u.id].households or totals[u.id].units)]
+    rows, apart = drill_rows(unit, units, totals, behind=rollup_behind,
+                             own=lambda u: own_counts(totals[u.id]), keep=lambda u, c: bool(c.households or c.units))
+    children = [r.unit for r in rows + apart]
     receipt_rows = Loop.objects.filter(kind=RECEIPT, subject_id=directive.pk,
                                        owner_unit_id__in=[unit.id, *[c.id for c in children]])
     receipt_of = {lp.owner_unit_id: lp for lp in receipt_rows}
@@ -155,10 +159,8 @@ def detail(request, directive_id: int, scope):
     households = None
     if unit.level == MAX_LEVEL:
         households = list(Reach.objects.filter(directive=directive, path=unit.path).select_related("household")
-                          .order_by("household__building", "household__entrance", "household__room",
-                                    "household__house_number", "household_id")[:HOUSEHOLD_LIMIT])
-        households.sort(key=lambda r: (_natural(r.household.building), _natural(r.household.entrance),
-                                       _natural(r.household.room), _natural(r.household.house_number)))
+                          .order_by(*household_order("household__"))[:HOUSEHOLD_LIMIT])
+        households.sort(key=lambda r: household_key(r.household))
     unsigned = list(Loop.objects.filter(subtree_q(unit.path), kind=RECEIPT, subject_id=directive.pk,
                                         state=LoopState.ISSUED)
                     .select_related("owner_unit").order_by("level", "path")[:BLIND_LIMIT])
@@ -171,9 +173,9 @@ def detail(request, directive_id: int, scope):
     can_manage = directive.manageable_by(scope)
     return render(request, "directives/detail.html", {
         "directive": directive, "unit": unit, "counts": counts, "breadcrumb": ancestors,
-        "children": [{"unit": c, "kind": KIND_LABELS.get(c.kind, c.kind), "c": totals[c.id],
-                      "receipt": receipt_of.get(c.id), "state_label": STATE_LABELS.get(totals[c.id].state, "")}
-                     for c in children],
+        "children": [{"unit": r.unit, "kind": KIND_LABELS.get(r.unit.kind, r.unit.kind), "c": r.counts,
+                      "receipt": receipt_of.get(r.unit.id), "state_label": STATE_LABELS.get(r.counts.state, ""),
+                      "person": r.person, "apart": r.apart} for r in rows + apart],
         "unit_receipt": receipt_of.get(unit.id), "own_receipt": own_receipt,
         "households": households, "unsigned": unsigned, "unreached": unreached,
         "not_signed": counts.units - counts.signed, "series": series, "milestones": milestones,

@@ -109,7 +109,7 @@ def _recent_changes() -> list[AuditEntry]:
     # By target type (indexed), older rows written when the tables belonged to pushes included.
     types = ["policy.riskarea", "policy.protocol", "pushes.riskarea", "pushes.protocol"]
     return list(AuditEntry.objects.filter(target_type__in=types, action__startswith="policy.")
-                .select_related("actor").order_by("-id")[:CHANGES_SHOWN])
+                .select_related("actor__staff").order_by("-id")[:CHANGES_SHOWN])
 
 
 @staff_required(Perm.VIEW_REGISTER)

@@ -57,7 +57,7 @@ def do_dispatch(person: PushedPerson, unit: Unit, *, acting_user) -> PushedPerso
         check_target_unit(person, unit)
         before = person.unit_id
         person.unit, person.path = unit, unit.path
-        person.route_reason = f"人工分派：{unit.name}（{person.route_reason}）"[:300]
+        person.route_reason = f"{unit.name}（{person.route_reason}）"[:300]  # the method (人工分派) says the rest
         person.routed_at = timezone.now()
         person.save(update_fields=["unit", "path", "route_reason", "routed_at"])
         ver = Verification.objects.filter(person=person).select_related("loop").first()
@@ -107,6 +107,7 @@ def do_save_verification(verification: Verification, data: dict, *, acting_user)
         person, ver = verification_for_update(acting_user, verification)
         clean = clean_fields(data)
         changed = [k for k, v in clean.items() if getattr(ver, k) != v]
+        before = _version(ver, changed) if ver.verified_at is not None else None
         for k, v in clean.items():
             setattr(ver, k, v)
         before_outcome = ver.outcome
@@ -137,8 +138,16 @@ def do_save_verification(verification: Verification, data: dict, *, acting_user)
                 ver.verified_by, ver.verified_at = None, None
         elif changed and not ver.recommendation_basis:
             ver.recommended_measure, ver.recommendation_basis = recommendation(person, ver)
+        amended = before is not None and (changed or (before["outcome"], before["detail"], before["measure"])
+                                          != (ver.outcome, ver.outcome_detail, ver.measure))
+        if amended:
+            before["by"] = _name(acting_user)
+            ver.amendments = [*(ver.amendments or []), before]
         ver.save()
         loop = Loop.objects.filter(pk=ver.loop_id).first()
+        if amended and loop is not None:
+            engine.note(loop, actor=acting_user, action="amended",
+                        note=f"核查报告修改：{Outcome(before['outcome']).label} → {Outcome(ver.outcome).label}")
         if "outcome" in data and ver.outcome != Outcome.VERIFYING:
             if loop is not None and loop.state in OPEN_STATES:
                 engine.transition(loop, LoopState.REPORTED, actor=acting_user,
@@ -163,6 +172,22 @@ def do_save_verification(verification: Verification, data: dict, *, acting_user)
             audit.record(actor=acting_user, action="push.verification.override", target=ver,
                          changes={"person": person.pk, **override})
     return ver
+
+
+def _name(user) -> str:
+    staff = getattr(user, "staff", None)
+    return getattr(staff, "name", "") or user.get_username()
+
+
+def _version(ver: Verification, changed: list[str]) -> dict:
+    """The completed report as it stands, before an amendment replaces it (its changed fields' old values)."""
+    def plain(value):
+        return value.isoformat() if hasattr(value, "isoformat") else value
+
+    return {"at": timezone.now().isoformat(), "outcome": ver.outcome, "detail": dict(ver.outcome_detail or {}),
+            "measure": ver.measure, "verified_at": plain(ver.verified_at),
+            "verified_by": _name(ver.verified_by) if ver.verified_by_id else "",
+            "fields": {k: plain(getattr(ver, k)) for k in changed}}
 
 
 def do_reveal_person(person: PushedPerson, *, acting_user, reason: str = "") -> dict:

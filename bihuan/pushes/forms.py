@@ -57,19 +57,24 @@ def section_data(post, section: str) -> dict:
     return data
 
 
-def unit_groups(district_path: str) -> list[tuple[str, list[tuple[int, str]]]]:
+def unit_groups(district_path: str, exclude=()) -> list[tuple[str, list[tuple[int, str]]]]:
     """Townships with their communities and villages (what a person can be transferred or dispatched to),
-    one query: a few hundred options."""
+    one query: a few hundred options. ``exclude``: unit ids not offered (one's own unit, for a transfer)."""
     rows = (Unit.objects.filter(path__startswith=district_path[:SEGMENT], level__in=(3, 4))
             .exclude(kind__in=(UnitKind.COMMAND_OFFICE, UnitKind.DEPARTMENT))
             .order_by("path").values_list("id", "level", "name", "path"))
     groups: list[tuple[str, list[tuple[int, str]]]] = []
+    skip = set(exclude)
     for pk, level, name, _path in rows:
+        if pk in skip:
+            if level == 3:
+                groups.append((name, []))
+            continue
         if level == 3:
             groups.append((name, [(pk, str(_("%(name)s（本级）") % {"name": name}))]))
         elif groups:
             groups[-1][1].append((pk, name))
-    return groups
+    return [(township, units) for township, units in groups if units]
 
 
 class TransferForm(forms.Form):

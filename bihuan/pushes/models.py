@@ -135,6 +135,17 @@ class PushedPerson(PersonalIdMixin, PersonalContactMixin):
     # phone and the verifier records the right number (``actions.do_fix_id_number``), which clears this.
     id_problem = models.CharField(max_length=200, blank=True, default="", db_default="")
 
+    @property
+    def route_text(self) -> str:
+        """How the person got to their unit, in words: ``人工分派：东岳社区（…）`` — the method once."""
+        label = str(self.get_route_method_display()) if self.route_method else ""
+        reason = self.route_reason
+        for prefix in {label, "人工分派"} - {""}:  # reasons written before the method was shown beside them
+            for sep in ("：", ": ", ":"):
+                if reason.startswith(prefix + sep):
+                    reason = reason[len(prefix) + len(sep):]
+        return f"{label}：{reason}" if label and reason else (label or reason)
+
     class Meta:
         # phone_hash and id_hash are indexed by the mixins (de-duplication looks people up by them).
         indexes = [models.Index(fields=["name", "birth_date"])]
@@ -210,6 +221,9 @@ class Verification(models.Model):
     verified_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                     related_name="+")
     verified_at = models.DateTimeField(null=True, blank=True, db_index=True)  # the daily report's "verified"
+    # A completed report is amended, not locked: each amendment keeps the version it replaced here
+    # ([{"at", "by", "outcome", "detail", "measure", "verified_at", "verified_by", "fields": {name: old value}}]).
+    amendments = models.JSONField(default=list, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

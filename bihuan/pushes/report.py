@@ -97,6 +97,11 @@ class PushCounts:
         }
 
 
+def behind(c: PushCounts) -> tuple[int, int]:
+    """How far behind a unit is on its pushed lists: verifications past the deadline, then people not routed."""
+    return (c.overdue, c.unrouted)
+
+
 # ------------------------------------------------------------------------------------------- sections
 # Apps that find people by other means (checkpoints, self-reports, screenings) add their figures to the daily
 # report here, so pushes never imports them: ``register_section(Section(group, columns, collect))`` where

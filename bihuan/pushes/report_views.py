@@ -14,6 +14,7 @@ from bihuan.core.http import date_param, download, int_param
 from bihuan.core.roles import Perm
 from bihuan.policy.rules import protocol_in_force
 from bihuan.register.access import access_unit, staff_required
+from bihuan.register.drill import drill_rows
 from bihuan.register.models import MAX_LEVEL, LevelName, Unit, UnitKind
 
 from . import report
@@ -61,10 +62,11 @@ def dashboard(request, scope):
     drill-down."""
     unit = _unit(request, scope)
     day = date_param(request.GET.get("date"), timezone.localdate())
-    units, _own, totals = report.collect(unit, day, day)
+    units, own, totals = report.collect(unit, day, day)
     counts = totals[unit.id]
-    children = [(u, totals[u.id]) for u in units if u.parent_id == unit.id
-                and not (u.kind == UnitKind.DEPARTMENT and totals[u.id].is_zero)]
+    rows, apart = drill_rows(unit, units, totals, behind=report.behind, own=lambda u: own[u.id],
+                             keep=lambda u, c: not (u.kind == UnitKind.DEPARTMENT and c.is_zero))
+    children = rows + apart
     series = report.by_day(unit, day - dt.timedelta(days=SERIES_DAYS - 1), day)
     outcome_labels, measure_labels = _labels(Outcome), _labels(Measure)
     charts = {

@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.db.models import Case, Count, Exists, F, IntegerField, Min, OuterRef, Q, Value, When
+from django.utils.translation import gettext as _
 
 from bihuan.loops.models import overdue_q
 from bihuan.register.access import scoped
@@ -121,7 +122,7 @@ def transfer_history(person: PushedPerson) -> list[Transfer]:
 def evidence_of(person: PushedPerson) -> list[dict]:
     """Every piece of evidence of a person, oldest first: the rows of pushed files that named them (大数据) and
     what other sources found (卡口, 报备, 排查). Each: ``source``, ``what``, ``at``, ``reasons``. Two queries."""
-    out = [{"source": source, "what": f"{name} 第 {row} 行", "at": at, "reasons": reason, "kind": "file"}
+    out = [{"source": source, "what": _("%(file)s 第 %(row)s 行") % {"file": name, "row": row}, "at": at, "reasons": reason, "kind": "file"}
            for source, name, row, at, reason in
            PushRow.objects.filter(person=person).exclude(result=RowResult.REJECTED)
            .values_list("batch__source", "batch__file_name", "row_number", "batch__uploaded_at", "reason")]

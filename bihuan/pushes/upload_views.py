@@ -43,7 +43,7 @@ def is_blank_row(values) -> bool:
 
 
 def _batches(request):
-    return visible_batches(request.user).select_related("uploaded_by")
+    return visible_batches(request.user).select_related("uploaded_by__staff")
 
 
 def _progress_context(batch: PushBatch) -> dict:

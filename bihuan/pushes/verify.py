@@ -41,6 +41,13 @@ class TestResult(TextChoices):
     PENDING = "pending", _("待出结果")
 
 
+# Why a person cannot be reached (无法触达): a short list, "other" needs the free-text note. The default is the
+# last failed call's result.
+UNREACHABLE_REASONS = [("wrong_number", _("号码错误 / 空号")), ("no_answer", _("多次拨打无人接听")),
+                       ("powered_off", _("关机 / 停机")), ("refused", _("拒绝配合")),
+                       ("not_found", _("查无此人（地址无此人）")), ("other", _("其他（请说明）"))]
+REASON_VALUES = {value for value, _label in UNREACHABLE_REASONS}
+
 DWELLING_TYPES = [("own", _("自有住房")), ("rented", _("租住")), ("relatives", _("亲友家")),
                   ("hotel", _("宾馆酒店")), ("dormitory", _("单位宿舍 / 工地")), ("other", _("其他"))]
 HEALTH_STATUSES = [("healthy", _("健康")), ("symptoms", _("有症状")), ("ill", _("患病在治")),
@@ -66,7 +73,7 @@ OUTCOME_OPTIONAL: dict[str, tuple[str, ...]] = {
     Outcome.NEW_CONTROL: ("override_reason",),
     Outcome.ELSEWHERE_IN_DISTRICT: ("transfer_reason",),
     Outcome.OUTSIDE_DISTRICT: ("destination_address", "handoff_note"),
-    Outcome.NO_SUCH_PERSON: ("note",),
+    Outcome.NO_SUCH_PERSON: ("reason", "note"),
     Outcome.LEFT: (),
     Outcome.ALREADY_CONTROLLED: (),
     Outcome.ALREADY_RELEASED: (),
@@ -194,10 +201,21 @@ def _has_failed_call(ver: Verification) -> bool:
     return any(a.get("result") and a.get("result") != CallResult.REACHED for a in ver.call_attempts or [])
 
 
+def last_failed_call(ver: Verification) -> str:
+    """The reason the last failed call suggests (``""`` when none does)."""
+    for a in reversed(ver.call_attempts or []):
+        result = a.get("result")
+        if result and result != CallResult.REACHED:
+            return result if result in REASON_VALUES else "other"
+    return ""
+
+
 def clean_outcome(ver: Verification, outcome: str, data: dict) -> dict:
     """The outcome's detail, its required fields checked (``data`` holds the form's detail fields)."""
     if outcome not in Outcome.values:
         raise VerifyError("outcome", _("请选择核查结果"))
+    if outcome == Outcome.NO_SUCH_PERSON and not _has_failed_call(ver):
+        raise VerifyError("call_attempts", _("查无此人需要至少一次未接通的通话记录"))
     detail: dict[str, Any] = {}
     for name in OUTCOME_FIELDS[outcome] + OUTCOME_OPTIONAL[outcome]:
         required = name in OUTCOME_FIELDS[outcome]
@@ -213,6 +231,11 @@ def clean_outcome(ver: Verification, outcome: str, data: dict) -> dict:
             if unit is None:
                 raise VerifyError(name, _("没有这个单位"))
             detail[name], detail["target_unit_name"] = unit.pk, unit.name
+        elif name == "reason":
+            value = str(raw or "").strip() or last_failed_call(ver)
+            if value not in REASON_VALUES:
+                raise VerifyError(name, _("请选择无法触达的原因"))
+            detail[name] = value
         elif name == "measure":
             value = str(raw or "").strip()
             if value not in Measure.values:
@@ -222,8 +245,8 @@ def clean_outcome(ver: Verification, outcome: str, data: dict) -> dict:
             value = text_field(name, raw, DETAIL_TEXT_MAX, required=required)
             if value:
                 detail[name] = value
-    if outcome == Outcome.NO_SUCH_PERSON and not _has_failed_call(ver):
-        raise VerifyError("call_attempts", _("查无此人需要至少一次未接通的通话记录"))
+    if outcome == Outcome.NO_SUCH_PERSON and detail.get("reason") == "other" and not detail.get("note"):
+        raise VerifyError("note", _("原因为“其他”时请说明"))
     return detail
 
 

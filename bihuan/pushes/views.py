@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 from bihuan.core.errors import Refused
@@ -47,9 +48,11 @@ from .verify import (
     OUTCOME_FIELDS,
     OUTCOME_OPTIONAL,
     SYMPTOMS,
+    UNREACHABLE_REASONS,
     CallResult,
     TestResult,
     VerifyError,
+    last_failed_call,
     recommendation,
 )
 
@@ -139,6 +142,29 @@ def _outcome_groups(v: dict) -> list[dict]:
              "detail": v["detail"] if o.value == v["outcome"] else {}} for o in Outcome]
 
 
+FIELD_WORDS = {"origin": gettext_lazy("来源地 / 出发地"), "arrival_date": gettext_lazy("抵达日期"),
+               "destination": gettext_lazy("目的地（去往哪里）"), "compound": gettext_lazy("小区 / 村组"),
+               "building": gettext_lazy("楼栋"), "entrance": gettext_lazy("单元"), "room": gettext_lazy("房号"),
+               "dwelling_type": gettext_lazy("居住类型"), "cohabitants": gettext_lazy("同住人数"),
+               "health_status": gettext_lazy("健康状况"), "vaccine_doses": gettext_lazy("疫苗接种剂次"),
+               "symptoms": gettext_lazy("症状"), "tests": gettext_lazy("核酸检测"), "visited": gettext_lazy("途经地")}
+
+
+def _amendments(ver: Verification | None) -> list[dict]:
+    """Earlier versions of a completed report, newest first, in words (``Verification.amendments``)."""
+    outcomes, measures = dict(Outcome.choices), dict(Measure.choices)
+    out = []
+    for a in reversed((ver.amendments or []) if ver else []):
+        try:
+            at = dt.datetime.fromisoformat(a.get("at", ""))
+        except ValueError:
+            at = None
+        out.append({"at": at, "by": a.get("by", ""), "outcome": outcomes.get(a.get("outcome"), a.get("outcome")),
+                    "measure": measures.get(a.get("measure"), ""), "verified_by": a.get("verified_by", ""),
+                    "fields": [str(FIELD_WORDS.get(k, k)) for k in sorted(a.get("fields") or {})]})
+    return out
+
+
 def _attempts(ver: Verification | None) -> list[dict]:
     labels = dict(CallResult.choices)
     out = []
@@ -172,9 +198,12 @@ def _person_context(request, scope, person: PushedPerson, incoming: Transfer | N
         "events": list(LoopEvent.objects.filter(loop=loop).select_related("actor__staff").order_by("id")) if loop else [],
         "v": v, "attempts": _attempts(ver), "outcomes": _outcome_groups(v), "measures": Measure.choices, "rec_measure": measure, "rec_basis": basis,
         "rec_label": dict(Measure.choices).get(measure, ""), "call_results": CallResult.choices,
-        "call_labels": dict(CallResult.choices), "dwelling_types": DWELLING_TYPES, "health_statuses": HEALTH_STATUSES,
+        "call_labels": dict(CallResult.choices), "unreachable_reasons": UNREACHABLE_REASONS,
+        "reason_default": last_failed_call(ver) if ver else "", "amendments": _amendments(ver), "dwelling_types": DWELLING_TYPES, "health_statuses": HEALTH_STATUSES,
         "symptom_choices": SYMPTOMS, "test_results": TestResult.choices, "test_labels": dict(TestResult.choices),
         "unit_groups": _unit_choices(scope) if can_edit else [], "now": timezone.now(),
+        "transfer_groups": pforms.unit_groups(scope.root.path, exclude={person.unit_id, scope.unit.pk})
+        if can_edit else [],
         "visited_rows": v["visited"] + [{}] * 2, "test_rows": v["tests"] + [{}],
         "other_symptoms": "，".join(s for s in v["symptoms"] if s not in {k for k, _l in SYMPTOMS}),
         "protocol": protocol_in_force(arrival_of(person, ver)),

@@ -24,6 +24,7 @@ from bihuan.core.roles import RESPONSIBLE_ROLES, Perm, Role
 
 from .access import access_staff, access_unit, staff_required
 from .models import MAX_LEVEL, Language, Staff, UnitLeader
+from .ordering import household_order
 from .selectors import staff_in, units_for_choice
 from .staff_actions import (
     do_appoint_leader,
@@ -80,7 +81,7 @@ def _form_values(request) -> dict:
 
 
 def _form_context(request, unit, scope, **extra) -> dict:
-    households = list(unit.households.order_by("building", "entrance", "room", "house_number", "id")
+    households = list(unit.households.order_by(*household_order())
                       .only("id", "address")) if unit.level == MAX_LEVEL else []
     return {"unit": unit, "breadcrumb": _breadcrumb(scope, unit) + [unit],
             "roles": _role_choices(grantable_roles(request.user, unit)), "languages": Language.choices,

@@ -19,6 +19,7 @@ from . import coverage
 from .access import access_household, access_unit, scoped, staff_required
 from .actions import do_reveal_resident
 from .models import KEY_GROUPS, MAX_LEVEL, Household, Resident, Unit, subtree_q
+from .ordering import household_order
 from .search import search_households, search_residents
 from .selectors import leaders_of, responsible_people
 
@@ -77,7 +78,7 @@ def households(request, scope, unit_id: int | None = None, home: bool = False):
     unit = access_unit(request.user, int(unit_id or request.GET.get("unit") or scope.root.id))
     q = request.GET.get("q", "")
     qs = search_households(scoped(request.user, Household.objects).filter(subtree_q(unit.path)), q)
-    page = _page(request, qs.select_related("unit"))
+    page = _page(request, qs.select_related("unit").order_by("path", *household_order()))
     template = "register/_household_rows.html" if request.headers.get("HX-Request") else "register/households.html"
     return render(request, template, {
         "unit": unit, "breadcrumb": _breadcrumb(scope, unit), "page": page, "q": q, "home": home,
@@ -89,7 +90,7 @@ def residents(request, scope):
     unit = access_unit(request.user, int(request.GET.get("unit") or scope.root.id))
     q = request.GET.get("q", "")
     qs = search_residents(scoped(request.user, Resident.objects).filter(subtree_q(unit.path)), q)
-    page = _page(request, qs.select_related("household").order_by("path", "household_id", "id"))
+    page = _page(request, qs.select_related("household").order_by("path", *household_order("household__"), "id"))
     template = "register/_resident_rows.html" if request.headers.get("HX-Request") else "register/residents.html"
     return render(request, template, {
         "unit": unit, "breadcrumb": _breadcrumb(scope, unit), "page": page, "q": q, "today": timezone.localdate(),

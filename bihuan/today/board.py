@@ -14,9 +14,10 @@ from datetime import datetime
 from django.utils import timezone
 
 from bihuan.core.today import Area, Figure, figures
-from bihuan.register.models import MAX_LEVEL, SEGMENT, Staff, Unit, next_path
+from bihuan.register.drill import TOWNSHIP_LEVEL, has_apart, responsible_people, row_units
+from bihuan.register.models import SEGMENT, Staff, Unit, next_path
 
-TOWNSHIP_LEVEL = 3
+__all__ = ["TOWNSHIP_LEVEL", "Board", "Row", "area_of", "build", "row_units"]
 
 
 @dataclass
@@ -43,14 +44,6 @@ class Board:
         return next((f for f in self.figures if f.key == key), None)
 
 
-def row_units(unit: Unit) -> list[Unit]:
-    """The units one row below ``unit`` on its board (the townships for the district)."""
-    if unit.level >= MAX_LEVEL:
-        return []
-    level = TOWNSHIP_LEVEL if unit.level < TOWNSHIP_LEVEL else unit.level + 1
-    return list(Unit.objects.filter(unit.subtree(), level=level).order_by("path"))
-
-
 def area_of(unit: Unit, rows: list[Unit], now: datetime | None = None) -> Area:
     row_len = len(rows[0].path) if rows else 0
     return Area(unit.pk, unit.path, next_path(unit.path), row_len, now or timezone.now())
@@ -62,14 +55,12 @@ def build(unit: Unit, now: datetime | None = None) -> Board:
     area = area_of(unit, rows, now)
     figs = figures(area)
     board = Board(unit, area.now, figs)
-    people: dict[int, Staff] = {}
-    for s in Staff.objects.filter(unit__in=rows, deactivated_at__isnull=True).order_by("unit_id", "id"):
-        people.setdefault(s.unit_id, s)
+    people = responsible_people(u.pk for u in rows)
     for u in rows:
         counts = [f.by_row.get(u.path, 0) for f in figs]
         board.rows.append(Row(u, counts, sum(c for c, f in zip(counts, figs, strict=True) if f.bad), people.get(u.pk)))
     board.rows.sort(key=lambda r: (-r.behind, r.unit.path))
-    if rows and unit.level < TOWNSHIP_LEVEL - 1:
+    if rows and has_apart(unit):
         counts = [f.count - sum(r.counts[i] for r in board.rows) for i, f in enumerate(figs)]
         if any(counts):
             board.apart = Row(None, counts, sum(c for c, f in zip(counts, figs, strict=True) if f.bad))

@@ -13,6 +13,7 @@ from bihuan.control.models import ControlCase
 from bihuan.pushes.models import PushedPerson
 from bihuan.register.access import scoped
 from bihuan.register.models import Household, Resident
+from bihuan.register.ordering import household_order
 from bihuan.register.search import exact_q, search_households, search_residents
 
 LIMIT = 20
@@ -38,8 +39,8 @@ def search_all(user, q: str) -> list[tuple[str, str, list]]:
     if not q:
         return []
     residents = list(search_residents(scoped(user, Resident.objects), q).select_related("household")
-                     .order_by("path", "id")[:LIMIT])
-    households = list(search_households(scoped(user, Household.objects), q).order_by("path", "id")[:LIMIT])
+                     .order_by("path", *household_order("household__"), "id")[:LIMIT])
+    households = list(search_households(scoped(user, Household.objects), q).order_by("path", *household_order())[:LIMIT])
     pushed = list(scoped(user, PushedPerson.objects).filter(_person_q(q)).select_related("unit")
                   .order_by("-first_pushed_at")[:LIMIT])
     cases = list(scoped(user, ControlCase.objects).filter(_person_q(q, has_id=False)).select_related("type", "unit")

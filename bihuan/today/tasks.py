@@ -4,7 +4,6 @@ steps, and the wall display's charts. Reads only, except ``mark_reached`` which 
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -24,15 +23,13 @@ from bihuan.loops.models import OPEN_STATES, Loop, overdue_q
 from bihuan.pushes.models import TRANSFER, VERIFICATION, PushedPerson, Verification
 from bihuan.register.access import scoped
 from bihuan.register.models import Household, Unit, subtree_q
+from bihuan.register.ordering import natural
 from bihuan.register.search import search_households
 
 HOUSEHOLD_LIMIT = 400
 OWN_LIMIT = 30
 
 
-def natural(text: str) -> tuple:
-    """Room numbers in the order of the building: 102 before 1002 (numbers compared as numbers)."""
-    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", text or "") if p)
 
 
 # --- the grid worker ----------------------------------------------------------------------------------------
@@ -49,14 +46,17 @@ class Group:
 
 def _group_label(h: Household, parent_name: str) -> str:
     if h.building:
-        return f"{parent_name} {h.building}号楼" + (f"{h.entrance}单元" if h.entrance else "")
+        label = _("%(building)s号楼") % {"building": h.building}
+        if h.entrance:
+            label += _("%(entrance)s单元") % {"entrance": h.entrance}
+        return f"{parent_name} {label}"
     return parent_name
 
 
 def _room(h: Household) -> str:
     if h.room:
-        return f"{h.room}室"
-    return f"{h.house_number}号" if h.house_number else h.address
+        return _("%(room)s室") % {"room": h.room}
+    return _("%(number)s号") % {"number": h.house_number} if h.house_number else h.address
 
 
 def household_groups(households: list[Household], statuses: dict[int, str], names: dict[int, str]) -> list[Group]:

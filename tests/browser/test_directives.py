@@ -68,6 +68,10 @@ def test_directive_reaches_households_through_grid_marks_and_a_resident_link(bro
     assert gp.locator("[data-testid=sum-reached]").inner_text() == "1"
 
     # The whole of building 3, then one undo.
+    # the way they were told is chosen on purpose (no default): without it nothing is sent
+    gp.locator("[data-testid=bulk-b-3]").tap()
+    assert gp.locator("#grp-b-3 [data-testid=undo]").count() == 0
+    gp.select_option("[data-testid=bulk-method-b-3]", "wechat")
     gp.once("dialog", lambda dialog: dialog.accept())
     gp.locator("[data-testid=bulk-b-3]").tap()
     gp.locator(f"#hh-{b3[1].id} [data-testid=undo]").wait_for()

@@ -95,6 +95,21 @@ def check_page(page, name: str, *, phone: bool) -> None:
     page.screenshot(path=str(ARTIFACTS / f"first5-{name}.png"), full_page=True)
 
 
+def in_english(page, site, who: str, paths, *, phone: bool) -> None:
+    """The same main pages in English (remembered for the person), axe-checked too; then back to Chinese."""
+    page.goto(site["url"] + "/")
+    page.click("[data-testid=lang-en]")
+    page.wait_for_load_state("networkidle")
+    try:
+        for path in ("/", *paths):
+            page.goto(site["url"] + path)
+            check_page(page, f"{who}{path.split('?')[0].replace('/', '-').rstrip('-') or '-home'}-en", phone=phone)
+    finally:
+        page.goto(site["url"] + "/")
+        page.click("[data-testid=lang-zh]")
+        page.wait_for_load_state("networkidle")
+
+
 def _context(browser, *, phone: bool, locale: str = "zh-CN"):
     ARTIFACTS.mkdir(exist_ok=True)
     if phone:
@@ -119,9 +134,12 @@ def test_commander_sees_what_is_behind_and_where_then_the_wall(browser, demo_sit
     page.wait_for_selector("#chart-wall-curve[data-ready='1']")
     page.set_viewport_size({"width": 1600, "height": 900})
     page.screenshot(path=str(ARTIFACTS / "first5-commander-wall.png"), full_page=True)
-    for path in ("/directives/", "/pushes/", "/control/dashboard/", "/me/"):
+    paths = ("/directives/", "/pushes/", "/pushes/dashboard/", "/pushes/report/", "/control/dashboard/",
+             "/inbox/", "/me/")
+    for path in paths:
         page.goto(demo_site["url"] + path)
         check_page(page, "commander" + path.replace("/", "-").rstrip("-"), phone=False)
+    in_english(page, demo_site, "commander", paths, phone=False)
     ctx.close()
 
 
@@ -148,13 +166,15 @@ def test_community_staff_on_a_phone_find_their_work(browser, demo_site):
     page.wait_for_selector("[data-testid=saved]")
     assert page.locator("[data-testid=outcome]").inner_text() == "无需管控"
     check_page(page, "community-verified", phone=True)
-    # English: the same pages in the user's other language, remembered for them
+    # English: the same pages in the user's other language, remembered for them, axe-checked on every one
     page.goto(demo_site["url"] + "/")
     page.click("[data-testid=lang-en]")
     page.wait_for_load_state("networkidle")
     assert "situation now" in page.content()
-    check_page(page, "community-home-en", phone=True)
     page.click("[data-testid=lang-zh]")
+    page.wait_for_load_state("networkidle")
+    in_english(page, demo_site, "community", ("/pushes/", "/control/today/", "/directives/", "/search/?q=zh", "/me/"),
+               phone=True)
     ctx.close()
 
 
@@ -186,9 +206,11 @@ def test_grid_worker_marks_a_household_in_one_tap_even_offline(browser, demo_sit
     assert set(status) == {int(first), int(second)}
     page.reload()
     assert page.locator(f"[data-testid=mark-{first}]").count() == 0
-    for path in ("/directives/", "/control/today/", "/households/", "/me/"):
+    paths = ("/directives/", "/control/today/", "/households/", "/me/")
+    for path in paths:
         page.goto(demo_site["url"] + path)
         check_page(page, "grid" + path.replace("/", "-").rstrip("-"), phone=True)
+    in_english(page, demo_site, "grid", paths, phone=True)
     ctx.close()
 
 

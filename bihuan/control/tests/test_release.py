@@ -167,6 +167,24 @@ def test_the_notice_in_html_names_the_person_masked_the_period_the_tests_and_the
     assert "预览" not in page
 
 
+def test_the_notice_is_chinese_whatever_the_staff_members_language(client, district):
+    from django.urls import reverse
+    from django.utils import translation
+
+    from bihuan.register.models import Staff
+
+    d = district
+    case = do_release(proposed(d, "centralized_quarantine"), acting_user=d.users["community_a"])
+    with translation.override("en"):
+        page = release_notice_html(case)
+    assert "阴性</td>" in page and "Negative" not in page and "Released" not in page
+    Staff.objects.filter(user=d.users["community_a"]).update(language="en")
+    client.force_login(d.users["community_a"])
+    with translation.override("zh-hans"):  # the request activates English; leave the language as it was after it
+        page = client.get(reverse("control:notice", args=[case.pk]), HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    assert "阴性" in page and "Negative" not in page
+
+
 def test_a_notice_before_release_is_marked_as_a_preview(district):
     d = district
     page = release_notice_html(open_case(d, "home_monitoring"))

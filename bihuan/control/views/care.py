@@ -29,7 +29,7 @@ from .cases import case_context
 def record_checkin(request, case_id: int, scope):
     """A team member records a check-in (HTMX: the check-in section comes back)."""
     case = care_case(request, case_id)
-    form = CheckInForm(request.POST, symptoms=[(s, s) for s in checkins.SYMPTOMS])
+    form = CheckInForm(request.POST, symptoms=checkins.symptom_choices())
     error = ""
     if form.is_valid():
         data = form.cleaned_data

@@ -135,6 +135,12 @@ def new_case(request, scope):
 
 # --- the case page ---------------------------------------------------------------------------------------
 
+def _team_rows(case: ControlCase, team: list, editable: bool) -> list[tuple]:
+    """(slot, label, member, the slot's offer) — the offer filtered by role, the household's grid worker first."""
+    offers = selectors.slot_candidates(case) if editable else {}
+    return [(slot, label, m, offers.get(slot, [])) for slot, label, m in team]
+
+
 def case_context(request, case: ControlCase, scope, **extra) -> dict:
     today = timezone.localdate()
     now = timezone.now()
@@ -155,10 +161,10 @@ def case_context(request, case: ControlCase, scope, **extra) -> dict:
         "is_open": is_open, "can_manage": can_manage,
         "slots": slots, "checkins": case_checkins[:30],
         "checkin_form": CheckInForm(initial={"slot": selectors.next_slot(slots)},
-                                    symptoms=[(s, s) for s in checkins.SYMPTOMS]),
+                                    symptoms=checkins.symptom_choices()),
         "can_checkin": is_open and bool(slots),
         "measures": [{"item": m, "photo": m.key in photo_keys} for m in measures],
-        "team": team, "candidates": selectors.candidates(case) if can_manage and is_open else [],
+        "team": _team_rows(case, team, can_manage and is_open),
         "tests": list(case.tests.all()), "result_buttons": result_buttons(),
         "services": selectors.services_of(case), "service_form": ServiceForm(), "assignees": selectors.assignees(team),
         "period_form": PeriodForm(), "move_form": MoveUpForm(types=stricter) if stricter else None,
@@ -202,7 +208,8 @@ def set_team(request, case_id: int, scope):
     data = form.cleaned_data
     user = None
     if data["user"]:
-        staff = next((s for s in selectors.candidates(case) if s.user_id == data["user"]), None)
+        offer = selectors.slot_candidates(case).get(data["slot"], [])
+        staff = next((o["staff"] for o in offer if o["staff"].user_id == data["user"]), None)
         if staff is None:
             raise Http404("no such staff member for this case")
         user = staff.user

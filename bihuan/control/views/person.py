@@ -26,7 +26,7 @@ def person(request, token):
         return HttpResponse(status=405)
     today = timezone.localdate()
     is_open = case.state in OPEN_CASE_STATES
-    symptoms = [(s, s) for s in checkins.SYMPTOMS]
+    symptoms = checkins.symptom_choices()
     checkin_form = CheckInForm(symptoms=symptoms)
     service_form = ServiceForm()
     error, error_section = "", ""

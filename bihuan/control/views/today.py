@@ -25,12 +25,12 @@ def today(request, scope):
     community level the page shows the units below with their figures, to pick one."""
     unit = unit_of(request, scope)
     day = timezone.localdate()
-    units, totals = dashboard.rollup(unit, day)
+    units, own, totals, _types = dashboard.collect(unit, day)
     counts = totals[unit.id]
     context = {"unit": unit, "breadcrumb": breadcrumb(scope, unit), "today": day, "counts": counts,
                "can_manage": scope.can(Perm.MANAGE_CONTROL)}
     if unit.level < TODAY_LEVEL:
-        context["children"] = dashboard.children_rows(units, totals, unit.id)
+        context["children"] = dashboard.children_rows(unit, units, own, totals)
         return render(request, "control/today.html", context)
     checkin_rows, more_checkins = selectors.due_checkin_rows(unit, request.user, day)
     open_services = selectors.open_service_requests(unit)
@@ -51,10 +51,10 @@ def today(request, scope):
 def dashboard_page(request, scope):
     unit = unit_of(request, scope)
     day = date_param(request.GET.get("date"), timezone.localdate())
-    units, _own, totals, types = dashboard.collect(unit, day)
+    units, own, totals, types = dashboard.collect(unit, day)
     counts = totals[unit.id]
-    children = dashboard.children_rows(units, totals, unit.id)
-    charted = [(u, c) for u, c in children if c.checkins_due or c.open_cases]
+    children = dashboard.children_rows(unit, units, own, totals)
+    charted = [(r.unit, r.counts) for r in children if r.counts.checkins_due or r.counts.open_cases]
     if len(charted) < 2:  # one bar says nothing the KPIs do not
         charted = []
     under = [(t.label, counts.under.get(t.code, 0)) for t in types]

@@ -160,7 +160,8 @@ def test_the_office_dispatches_and_the_loop_follows(district):
         do_dispatch(p, d.department, acting_user=d.users["office"])
     do_dispatch(p, d.community_a, acting_user=d.users["office"])
     p.refresh_from_db()
-    assert p.unit == d.community_a and p.route_method == RouteMethod.MANUAL and "人工分派：鼓楼社区" in p.route_reason
+    assert p.unit == d.community_a and p.route_method == RouteMethod.MANUAL and p.route_text.startswith("人工分派：鼓楼社区")
+    assert "人工分派：人工分派" not in p.route_text
     loop = loop_of(p)
     assert loop.owner_unit == d.community_a and loop.due_at == due  # the push deadline stands
     assert list(loop.events.values_list("action", flat=True)) == ["issued", "dispatched"]

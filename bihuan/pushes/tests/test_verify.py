@@ -9,11 +9,12 @@ import io
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.urls import reverse
 from django.utils import timezone
 from openpyxl import load_workbook
 
 from bihuan.core.models import AuditEntry
-from bihuan.loops.models import LoopState
+from bihuan.loops.models import LoopEvent, LoopState
 from bihuan.pushes.actions import do_record_call, do_save_verification
 from bihuan.pushes.exports import handoff_xlsx
 from bihuan.pushes.models import Measure, Outcome, Transfer, Verification
@@ -217,3 +218,34 @@ def test_the_handoff_export_lists_people_living_outside_the_district(district, p
     assert revealed.cell(3, 5).value == "13812345678"
     empty = load_workbook(io.BytesIO(handoff_xlsx(d.village_b, timezone.localdate())[0])).active
     assert empty.max_row == 2
+
+
+def test_unreachable_takes_a_preset_reason_defaulting_to_the_last_failed_call(district, person):
+    d = district
+    do_record_call(ver_of(person), "powered_off", acting_user=d.users["grid_a"])
+    assert save(d, person, {"outcome": Outcome.NO_SUCH_PERSON}).outcome_detail["reason"] == "powered_off"
+    with pytest.raises(VerifyError, match="^reason:"):
+        save(d, person, {"outcome": Outcome.NO_SUCH_PERSON, "reason": "made_up"})
+    with pytest.raises(VerifyError, match="^note:"):
+        save(d, person, {"outcome": Outcome.NO_SUCH_PERSON, "reason": "other"})
+    ver = save(d, person, {"outcome": Outcome.NO_SUCH_PERSON, "reason": "other", "note": "在外地住院"})
+    assert ver.outcome_detail == {"reason": "other", "note": "在外地住院"}
+
+
+def test_a_completed_report_is_amended_with_the_earlier_version_kept(district, person, no_policy, client):
+    d = district
+    save(d, person, {"health_status": "healthy", "outcome": Outcome.NO_CONTROL_NEEDED, "basis": "低风险地区"})
+    first = ver_of(person)
+    assert first.amendments == []
+    save(d, person, {"health_status": "symptoms", "outcome": Outcome.OTHER, "note": "复核后发现有症状"})
+    ver = ver_of(person)
+    assert ver.outcome == Outcome.OTHER and ver.health_status == "symptoms"
+    [old] = ver.amendments
+    assert old["outcome"] == Outcome.NO_CONTROL_NEEDED and old["detail"] == {"basis": "低风险地区"}
+    assert old["fields"] == {"health_status": "healthy"} and old["by"] and old["verified_at"]
+    assert LoopEvent.objects.filter(loop_id=ver.loop_id, action="amended").count() == 1
+    save(d, person, {"outcome": Outcome.OTHER, "note": "复核后发现有症状"})  # nothing changed: no amendment
+    assert len(ver_of(person).amendments) == 1
+    client.force_login(d.users["grid_a"])
+    page = client.get(reverse("pushes:person", args=[person.pk])).content.decode()
+    assert 'data-testid="amendments"' in page and "无需管控" in page and "健康状况" in page
