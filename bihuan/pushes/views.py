@@ -261,7 +261,10 @@ def call(request, person_id: int, scope):
 @staff_required(Perm.REVEAL_PERSONAL)
 def reveal(request, person_id: int, scope):
     person = access_person(request.user, person_id)
-    values = do_reveal_person(person, acting_user=request.user, reason=request.POST.get("reason", "")[:200])
+    try:
+        values = do_reveal_person(person, acting_user=request.user, reason=request.POST.get("reason", "")[:200])
+    except Refused as exc:  # no reason, or the per-user reveal limit reached (core.reveal)
+        return render(request, "register/_reveal_refused.html", {"message": exc.message})
     return render(request, "pushes/_revealed.html", values | {"person": person})
 
 
