@@ -63,3 +63,19 @@ def check(user, *, now: dt.datetime | None = None) -> None:
         raise Throttled("", _("%(minutes)s 分钟内最多查看 %(limit)s 次完整信息，请 %(wait)s 分钟后再试 "
                               "(at most %(limit)s reveals in %(minutes)s minutes; try again in %(wait)s min)")
                         % {"limit": limit, "minutes": minutes, "wait": wait})
+
+
+def full_export(request, *, can_reveal: bool) -> str | None:
+    """Whether a download carries full values: only a POST with ``full=1``, ``confirm=1`` and a reason (short
+    list ``reason`` or free text ``reason_text``) by a role that may reveal. Returns the reason to audit, or
+    None for the default, masked file. Raises PermissionDenied / Refused for a full request that may not be."""
+    from django.core.exceptions import PermissionDenied
+
+    if request.method != "POST" or request.POST.get("full") != "1":
+        return None
+    if not can_reveal:
+        raise PermissionDenied("your role may not export full personal data")
+    reason = reason_of(request.POST.get("reason", ""), request.POST.get("reason_text", ""))
+    if request.POST.get("confirm") != "1":
+        raise Refused("confirm", _("请确认导出完整的证件号和手机号 (confirm the export of full values)"))
+    return reason

@@ -10,11 +10,11 @@ from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from bihuan.core import audit, reveal
 from bihuan.core.errors import Refused
-from bihuan.core.http import download, is_htmx
+from bihuan.core.http import download
 from bihuan.core.roles import RESPONSIBLE_ROLES, Perm
 
 from . import coverage, privacy
@@ -123,7 +123,6 @@ def household_detail(request, household_id: int, scope):
         "breadcrumb": _breadcrumb(scope, household.unit) + [household.unit],
         "residents": privacy.apply_residents(household.residents.all(), view),
         "today": timezone.localdate(),
-        "reveal_reasons": list(reveal.REASONS.items()),
     })
 
 
@@ -137,18 +136,26 @@ def reveal_resident(request, resident_id: int, scope):
         reason = reveal.reason_of(request.POST.get("reason", ""), request.POST.get("reason_text", ""))
         values = do_reveal_resident(resident_id=resident_id, acting_user=request.user, reason=reason)
     except Refused as exc:
-        return render(request, "register/_reveal_refused.html", {"message": exc.message},
-                      status=getattr(exc, "status", 400) if not is_htmx(request) else 200)
+        return render(request, "register/_reveal_refused.html", {"message": exc.message})
     return render(request, "register/_revealed.html", values)
 
 
+@require_http_methods(["GET", "POST"])
 @staff_required(Perm.EXPORT_REGISTER)
 def export_unit(request, unit_id: int, scope):
+    """The register workbook of a unit's subtree: masked on GET; full values on a POST with a reason and a
+    confirmation by a role that may reveal (``core.reveal.full_export``). Audited either way."""
     from .workbook import export_workbook
 
     unit = access_unit(request.user, unit_id)
-    data = export_workbook(unit, acting_user=request.user)  # audits the export with its counts
-    return download(data, f"register-{unit.code}-{timezone.localdate():%Y%m%d}.xlsx")
+    try:
+        full_reason = reveal.full_export(request, can_reveal=scope.can(Perm.REVEAL_PERSONAL))
+    except Refused as exc:
+        messages.error(request, exc.message)
+        return redirect("register:unit", unit_id=unit.id)
+    data = export_workbook(unit, acting_user=request.user, full_reason=full_reason)  # audits it with its counts
+    suffix = "-full" if full_reason is not None else ""
+    return download(data, f"register-{unit.code}-{timezone.localdate():%Y%m%d}{suffix}.xlsx")
 
 
 @staff_required(Perm.IMPORT_REGISTER)
