@@ -11,7 +11,7 @@ class CoreConfig(AppConfig):
 
         from bihuan.login import stamp_session
 
-        from . import audit, excel  # excel installs the formula guard on every workbook cell (core.excel)
+        from . import audit  # excel installs the formula guard on every workbook cell (core.excel)
 
         audit.register_task()  # the worker seals the audit chain every tick
 

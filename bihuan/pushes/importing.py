@@ -379,7 +379,9 @@ class _Run:
                     person = match.person
                     seen = self.batch_rows.get(person.pk) if person.pk else first_row.get(id(person))
                     outcome = RowResult.MERGED
-                    reason = dedupe.merge_reason(match, batch_row=seen, pushed_before=person.last_pushed_at)
+                    outside = bool(person.pk) and not (person.path or "").startswith(self.batch.unit.path)
+                    reason = dedupe.merge_reason(match, batch_row=seen, pushed_before=person.last_pushed_at,
+                                                 outside=outside)
                     dedupe.merge_into(person, row, source=source, pushed_at=self.pushed_at)
                     if seen is None:  # the first row of this batch to name them: one more push
                         person.times_pushed += 1
@@ -539,7 +541,7 @@ def batch_report_xlsx(batch: PushBatch, *, acting_user=None) -> bytes:
                      *(masked.get(h, "") for h in ordered), *(f"{k}: {masked[k]}" for k in extra)])
     from .selectors import id_to_fix_rows
 
-    fix = id_to_fix_rows(batch)
+    fix = id_to_fix_rows(batch, within=batch.unit.path)
     if fix:
         sheet = book.create_sheet("身份证号待修正")
         sheet.append(["行号", "姓名", "手机号（脱敏）", "问题"])

@@ -18,7 +18,6 @@ from bihuan.core.personal import mask_phone
 from bihuan.core.roles import Perm, roles_for_level
 
 from ..access import access_unit, require
-from ..privacy import id_tail_mask
 from ..models import (
     KINDS_BY_LEVEL,
     MAX_LEVEL,
@@ -28,6 +27,7 @@ from ..models import (
     UnitKind,
     subtree_q,
 )
+from ..privacy import id_tail_mask
 from .columns import (
     _TEXT_KEYS,
     ALL_SHEETS,
