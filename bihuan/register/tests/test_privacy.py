@@ -339,3 +339,26 @@ def test_every_combination_of_the_masked_fields_keeps_many_candidates():
     fewest = min(candidates(year, f"{seq:03d}{check}") for year, seq, check in
                  itertools.product((1941, 1975, 2000, 2020), (1, 77, 999), "0123456789X"))
     assert fewest >= 15
+
+
+# --- no existence oracles in the register import -----------------------------------------------------------------
+
+def test_an_import_says_the_same_of_a_code_outside_your_part_and_one_that_does_not_exist(d, tmp_path):
+    from bihuan.register.workbook import HOUSEHOLD_COLUMNS, RESIDENT_COLUMNS, import_workbook
+    from bihuan.register.workbook.importer import ID_NOT_HERE
+
+    from .helpers import write
+
+    secret_id = d.resident_b.reveal_id_number()  # registered in branch B, outside township A
+    path = write(tmp_path / "probe.xlsx", {
+        "户": (HOUSEHOLD_COLUMNS, [("HNEW1", d.grid_b.code, "城镇", "", "", "", "", "某地1"),
+                                  ("HNEW2", "NOSUCHUNIT", "城镇", "", "", "", "", "某地2")]),
+        "居民": (RESIDENT_COLUMNS, [(d.household_b.code, "甲", "", "", "男", "1980-01-01"),
+                                   ("NOSUCHHOUSE", "乙", "", "", "男", "1980-01-01"),
+                                   (d.household_a.code, "丙", secret_id)]),
+    })
+    errors = {(e.sheet, e.row): e.reason for e in import_workbook(path, acting_user=d.users["township_a"]).errors}
+    assert errors[("户", 2)].replace(d.grid_b.code, "X") == errors[("户", 3)].replace("NOSUCHUNIT", "X")
+    assert errors[("居民", 2)].replace(d.household_b.code, "X") == errors[("居民", 3)].replace("NOSUCHHOUSE", "X")
+    assert "不存在或不在您的管辖范围内" in errors[("户", 2)]
+    assert errors[("居民", 4)] == ID_NOT_HERE and d.household_b.code not in ID_NOT_HERE

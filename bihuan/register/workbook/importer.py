@@ -84,8 +84,6 @@ logger = logging.getLogger("bihuan.register.workbook")
 
 # --- reading the file ------------------------------------------------------------------------------------
 
-@dataclass
-
 def unknown(what: str, code) -> str:
     """The one message for a code that does not exist *and* for one outside the importer's part of the district:
     an import must not tell which (an existence oracle)."""
@@ -94,6 +92,9 @@ def unknown(what: str, code) -> str:
 
 # An ID number registered outside the importer's part: the same words whatever the reason it cannot go here.
 ID_NOT_HERE = "该身份证号不能在此登记，请联系上级核实 (this ID number cannot be registered here; ask the level above)"
+
+
+@dataclass
 
 class _Sheet:
     name: str
