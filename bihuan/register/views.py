@@ -14,7 +14,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from bihuan.core import audit, reveal
 from bihuan.core.errors import Refused
-from bihuan.core.http import download
+from bihuan.core.http import download, int_param
 from bihuan.core.roles import RESPONSIBLE_ROLES, Perm
 
 from . import coverage, privacy
@@ -72,6 +72,12 @@ def blind_spots(request, unit_id: int, scope):
     })
 
 
+def _params(request):
+    """A list's unit and search: from the POST body when the search form sent it (a full phone or ID number then
+    stays out of the URL, the history and the access log), else from the query string (pager links)."""
+    return request.POST if request.method == "POST" else request.GET
+
+
 def _page(request, queryset):
     return Paginator(queryset, PAGE_SIZE).get_page(request.GET.get("page"))
 
@@ -84,8 +90,9 @@ def _audit_list(request, what: str, unit: Unit, q: str, page) -> None:
 
 @staff_required(Perm.VIEW_REGISTER)
 def households(request, scope, unit_id: int | None = None, home: bool = False):
-    unit = access_unit(request.user, int(unit_id or request.GET.get("unit") or scope.root.id))
-    q = request.GET.get("q", "")
+    params = _params(request)
+    unit = access_unit(request.user, int_param(unit_id or params.get("unit") or scope.root.id))
+    q = params.get("q", "")
     view = privacy.view_of(scope)
     qs = privacy.search(search_households, scoped(request.user, Household.objects).filter(subtree_q(unit.path)), q,
                         view)
@@ -100,8 +107,9 @@ def households(request, scope, unit_id: int | None = None, home: bool = False):
 
 @staff_required(Perm.VIEW_REGISTER)
 def residents(request, scope):
-    unit = access_unit(request.user, int(request.GET.get("unit") or scope.root.id))
-    q = request.GET.get("q", "")
+    params = _params(request)
+    unit = access_unit(request.user, int_param(params.get("unit") or scope.root.id))
+    q = params.get("q", "")
     view = privacy.view_of(scope)
     qs = privacy.search(search_residents, scoped(request.user, Resident.objects).filter(subtree_q(unit.path)), q, view)
     page = _page(request, qs.select_related("household").order_by("path", "household_id", "id"))

@@ -362,3 +362,40 @@ def test_an_import_says_the_same_of_a_code_outside_your_part_and_one_that_does_n
     assert errors[("居民", 2)].replace(d.household_b.code, "X") == errors[("居民", 3)].replace("NOSUCHHOUSE", "X")
     assert "不存在或不在您的管辖范围内" in errors[("户", 2)]
     assert errors[("居民", 4)] == ID_NOT_HERE and d.household_b.code not in ID_NOT_HERE
+
+
+# --- a full phone or ID number never reaches the address bar or the access log ------------------------------
+
+def test_the_access_log_format_leaves_out_query_strings_and_referrers():
+    import datetime as _dt
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+    from gunicorn.glogging import Logger
+
+    from bihuan import gunicorn_conf
+
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    cfg.set("access_log_format", gunicorn_conf.access_log_format)
+    logger = Logger(cfg)
+    secret = "110101199003070014"
+    environ = {"REQUEST_METHOD": "GET", "RAW_URI": f"/api/v1/residents?q={secret}", "PATH_INFO": "/api/v1/residents",
+               "QUERY_STRING": f"q={secret}", "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "127.0.0.1",
+               "HTTP_REFERER": f"https://bihuan.example/register/residents/?q={secret}", "HTTP_USER_AGENT": "test"}
+    req = SimpleNamespace(headers=[("REFERER", environ["HTTP_REFERER"])], method="GET", uri=environ["RAW_URI"],
+                          path="/api/v1/residents", query=f"q={secret}", version=(1, 1))
+    resp = SimpleNamespace(status="200 OK", response_length=10, sent=10, headers=[])
+    line = gunicorn_conf.access_log_format % logger.atoms(resp, req, environ, _dt.timedelta(milliseconds=5))
+    assert "/api/v1/residents" in line and secret not in line and "q=" not in line
+
+
+def test_the_register_search_sends_the_query_by_post_and_finds_a_full_id_number(client, d):
+    client.force_login(d.users["grid_a"])
+    url = reverse("register:residents")
+    page = client.get(url + f"?unit={d.grid_a.pk}").content.decode()
+    assert re.search(r'<form class="search" method="post"[^>]*hx-post=', page)
+    found = client.post(url, {"unit": d.grid_a.pk, "q": d.resident_a.reveal_id_number()}, **HX).content.decode()
+    assert d.resident_a.name in found and d.resident_a2.name not in found
+    found = client.post(reverse("register:households"), {"unit": d.grid_a.pk, "q": "13812345678"}, **HX)
+    assert d.household_a.address in found.content.decode()
