@@ -45,7 +45,7 @@ def reason_of(choice: str = "", text: str = "") -> str:
         return f"{choice}: {REASONS[choice]}"
     if choice:  # a reason written into the code field (the API's single "reason" string)
         return choice[:200]
-    raise Refused("reason", _("请选择或填写查看完整信息的原因 (a reason is required)"))
+    raise Refused("reason", _("请选择或填写查看完整信息的原因"))
 
 
 def check(user, *, now: dt.datetime | None = None) -> None:
@@ -60,8 +60,7 @@ def check(user, *, now: dt.datetime | None = None) -> None:
                   .order_by("-created_at").values_list("created_at", flat=True)[:limit])
     if len(recent) >= limit:
         wait = max(1, int((recent[-1] + dt.timedelta(minutes=minutes) - now).total_seconds() // 60) + 1)
-        raise Throttled("", _("%(minutes)s 分钟内最多查看 %(limit)s 次完整信息，请 %(wait)s 分钟后再试 "
-                              "(at most %(limit)s reveals in %(minutes)s minutes; try again in %(wait)s min)")
+        raise Throttled("", _("%(minutes)s 分钟内最多查看 %(limit)s 次完整信息，请 %(wait)s 分钟后再试")
                         % {"limit": limit, "minutes": minutes, "wait": wait})
 
 
@@ -77,5 +76,5 @@ def full_export(request, *, can_reveal: bool) -> str | None:
         raise PermissionDenied("your role may not export full personal data")
     reason = reason_of(request.POST.get("reason", ""), request.POST.get("reason_text", ""))
     if request.POST.get("confirm") != "1":
-        raise Refused("confirm", _("请确认导出完整的证件号和手机号 (confirm the export of full values)"))
+        raise Refused("confirm", _("请确认导出完整的证件号和手机号"))
     return reason

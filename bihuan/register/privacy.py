@@ -24,7 +24,7 @@ from __future__ import annotations
 import datetime as dt
 
 from django.utils import timezone
-from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
 
 from bihuan.core import crypto
 from bihuan.core.roles import Perm, Role
@@ -58,11 +58,11 @@ def pseudonym(resident_id: int) -> str:
     """A stable code for a resident (keyed hash of the row id: the same person, the same code; not reversible
     without the data key)."""
     code = crypto.lookup_hash("pseudonym", f"resident:{resident_id}")[:8].upper()
-    return f"{_('居民')}-{code}"
+    return f"{pgettext('pseudonym', '居民')}-{code}"
 
 
 def household_pseudonym(household_id: int) -> str:
-    return f"{_('住户')}-{crypto.lookup_hash('pseudonym', f'household:{household_id}')[:8].upper()}"
+    return f"{pgettext('pseudonym', '住户')}-{crypto.lookup_hash('pseudonym', f'household:{household_id}')[:8].upper()}"
 
 
 def resident_fields(r, view: str, today: dt.date | None = None) -> dict:

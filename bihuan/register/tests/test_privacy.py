@@ -12,9 +12,12 @@ import re
 import openpyxl
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import translation
 
+from bihuan.core import reveal
 from bihuan.core.models import AuditEntry
 from bihuan.core.personal import id_checksum
+from bihuan.core.reveal import Throttled
 from bihuan.core.roles import PERMISSIONS, Perm, Role
 from bihuan.register.models import Household, Resident
 from bihuan.testing import API_BASE, HX, api_call, bearer, create_household, create_resident, create_staff
@@ -316,7 +319,10 @@ def test_reveals_are_throttled_per_user_with_a_clear_message(client, d, settings
         assert api_call(client, auth, "POST", url, {"reason": "verify"}).status_code == 200
     refused = api_call(client, auth, "POST", url, {"reason": "verify"})
     assert refused.status_code == 429
-    assert "10 分钟内最多查看 3 次" in refused.json()["detail"] and "try again in" in refused.json()["detail"]
+    assert "10 分钟内最多查看 3 次" in refused.json()["detail"] and "分钟后再试" in refused.json()["detail"]
+    with translation.override("en"):
+        with pytest.raises(Throttled, match="At most 3 reveals in 10 minutes: try again in 10 minutes"):
+            reveal.check(d.users["grid_a"])
     assert AuditEntry.objects.filter(action="resident.reveal").count() == 3
     # another user is not held back; nor is this one once the window has passed
     other = bearer(d.users["community_a"])
