@@ -9,6 +9,7 @@ the sealed value and writes its audit row with ``action`` ending in ``.reveal`` 
 from __future__ import annotations
 
 import datetime as dt
+import math
 
 from django.conf import settings
 from django.utils import timezone
@@ -59,7 +60,7 @@ def check(user, *, now: dt.datetime | None = None) -> None:
     recent = list(AuditEntry.objects.filter(actor_id=user.pk, action__in=REVEAL_ACTIONS, created_at__gte=since)
                   .order_by("-created_at").values_list("created_at", flat=True)[:limit])
     if len(recent) >= limit:
-        wait = max(1, int((recent[-1] + dt.timedelta(minutes=minutes) - now).total_seconds() // 60) + 1)
+        wait = max(1, math.ceil((recent[-1] + dt.timedelta(minutes=minutes) - now).total_seconds() / 60))
         raise Throttled("", _("%(minutes)s 分钟内最多查看 %(limit)s 次完整信息，请 %(wait)s 分钟后再试")
                         % {"limit": limit, "minutes": minutes, "wait": wait})
 

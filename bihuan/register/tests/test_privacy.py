@@ -84,8 +84,14 @@ def read_everything(client, d, username: str) -> str:
              reverse("register:households") + f"?unit={d.district.pk}",
              reverse("register:blind_spots", args=[d.district.pk])]
     pages += [reverse("register:household", args=[h.pk]) for h in Household.objects.all()]
+    pages += [reverse("household_all", args=[h.pk]) for h in Household.objects.all()]
     for url in pages:
         response = client.get(url)
+        if response.status_code == 200:
+            out.append(response.content.decode())
+    for q in ("王", "陈", d.resident_a.reveal_id_number(), "13812345678"):  # the header search (partial names:
+        # the search box shows what was typed)
+        response = client.post(reverse("search"), {"q": q})
         if response.status_code == 200:
             out.append(response.content.decode())
     for route in set(_export_routes()):
@@ -193,8 +199,15 @@ def test_a_department_still_sees_the_counts_of_the_whole_district(client, d):
 
 def test_a_department_household_page_shows_no_name_or_address(client, d):
     client.force_login(d.users["department"])
-    page = client.get(reverse("register:household", args=[d.household_a.pk])).content.decode()
-    assert d.household_a.address not in page and d.resident_a.name not in page and "居民-" in page
+    for name in ("register:household", "household_all"):
+        page = client.get(reverse(name, args=[d.household_a.pk])).content.decode()
+        assert d.household_a.address not in page and d.resident_a.name not in page and "居民-" in page, name
+
+
+def test_nothing_a_department_reads_names_a_resident(client, d):
+    text = read_everything(client, d, "department")
+    assert [r.name for r in Resident.objects.all() if r.name in text] == []
+    assert [h.address for h in Household.objects.all() if h.address in text] == []
 
 
 # --- exports: masked by default --------------------------------------------------------------------------------
