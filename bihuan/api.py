@@ -70,4 +70,5 @@ def _not_found(request, exc: Http404):
 @api.exception_handler(Refused)
 def _refused(request, exc: Refused):
     # Every refusal of every app, one shape: {"detail": "<field>: <message>", "field": "<field>" | null}.
-    return api.create_response(request, {"detail": str(exc), "field": exc.field or None}, status=400)
+    return api.create_response(request, {"detail": str(exc), "field": exc.field or None},
+                               status=getattr(exc, "status", 400))  # 429 for a throttled reveal

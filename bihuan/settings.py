@@ -119,6 +119,9 @@ LOGIN_LOCK_MINUTES = env_int("BIHUAN_LOGIN_LOCK_MINUTES", 15, minimum=1)  # the 
 SESSION_IDLE_MINUTES = env_int("BIHUAN_SESSION_IDLE_MINUTES", 60, minimum=2)
 SESSION_IDLE_MINUTES_HIGH = env_int("BIHUAN_SESSION_IDLE_MINUTES_HIGH", 20, minimum=2)  # staff of levels 1-2
 SESSION_COOKIE_AGE = env_int("BIHUAN_SESSION_HOURS", 12, minimum=1) * 3600  # at most one working day
+# Reveals of full personal values per user and window (bihuan/core/reveal.py).
+REVEAL_LIMIT = env_int("BIHUAN_REVEAL_LIMIT", 20, minimum=1)
+REVEAL_WINDOW_MINUTES = env_int("BIHUAN_REVEAL_WINDOW_MINUTES", 10, minimum=1)
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

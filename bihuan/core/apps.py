@@ -11,6 +11,8 @@ class CoreConfig(AppConfig):
 
         from bihuan.login import stamp_session
 
-        from . import excel  # noqa: F401 - installs the formula guard on every workbook cell (core.excel)
+        from . import audit  # excel installs the formula guard on every workbook cell (core.excel)
+
+        audit.register_task()  # the worker seals the audit chain every tick
 
         user_logged_in.connect(stamp_session, dispatch_uid="bihuan.core.login.stamp_session")

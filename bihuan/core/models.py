@@ -17,9 +17,14 @@ class AuditEntry(models.Model):
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
     changes = models.JSONField(default=dict, blank=True)
+    # The hash chain (core.audit.seal): the row's place in the chain and sha256(previous hash | this row's
+    # content). Written once, by the sealer, shortly after the row; ``bihuan verify_audit`` checks it.
+    seq = models.BigIntegerField(null=True, blank=True, unique=True)
+    hash = models.CharField(max_length=64, blank=True, default="", db_default="")
 
     class Meta:
-        indexes = [models.Index(fields=["target_type", "target_id"])]
+        indexes = [models.Index(fields=["target_type", "target_id"]),
+                   models.Index(fields=["actor", "action", "created_at"], name="audit_actor_action")]
         ordering = ["-id"]
 
     def __str__(self) -> str:

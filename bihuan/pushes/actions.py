@@ -192,8 +192,12 @@ def _version(ver: Verification, changed: list[str]) -> dict:
 
 def do_reveal_person(person: PushedPerson, *, acting_user, reason: str = "") -> dict:
     """The full phone and ID number, on purpose (to call the person), audited."""
+    from bihuan.core import reveal
+
     require(acting_user, Perm.REVEAL_PERSONAL)
     person = access_person(acting_user, person.pk)
+    reason = reveal.reason_of(text=reason)  # blank refused
+    reveal.check(acting_user)  # throttled per user
     values = {"phone": person.reveal_phone() if person.phone_sealed else "",
               "id_number": crypto.unseal(person.id_sealed) if person.id_sealed else ""}
     audit.record(actor=acting_user, action="push.person.reveal", target=person,

@@ -28,7 +28,7 @@ from ninja.files import UploadedFile
 from bihuan.core.api_errors import ERRORS, ErrorOut, RefusedOut
 from bihuan.core.http import download
 from bihuan.core.roles import Perm
-from bihuan.register.access import access_unit, require, scoped
+from bihuan.register.access import access_unit, require, scope_of, scoped
 from bihuan.register.api import PageParams, UnitRef
 from bihuan.register.models import Unit, UnitKind, subtree_q
 
@@ -307,11 +307,14 @@ def batch_rows(request: HttpRequest, id: int, page: Query[PageParams], result: R
     if result is not None:
         qs = qs.filter(result=result.value)
     total = qs.count()
-    rows = qs.values_list("row_number", "result", "reason", "field", "person_id", "masked")[
+    root = scope_of(_user(request)).root.path
+    rows = qs.values_list("row_number", "result", "reason", "field", "person_id", "person__path", "masked")[
         page.offset: page.offset + page.limit]
+    # a row that joined a record outside the caller's part of the district does not name it (no existence oracle)
     return {"batch_id": batch.pk, "total": total, "limit": page.limit, "offset": page.offset,
-            "items": [{"row_number": n, "result": r, "reason": reason, "field": f, "person_id": pid, "values": m}
-                      for n, r, reason, f, pid, m in rows]}
+            "items": [{"row_number": n, "result": r, "reason": reason, "field": f,
+                       "person_id": pid if (path or "").startswith(root) else None, "values": m}
+                      for n, r, reason, f, pid, path, m in rows]}
 
 
 @router.get("/batches/{id}/report.xlsx", response=ERRORS, openapi_extra=XLSX_RESPONSE)

@@ -226,9 +226,17 @@ def new_person(row: Row, *, batch, source: str, pushed_at: dt.datetime) -> NewPe
     return person
 
 
-def merge_reason(match: Match, *, batch_row: int | None, pushed_before: dt.datetime | None) -> str:
-    """``与第 5 行同一人（身份证号）`` inside the file, ``与 2022-03-02 推送的记录合并（手机号）`` otherwise."""
+MERGED_ELSEWHERE = "与已推送的记录合并"  # a record outside the uploader's part: neither when, nor how, nor whose
+
+
+def merge_reason(match: Match, *, batch_row: int | None, pushed_before: dt.datetime | None,
+                 outside: bool = False) -> str:
+    """``与第 5 行同一人（身份证号）`` inside the file, ``与 2022-03-02 推送的记录合并（手机号）`` otherwise; for a record
+    outside the uploading unit's part of the district (``outside``) only ``与已推送的记录合并``: the row says that it
+    joined a person already known, never when, by which field or under which unit (no existence oracle)."""
     if batch_row is not None:
         return f"与第 {batch_row} 行同一人（{match.how}）"
+    if outside:
+        return MERGED_ELSEWHERE
     day = timezone.localdate(pushed_before) if pushed_before else None
     return f"与 {day:%Y-%m-%d} 推送的记录合并（{match.how}）" if day else f"与已推送的记录合并（{match.how}）"

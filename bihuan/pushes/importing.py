@@ -39,7 +39,7 @@ from bihuan.core.roles import Perm
 from bihuan.core.tabular import UnreadableFile, cell_text, chunks, estimate_rows, is_blank, read_sheets
 from bihuan.core.worker import claim, worker_id
 from bihuan.register.access import access_unit, require, scope_of
-from bihuan.register.models import Resident, Unit
+from bihuan.register.models import Resident, Unit, subtree_q
 
 from . import dedupe
 from .headers import FIELDS, IGNORE, detect_mapping, header_score, saved_mapping
@@ -341,6 +341,17 @@ class _Run:
                                   .values_list("person_id", "row_number")):
             self.batch_rows[person_id] = min(number, self.batch_rows.get(person_id, number))
 
+    def _outside(self, person: PushedPerson) -> bool:
+        """Whether an earlier record belongs to another unit: neither under the uploading unit nor first pushed
+        by a list of its part of the district (an unrouted one waits in the dispatch queue of levels 1–2)."""
+        unit = self.batch.unit
+        if person.path.startswith(unit.path) if person.path else unit.level <= 2:
+            return False
+        if getattr(self, "_own_batches", None) is None:  # one query per import, when first needed
+            self._own_batches = set(PushBatch.objects.filter(subtree_q(unit.path, "unit__path"))
+                                    .values_list("id", flat=True))
+        return person.first_batch_id not in self._own_batches
+
     def chunk(self, table: Table, rows: list[tuple[int, tuple]]) -> list[int]:
         """Process and commit one chunk; returns the ids of the people it created.
 
@@ -379,7 +390,9 @@ class _Run:
                     person = match.person
                     seen = self.batch_rows.get(person.pk) if person.pk else first_row.get(id(person))
                     outcome = RowResult.MERGED
-                    reason = dedupe.merge_reason(match, batch_row=seen, pushed_before=person.last_pushed_at)
+                    outside = bool(person.pk) and self._outside(person)
+                    reason = dedupe.merge_reason(match, batch_row=seen, pushed_before=person.last_pushed_at,
+                                                 outside=outside)
                     dedupe.merge_into(person, row, source=source, pushed_at=self.pushed_at)
                     if seen is None:  # the first row of this batch to name them: one more push
                         person.times_pushed += 1
@@ -539,7 +552,7 @@ def batch_report_xlsx(batch: PushBatch, *, acting_user=None) -> bytes:
                      *(masked.get(h, "") for h in ordered), *(f"{k}: {masked[k]}" for k in extra)])
     from .selectors import id_to_fix_rows
 
-    fix = id_to_fix_rows(batch)
+    fix = id_to_fix_rows(batch, within=batch.unit.path)
     if fix:
         sheet = book.create_sheet("身份证号待修正")
         sheet.append(["行号", "姓名", "手机号（脱敏）", "问题"])

@@ -57,10 +57,14 @@ def rejected_row_numbers(batch: PushBatch, reason: str, field: str, limit: int) 
                 .order_by("row_number").values_list("row_number", flat=True)[:limit])
 
 
-def id_to_fix_rows(batch: PushBatch, *, limit: int | None = None) -> list[dict]:
+def id_to_fix_rows(batch: PushBatch, *, limit: int | None = None, within: str | None = None) -> list[dict]:
     """Rows of the batch whose person is still "ID to fix", with the name and masked phone (not only a row
-    number): ``row_number``, ``name``, ``phone``, ``problem``, ``person_id``."""
-    qs = (PushRow.objects.filter(batch=batch, person__id_problem__gt="").order_by("row_number")
+    number): ``row_number``, ``name``, ``phone``, ``problem``, ``person_id``. With ``within`` (a unit's path) only
+    people in that part of the district: a row that joined another unit's record does not name it."""
+    qs = PushRow.objects.filter(batch=batch, person__id_problem__gt="")
+    if within is not None:
+        qs = qs.filter(person__path__startswith=within)
+    qs = (qs.order_by("row_number")
           .values("row_number", "person_id", name=F("person__name"), phone=F("person__phone_masked"),
                   problem=F("person__id_problem")))
     return list(qs[:limit] if limit else qs)

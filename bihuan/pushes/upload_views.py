@@ -195,7 +195,8 @@ def batch_detail(request, batch_id: int, scope):
     context = _progress_context(batch)
     context["rejections"] = _rejections(batch) if batch.state == BatchState.DONE else []
     context["reason_limit"] = REASON_LIMIT
-    context["id_to_fix"] = selectors.id_to_fix_rows(batch, limit=200) if batch.state == BatchState.DONE else []
+    context["id_to_fix"] = (selectors.id_to_fix_rows(batch, limit=200, within=scope.root.path)
+                            if batch.state == BatchState.DONE else [])
     return render(request, "pushes/batch.html", context)
 
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from bihuan.core.errors import Refused
 from bihuan.core.http import download, int_param, is_htmx
@@ -100,6 +100,7 @@ def person_list(request, scope):
     page = Paginator(rows, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "pushes/list.html", {
         "unit": unit, "day": day, "status": status, "counts": counts, "page": page, "now": now,
+        "handoff_full_url": reverse("pushes:handoff") + f"?unit={unit.pk}&date={day:%Y-%m-%d}",
         "statuses": pforms.STATUSES, "prev_day": day - dt.timedelta(days=1), "next_day": day + dt.timedelta(days=1),
         "can_dispatch": scope.can(Perm.DISPATCH_PUSH),
     })
@@ -290,7 +291,10 @@ def call(request, person_id: int, scope):
 @staff_required(Perm.REVEAL_PERSONAL)
 def reveal(request, person_id: int, scope):
     person = access_person(request.user, person_id)
-    values = do_reveal_person(person, acting_user=request.user, reason=request.POST.get("reason", "")[:200])
+    try:
+        values = do_reveal_person(person, acting_user=request.user, reason=request.POST.get("reason", "")[:200])
+    except Refused as exc:  # no reason, or the per-user reveal limit reached (core.reveal)
+        return render(request, "register/_reveal_refused.html", {"message": exc.message})
     return render(request, "pushes/_revealed.html", values | {"person": person})
 
 
@@ -431,13 +435,23 @@ def dispatch(request, person_id: int, scope):
 
 # --- export ----------------------------------------------------------------------------------------------
 
+@require_http_methods(["GET", "POST"])
 @staff_required(Perm.VERIFY_PUSH)
 def handoff(request, scope):
-    unit = access_unit(request.user, int_param(request.GET.get("unit") or scope.root.id))
+    """The hand-off record, masked on GET; full ID numbers and phones (the receiving city must reach the person)
+    on a POST with a reason and a confirmation by a role that may reveal (``core.reveal.full_export``)."""
+    from bihuan.core import reveal as reveals
+
+    unit = access_unit(request.user, int_param(request.GET.get("unit") or scope.root.id))  # POST: in the action URL
     day = _day(request.GET.get("date"))
-    reveal = scope.can(Perm.REVEAL_PERSONAL)
-    data, rows = handoff_xlsx(unit, day, reveal=reveal)
+    try:
+        reason = reveals.full_export(request, can_reveal=scope.can(Perm.REVEAL_PERSONAL))
+    except Refused as exc:
+        messages.error(request, exc.message)
+        return redirect(reverse("pushes:list") + f"?unit={unit.pk}&date={day:%Y-%m-%d}")
+    data, rows = handoff_xlsx(unit, day, reveal=reason is not None)
     return download(data, f"handoff-{unit.code}-{day:%Y%m%d}.xlsx", acting_user=request.user,
                     audit_action="push.handoff.export", target=unit,
-                    changes={"date": day.isoformat(), "rows": rows, "revealed": reveal})
+                    changes={"date": day.isoformat(), "rows": rows, "revealed": reason is not None,
+                             **({"reason": reason} if reason is not None else {})})
 

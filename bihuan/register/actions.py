@@ -8,7 +8,7 @@ import datetime as dt
 
 from django.db import transaction
 
-from bihuan.core import audit
+from bihuan.core import audit, reveal
 from bihuan.core.errors import Refused
 from bihuan.core.personal import birth_date_from_id, normalize_id_number, normalize_phone, sex_from_id
 from bihuan.core.pinyin import initials
@@ -162,11 +162,14 @@ def do_update_resident(*, resident: Resident, changes: dict, acting_user) -> Res
     return resident
 
 
-def do_reveal_resident(*, resident_id: int, acting_user, reason: str = "") -> dict[str, str]:
-    """The full ID number and phone, on purpose. The read itself is audited."""
+def do_reveal_resident(*, resident_id: int, acting_user, reason: str) -> dict[str, str]:
+    """The full ID number and phone, on purpose: a reason is required, the reads of one user are throttled
+    (``core.reveal``), and the read itself is audited with its reason."""
     with transaction.atomic():
         require(acting_user, Perm.REVEAL_PERSONAL)
         resident = access_resident(acting_user, resident_id)
+        reason = reveal.reason_of(text=reason)
+        reveal.check(acting_user)
         audit.record(actor=acting_user, action="resident.reveal", target=resident,
                      changes={"fields": ["id_number", "phone"], "reason": reason})
     return {"id_number": resident.reveal_id_number(), "phone": resident.reveal_phone()}

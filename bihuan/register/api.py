@@ -18,10 +18,11 @@ from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 from pydantic import ConfigDict, create_model
 
+from bihuan.core import audit, reveal
 from bihuan.core.api_errors import ERRORS, ErrorOut, RefusedOut
 from bihuan.core.roles import Perm, Role
 
-from . import coverage
+from . import coverage, privacy
 from .access import access_household, access_resident, access_unit, require, scope_of, scoped
 from .actions import do_reveal_resident, do_update_resident
 from .models import KEY_GROUPS, Household, Relation, Resident, ResidentStatus, Staff, Unit
@@ -133,11 +134,14 @@ class ResidentOut(Schema):
     unit_id: int
     name: str
     sex: str
-    birth_date: dt.date
-    age: int
+    birth_date: dt.date | None = Field(description="only for roles that may reveal personal data; null otherwise")
+    birth_year: int | None = Field(description="null for departments (pseudonymised)")
+    age: int | None = Field(description="only for roles that may reveal personal data; null otherwise")
+    age_band: str = Field(description="ten-year band computed from the birth year (30–39, 80+)")
     relation: str
     status: str
-    id_masked: str
+    id_masked: str = Field(description="141002********1234 for roles that may reveal; **************1234 for "
+                                       "others; empty for departments")
     phone_masked: str
     flags: dict[str, bool] = Field(description="key groups: " + ", ".join(KEY_GROUPS))
 
@@ -168,7 +172,9 @@ class MeOut(Schema):
 
 
 class RevealIn(Schema):
-    reason: str = Field(min_length=1, max_length=500, description="why the full values are needed (audited)")
+    reason: str = Field(min_length=1, max_length=500,
+                        description="why the full values are needed (audited): one of "
+                                    + ", ".join(reveal.REASONS) + " or free text; blank is refused")
 
 
 class RevealOut(Schema):
@@ -212,22 +218,25 @@ def _unit_with_counts(u, totals: dict[int, coverage.Counts]) -> dict:
     return {**_unit_ref(u), "parent_id": u.parent_id, "counts": totals[u.id].as_dict()}
 
 
-def _resident(r: Resident) -> dict:
+def _resident(r: Resident, view: str) -> dict:
+    """One resident as the caller's view allows (``privacy``: full, masked or pseudonymised)."""
     return {
-        "id": r.id, "household_id": r.household_id, "unit_id": r.unit_id, "name": r.name, "sex": r.sex,
-        "birth_date": r.birth_date, "age": r.age(), "relation": r.relation, "status": r.status,
-        "id_masked": r.id_masked, "phone_masked": r.phone_masked,
+        "id": r.id, "household_id": r.household_id, "unit_id": r.unit_id, "sex": r.sex,
+        "relation": r.relation, "status": r.status, **privacy.resident_fields(r, view),
         "flags": {group: getattr(r, group) for group in KEY_GROUPS},
     }
 
 
-def _household(h: Household) -> dict:
+def _household(h: Household, view: str) -> dict:
     return {
-        "id": h.id, "code": h.code, "kind": h.kind, "address": h.address, "building": h.building,
-        "entrance": h.entrance, "room": h.room, "house_number": h.house_number, "head_name": h.head_name,
+        "id": h.id, "code": h.code, "kind": h.kind, **privacy.household_fields(h, view),
         "member_count": h.member_count, "has_grid": h.has_grid, "unit": _unit_ref(h.unit),
         "updated_at": h.updated_at,
     }
+
+
+def _view(request: HttpRequest) -> str:
+    return privacy.view_of(scope_of(_user(request)))
 
 
 def _within(request: HttpRequest, unit_id: int | None) -> Unit:
@@ -295,10 +304,12 @@ def unit_blind_spots(request: HttpRequest, id: int):
     require(user, Perm.VIEW_REGISTER)
     limit = 200
     spots = coverage.blind_spot_lists(unit, limit=limit)
+    view = _view(request)
     return {
         "unit": _unit_ref(unit), "limit": limit,
         "households_without_grid": [
-            {"id": h.id, "code": h.code, "address": h.address, "unit": _unit_ref(h.unit)}
+            {"id": h.id, "code": h.code, "address": privacy.household_fields(h, view)["address"],
+             "unit": _unit_ref(h.unit)}
             for h in spots["households_without_grid"]
         ],
         "grids_without_responsible": [_unit_ref(u) for u in spots["grids_without_responsible"]],
@@ -312,9 +323,13 @@ def list_households(request: HttpRequest, page: Query[PageParams], unit: int | N
     """Households in ``unit``'s subtree (default: your scope). ``q`` searches address, head name, pinyin
     initials, and — given four characters — the end of any resident's phone or ID number."""
     within = _within(request, unit)
+    view = _view(request)
     qs = scoped(_user(request), Household.objects.select_related("unit")).filter(within.subtree())
-    total, rows = _page(search_households(qs, q), page)
-    return {"total": total, "limit": page.limit, "offset": page.offset, "items": [_household(h) for h in rows]}
+    total, rows = _page(privacy.search(search_households, qs, q, view), page)
+    audit.bulk_read(actor=_user(request), what="api.households", count=len(rows),
+                    filters={"unit": within.pk, "q": q, "offset": page.offset, "limit": page.limit})
+    return {"total": total, "limit": page.limit, "offset": page.offset,
+            "items": [_household(h, view) for h in rows]}
 
 
 @router.get("/households/{id}", response={200: HouseholdDetail, **ERRORS})
@@ -324,7 +339,8 @@ def household_detail(request: HttpRequest, id: int):
     household = access_household(user, id)
     require(user, Perm.VIEW_REGISTER)
     residents = household.residents.defer(*SEALED).order_by("id")
-    return {**_household(household), "residents": [_resident(r) for r in residents]}
+    view = _view(request)
+    return {**_household(household, view), "residents": [_resident(r, view) for r in residents]}
 
 
 @router.get("/residents", response={200: ResidentPage, **ERRORS})
@@ -332,22 +348,26 @@ def list_residents(request: HttpRequest, page: Query[PageParams], unit: int | No
     """Residents in ``unit``'s subtree (default: your scope), masked. ``q`` searches name, pinyin
     initials, and — given four characters — the end of the phone or ID number."""
     within = _within(request, unit)
+    view = _view(request)
     qs = scoped(_user(request), Resident.objects.select_related("household").defer(*SEALED)).filter(
         within.subtree()
     )
-    total, rows = _page(search_residents(qs, q), page)
+    total, rows = _page(privacy.search(search_residents, qs, q, view), page)
+    audit.bulk_read(actor=_user(request), what="api.residents", count=len(rows),
+                    filters={"unit": within.pk, "q": q, "offset": page.offset, "limit": page.limit})
     return {
         "total": total, "limit": page.limit, "offset": page.offset,
-        "items": [{**_resident(r), "address": r.household.address} for r in rows],
+        "items": [{**_resident(r, view), "address": privacy.household_fields(r.household, view)["address"]}
+                  for r in rows],
     }
 
 
-@router.post("/residents/{id}/reveal", response={200: RevealOut, **ERRORS})
+@router.post("/residents/{id}/reveal", response={200: RevealOut, 400: RefusedOut, 429: RefusedOut, **ERRORS})
 def reveal_resident(request: HttpRequest, id: int, body: RevealIn):
     """The full ID number and phone of one resident, on purpose: the read is audited with your reason."""
     user = _user(request)
     access_resident(user, id)  # outsiders: 404 before anything else
-    values = do_reveal_resident(resident_id=id, acting_user=user, reason=body.reason.strip())
+    values = do_reveal_resident(resident_id=id, acting_user=user, reason=reveal.reason_of(body.reason.strip()))
     return {"id": id, **values}
 
 
@@ -367,7 +387,7 @@ def update_resident(request: HttpRequest, id: int, body: ResidentPatchIn):
     if "phone" in sent:
         changes["phone"] = sent["phone"] or ""
     resident = do_update_resident(resident=resident, changes=changes, acting_user=user)
-    return _resident(resident)
+    return _resident(resident, _view(request))
 
 
 # /staff: the people of the caller's subtree (its own module and OpenAPI tag).

@@ -2,6 +2,9 @@
 
 from django.core.exceptions import PermissionDenied
 
+from bihuan.core.reveal import REASONS
+from bihuan.core.roles import Perm
+
 from .access import scope_of
 
 
@@ -11,6 +14,8 @@ def staff(request):
     if user is None or not user.is_authenticated:
         return {}
     try:
-        return {"scope": scope_of(user)}
+        scope = scope_of(user)
     except PermissionDenied:
         return {}
+    # the short list of reasons a reveal or a full export offers (core.reveal), for the forms that ask
+    return {"scope": scope, "reveal_reasons": list(REASONS.items()) if scope.can(Perm.REVEAL_PERSONAL) else []}

@@ -17,7 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from bihuan.core import audit
+from bihuan.core import audit, reveal
 from bihuan.core.errors import Refused
 from bihuan.core.http import int_param, is_htmx
 from bihuan.core.roles import RESPONSIBLE_ROLES, Perm, Role
@@ -193,7 +193,12 @@ def staff_unlock(request, staff_id: int, scope):
 def staff_reveal(request, staff_id: int, scope):
     """A person's phone in full as a one-tap ``tel:`` link; the read is audited."""
     staff = access_staff(request.user, staff_id)
-    audit.record(actor=request.user, action="staff.reveal", target=staff, changes={"fields": ["phone"]})
+    try:
+        reveal.check(request.user)  # staff phones count towards the same per-user reveal limit
+    except reveal.Throttled as exc:
+        return render(request, "register/_reveal_refused.html", {"message": exc.message})
+    audit.record(actor=request.user, action="staff.reveal", target=staff,
+                 changes={"fields": ["phone"], "reason": "call: " + str(reveal.REASONS["call"])})
     return render(request, "register/_staff_phone.html", {"staff": staff, "phone": staff.reveal_phone()})
 
 

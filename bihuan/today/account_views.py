@@ -16,6 +16,7 @@ from bihuan.core.roles import Perm
 from bihuan.directives.models import Reach
 from bihuan.loops.models import Loop
 from bihuan.pushes.models import PushedPerson
+from bihuan.register import privacy
 from bihuan.register.access import access_household, staff_required
 from bihuan.register.models import Language
 from bihuan.register.search import exact_q
@@ -37,7 +38,9 @@ def household_all(request, household_id: int, scope):
     """One household: its residents, the directives' marks, the pushes and control cases of its people, their
     service requests — in one page, five queries."""
     household = access_household(request.user, household_id)
-    residents = list(household.residents.order_by("relation", "id"))
+    view = privacy.view_of(scope)
+    privacy.apply_households([household], view)
+    residents = privacy.apply_residents(household.residents.order_by("relation", "id"), view)
     ids = [r.pk for r in residents]
     marks = list(Reach.objects.filter(household=household).select_related("directive", "marked_by__staff")
                  .order_by("-directive__issued_at")[:30])
@@ -45,6 +48,8 @@ def household_all(request, household_id: int, scope):
                   .order_by("-first_pushed_at"))
     cases = list(ControlCase.objects.filter(resident_id__in=ids).select_related("type").order_by("-start_date"))
     services = list(ServiceRequest.objects.filter(case__in=cases).select_related("case", "loop").order_by("-id")[:30])
+    if view == privacy.PSEUDONYM:  # a department reads the household's directive marks, not its people's cases
+        pushed, cases, services = [], [], []
     return render(request, "today/household.html", {
         "household": household, "residents": residents, "marks": marks, "pushed": pushed, "cases": cases,
         "services": services, "service_kind": SERVICE, "loops": Loop,

@@ -11,7 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 from bihuan.control.models import ControlCase
 from bihuan.pushes.models import PushedPerson
-from bihuan.register.access import scoped
+from bihuan.register import privacy
+from bihuan.register.access import scope_of, scoped
 from bihuan.register.models import Household, Resident
 from bihuan.register.ordering import household_order
 from bihuan.register.search import exact_q, search_households, search_residents
@@ -36,10 +37,12 @@ def _person_q(q: str, *, initials: str | None = None, has_id: bool = True) -> Q:
 def search_all(user, q: str) -> list[tuple[str, str, list]]:
     """[(kind, label, rows)] for the kinds with results."""
     q = (q or "").strip()
-    if not q:
+    view = privacy.view_of(scope_of(user))
+    if not q or view == privacy.PSEUDONYM:  # departments do not look people up (register.privacy)
         return []
-    residents = list(search_residents(scoped(user, Resident.objects), q).select_related("household")
-                     .order_by("path", *household_order("household__"), "id")[:LIMIT])
+    residents = privacy.apply_residents(search_residents(scoped(user, Resident.objects), q)
+                                        .select_related("household")
+                                        .order_by("path", *household_order("household__"), "id")[:LIMIT], view)
     households = list(search_households(scoped(user, Household.objects), q).order_by("path", *household_order())[:LIMIT])
     pushed = list(scoped(user, PushedPerson.objects).filter(_person_q(q)).select_related("unit")
                   .order_by("-first_pushed_at")[:LIMIT])

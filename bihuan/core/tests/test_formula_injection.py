@@ -188,3 +188,25 @@ def test_every_export_route_carries_no_formula_it_did_not_write(hostile, client)
         assert response.status_code == 200, (name, url, response.status_code, response.content[:300])
         data = b"".join(response.streaming_content) if response.streaming else response.content
         assert formulas(data) == [], (name, url)
+
+
+def test_every_export_route_is_masked_by_default(hostile, client):
+    """The same walk as above, as the commander (who may reveal): a plain GET of any export carries no full ID number
+    or phone of any resident (full values need a POST with a reason and a confirmation: register/tests/
+    test_privacy.py)."""
+    from bihuan.register.models import Resident
+
+    d = hostile
+    clear = [r.reveal_id_number() for r in Resident.objects.exclude(id_hash="")]
+    clear += [r.reveal_phone() for r in Resident.objects.exclude(phone_hash="")]
+    assert len(clear) > 5
+    client.force_login(d.users["commander"])
+    token = bearer(d.users["commander"])
+    for route, name in sorted(set(export_routes())):
+        url = fill(route, d) + f"?unit={d.district.pk}&reveal=1&full=1&date=2022-01-01"
+        response = (client.get(url, **token) if url.startswith("/api/") else client.get(url))
+        assert response.status_code == 200, (name, url, response.status_code)
+        data = b"".join(response.streaming_content) if response.streaming else response.content
+        book = openpyxl.load_workbook(io.BytesIO(data))
+        text = "\n".join(str(c.value) for ws in book.worksheets for row in ws.iter_rows() for c in row)
+        assert not [v for v in clear if v in text], (name, url)

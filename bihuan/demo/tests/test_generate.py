@@ -208,7 +208,7 @@ def test_no_clear_id_number_or_phone_reaches_the_database_file_or_the_logs_after
 
     grid = Unit.objects.filter(level=6).order_by("path").first()
     commander = Staff.objects.get(unit__level=1).user
-    workbook = export_workbook(grid, acting_user=commander)
+    workbook = export_workbook(grid, acting_user=commander, full_reason="correct")
     Resident.objects.filter(household__unit=grid).delete()
     Household.objects.filter(unit=grid).delete()
     assert import_workbook(io.BytesIO(workbook), acting_user=commander).ok

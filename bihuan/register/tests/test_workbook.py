@@ -413,7 +413,7 @@ def test_an_export_of_township_a_reimports_to_the_same_register(district, tmp_pa
     user = district.users["township_a"]
     assert import_workbook(Good(district, tmp_path).path, acting_user=user).ok
     before = snapshot_branch(district.township_a)
-    data = export_workbook(district.township_a, acting_user=user)
+    data = export_workbook(district.township_a, acting_user=user, full_reason="correct")  # only a full file re-imports
 
     sub = subtree_q(district.township_a.path)
     Resident.objects.filter(sub).delete()
@@ -430,14 +430,14 @@ def test_an_export_of_township_a_reimports_to_the_same_register(district, tmp_pa
     entry = AuditEntry.objects.filter(action="register.export").get()
     assert (entry.actor, entry.target_type, entry.target_id) == (user, "register.unit", str(district.township_a.id))
     assert entry.changes == {"unit": district.township_a.code, "units": 7, "households": 4, "residents": 7,
-                             "staff": 4}
+                             "staff": 4, "full": True, "reason": "correct"}
     assert result.staff_counts == {"created": 0, "updated": 4} and not result.logins  # the same people again
 
 
 def test_an_export_of_the_district_rebuilds_the_same_tree_in_an_empty_register(district, tmp_path):
     assert import_workbook(Good(district, tmp_path).path, acting_user=district.users["township_a"]).ok
     before = snapshot_branch(district.district)
-    data = export_workbook(district.district, acting_user=district.users["commander"])
+    data = export_workbook(district.district, acting_user=district.users["commander"], full_reason="correct")
 
     people = Staff.objects.count()
     Staff.objects.all().delete()
@@ -456,7 +456,7 @@ def test_an_export_of_the_district_rebuilds_the_same_tree_in_an_empty_register(d
 
 
 def test_the_export_writes_id_numbers_and_phones_as_text_cells(district):
-    data = export_workbook(district.township_a, acting_user=district.users["township_a"])
+    data = export_workbook(district.township_a, acting_user=district.users["township_a"], full_reason="correct")
     ws = load_workbook(io.BytesIO(data))["居民"]
     assert [c.value for c in ws[1]] == RESIDENT_HEAD
     rows = list(ws.iter_rows(min_row=2))
@@ -532,7 +532,8 @@ def test_import_command_lists_the_errors_and_exits_with_status_1(district, tmp_p
 def test_export_command_writes_a_workbook_that_imports_and_refuses_an_outsider(district, tmp_path):
     out = tmp_path / "a.xlsx"
     stdout = io.StringIO()
-    call_command("export_register", district.township_a.code, str(out), "--user", "township_a", stdout=stdout)
+    call_command("export_register", district.township_a.code, str(out), "--user", "township_a", "--full",
+                 "--reason", "correct", stdout=stdout)
     assert "2 residents" in stdout.getvalue()
     result = import_workbook(out, acting_user=district.users["township_a"])
     assert result.ok and result.counts["residents"] == {"created": 0, "unchanged": 2}
@@ -552,7 +553,7 @@ def test_no_clear_id_number_or_phone_reaches_audit_rows_or_logs(district, tmp_pa
                      residents=[[district.household_a.code, "坏", with_wrong_checksum(good.ids["zsf"])]])
     assert not import_workbook(bad, acting_user=district.users["township_a"]).ok
     assert import_workbook(good.path, acting_user=district.users["township_a"]).ok
-    export_workbook(district.township_a, acting_user=district.users["township_a"])
+    export_workbook(district.township_a, acting_user=district.users["township_a"], full_reason="correct")
 
     clear = [*good.ids.values(), as_18(good.ids["zxb15"]), "13800001111", "13900002222", "13800003333",
              district.resident_a.reveal_id_number()]

@@ -14,6 +14,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
 from bihuan.core import audit, crypto, excel
+from bihuan.core.personal import mask_phone
 from bihuan.core.roles import Perm, roles_for_level
 
 from ..access import access_unit, require
@@ -26,6 +27,7 @@ from ..models import (
     UnitKind,
     subtree_q,
 )
+from ..privacy import id_tail_mask
 from .columns import (
     _TEXT_KEYS,
     ALL_SHEETS,
@@ -156,15 +158,22 @@ def _sheet(book: Workbook, name: str, columns: tuple[Column, ...]):
     return ws
 
 
-def write_workbook(root_unit: Unit, stream: IO[bytes], *, acting_user) -> ExportCounts:
+def write_workbook(root_unit: Unit, stream: IO[bytes], *, acting_user, full_reason: str | None = None) -> ExportCounts:
     """Write ``root_unit``'s subtree to ``stream`` in the import format, audited (see the module doc).
 
-    Raises PermissionDenied without ``Perm.EXPORT_REGISTER`` and Http404 for a unit outside the user's part.
+    Masked by default: ID numbers as their last four characters, phones masked, birth dates as the year (the
+    file leaves the system; ``register.privacy``). Full values only with ``full_reason`` (the caller obtained it
+    through ``core.reveal.full_export``: a reason and a confirmation) and ``Perm.REVEAL_PERSONAL``; only a full
+    export can be imported back. Raises PermissionDenied without ``Perm.EXPORT_REGISTER`` and Http404 for a unit
+    outside the user's part.
     """
     if acting_user is None:
         raise PermissionDenied("an export of personal data needs an acting user")
-    require(acting_user, Perm.EXPORT_REGISTER)
+    scope = require(acting_user, Perm.EXPORT_REGISTER)
     unit = access_unit(acting_user, root_unit.pk)
+    full = full_reason is not None
+    if full and not scope.can(Perm.REVEAL_PERSONAL):
+        raise PermissionDenied("your role may not export full personal data")
     counts = ExportCounts()
     book = excel.workbook(write_only=True)
     subtree = subtree_q(unit.path)
@@ -188,20 +197,26 @@ def write_workbook(root_unit: Unit, stream: IO[bytes], *, acting_user) -> Export
         counts.households += 1
 
     ws = _sheet(book, SHEET_RESIDENTS, RESIDENT_COLUMNS)
+    personal = ("id_sealed", "phone_sealed") if full else ("id_tail", "phone_masked")
     residents = (Resident.objects.filter(subtree).order_by("path", "household_id", "id")
-                 .values_list("household__code", "name", "id_sealed", "phone_sealed", "sex", "birth_date", "relation",
-                              "status", *FLAGS))
-    for household_code, name, id_sealed, phone_sealed, sex, birth, relation, status, *flags in residents.iterator(
+                 .values_list("household__code", "name", *personal, "sex", "birth_date", "relation", "status", *FLAGS))
+    for household_code, name, id_value, phone_value, sex, birth, relation, status, *flags in residents.iterator(
             chunk_size=2000):
-        birth_cell = WriteOnlyCell(ws, value=birth)
-        birth_cell.number_format = "yyyy-mm-dd"
-        ws.append([_text_cell(ws, household_code), name, _text_cell(ws, crypto.unseal(id_sealed)),
-                   _text_cell(ws, crypto.unseal(phone_sealed)), _label("sex", sex), birth_cell,
+        if full:
+            id_value, phone_value = crypto.unseal(id_value), crypto.unseal(phone_value)
+            birth_cell = WriteOnlyCell(ws, value=birth)
+            birth_cell.number_format = "yyyy-mm-dd"
+        else:
+            id_value = id_tail_mask(id_value)
+            birth_cell = WriteOnlyCell(ws, value=birth.year if birth else None)
+        ws.append([_text_cell(ws, household_code), name, _text_cell(ws, id_value),
+                   _text_cell(ws, phone_value), _label("sex", sex), birth_cell,
                    _label("relation", relation), _label("status", status), *("是" if f else "否" for f in flags)])
         counts.residents += 1
 
     ws = _sheet(book, SHEET_STAFF, STAFF_COLUMNS)
     for username, name, phone, unit_code, role, households, language, email in staff_rows(unit):
+        phone = phone if full else mask_phone(phone)
         ws.append([_text_cell(ws, username), name, _text_cell(ws, phone), _text_cell(ws, unit_code), role,
                    _text_cell(ws, households), language, _text_cell(ws, email)])
         counts.staff += 1
@@ -212,13 +227,14 @@ def write_workbook(root_unit: Unit, stream: IO[bytes], *, acting_user) -> Export
     book.save(stream)
     audit.record(actor=acting_user, action="register.export", target=unit,
                  changes={"unit": unit.code, "units": counts.units, "households": counts.households,
-                          "residents": counts.residents, "staff": counts.staff})
+                          "residents": counts.residents, "staff": counts.staff, "full": full,
+                          **({"reason": full_reason} if full else {})})
     logger.info("register export of unit %s: %s", unit.code, counts)
     return counts
 
 
-def export_workbook(root_unit: Unit, *, acting_user) -> bytes:
+def export_workbook(root_unit: Unit, *, acting_user, full_reason: str | None = None) -> bytes:
     """``write_workbook`` into memory: the .xlsx file's bytes."""
     buffer = io.BytesIO()
-    write_workbook(root_unit, buffer, acting_user=acting_user)
+    write_workbook(root_unit, buffer, acting_user=acting_user, full_reason=full_reason)
     return buffer.getvalue()

@@ -84,7 +84,18 @@ logger = logging.getLogger("bihuan.register.workbook")
 
 # --- reading the file ------------------------------------------------------------------------------------
 
+def unknown(what: str, code) -> str:
+    """The one message for a code that does not exist *and* for one outside the importer's part of the district:
+    an import must not tell which (an existence oracle)."""
+    return f"{what}编码 {code} 不存在或不在您的管辖范围内 (unknown, or outside your part of the district)"
+
+
+# An ID number registered outside the importer's part: the same words whatever the reason it cannot go here.
+ID_NOT_HERE = "该身份证号不能在此登记，请联系上级核实 (this ID number cannot be registered here; ask the level above)"
+
+
 @dataclass
+
 class _Sheet:
     name: str
     header_row: int
@@ -386,7 +397,7 @@ class _Importer:
                            "(the parent must come on an earlier row)")
                 return None
             else:
-                self.error(name, row, header["parent_code"], f"上级单位编码 {parent_code} 不存在 (unknown parent unit)")
+                self.error(name, row, header["parent_code"], unknown("上级单位", parent_code))
                 return None
             if parent.level >= MAX_LEVEL:
                 self.error(name, row, header["parent_code"], f"上级单位 {parent_code} 是第 {MAX_LEVEL} 级（网格），其下不能再有单位 "
@@ -398,7 +409,8 @@ class _Importer:
                 ok = False
             why = self.outside(parent.path) if parent.id is not None else None
             if why:
-                self.error(name, row, header["parent_code"], why)
+                self.error(name, row, header["parent_code"], unknown("上级单位", parent_code) if why == OUT_OF_SCOPE
+                           else why)
                 ok = False
             parent_path = parent.path
         # The kind must fit the level the unit gets (the parent's + 1), whatever the 层级 cell says.
@@ -454,13 +466,12 @@ class _Importer:
                     found = db_units[unit_code]
                     unit = _UnitRef(unit_code, found["level"], found["path"], found["id"])
                 else:
-                    self.error(name, row, header["unit_code"], f"单位编码 {unit_code} 不存在（不在系统中，也不在“单位”表中）"
-                                                               "(unknown unit)")
+                    self.error(name, row, header["unit_code"], unknown("单位", unit_code))
                     ok = False
                 if unit is not None and unit.path is None:
                     ok = False  # the unit's row has its own error
                 elif unit is not None and (why := self.outside(unit.path)):
-                    self.error(name, row, header["unit_code"], why)
+                    self.error(name, row, header["unit_code"], unknown("单位", unit_code) if why == OUT_OF_SCOPE else why)
                     ok = False
             existing = in_db.get(code)
             if existing is not None:
@@ -518,14 +529,13 @@ class _Importer:
             ok = values["_ok"]
             household = households.get(code) if code else None
             if code and household is None:
-                self.error(name, row, header["household_code"], f"户编码 {code} 不存在（不在系统中，也不在“户”表中）"
-                                                                "(unknown household)")
+                self.error(name, row, header["household_code"], unknown("户", code))
                 ok = False
             elif household is not None:
                 if household.path is None:
                     ok = False  # the household's row has its own error
                 elif household.id is not None and (why := self.outside(household.path)):
-                    self.error(name, row, header["household_code"], why)
+                    self.error(name, row, header["household_code"], unknown("户", code) if why == OUT_OF_SCOPE else why)
                     ok = False
             # duplicates within the file, then against the register
             if values.get("id_hash"):
@@ -541,10 +551,12 @@ class _Importer:
                         if ok:
                             self.counts["residents"]["unchanged"] += 1
                         continue
-                    where = (f"户 {registered['household__code']}" if not self.outside(registered["path"])
-                             else "您管辖范围以外的户")
-                    self.error(name, row, header["id_number"], f"该身份证号已登记在{where}（本行为户 {code}）"
-                                                               "(already registered in another household)")
+                    if self.outside(registered["path"]):
+                        # Neither where nor whether "outside": the row cannot be registered here, ask above.
+                        self.error(name, row, header["id_number"], ID_NOT_HERE)
+                        continue
+                    self.error(name, row, header["id_number"], f"该身份证号已登记在户 {registered['household__code']}"
+                                                               f"（本行为户 {code}）(already registered in another household)")
                     continue
             elif values.get("id_number") == "" and code and values.get("name") and values.get("birth_date"):
                 key = (code, values["name"], values["birth_date"])

@@ -43,6 +43,7 @@ class Command(BaseCommand):
                "BIHUAN_PUBLIC_URL": os.environ.get("BIHUAN_PUBLIC_URL", f"http://{bind}")}
         worker = subprocess.Popen([sys.executable, "-m", "bihuan", "worker"], env=env)
         server = subprocess.Popen([sys.executable, "-m", "gunicorn", "bihuan.wsgi", "--bind", bind,
+                                   "--config", "python:bihuan.gunicorn_conf",  # access log without query strings
                                    "--workers", "2", "--access-logfile", "-"], env=env)
 
         def stop(signum, frame):  # SIGTERM (a service manager, a container stop) ends both children too

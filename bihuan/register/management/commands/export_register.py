@@ -1,6 +1,8 @@
 """`bihuan export_register UNIT_CODE OUT.xlsx --user USERNAME`: a unit's subtree as a register workbook.
 
-The file holds full ID numbers and phones: the export needs the export permission and is audited.
+Masked by default (ID numbers as their last four characters, phones masked, birth years); ``--full --reason
+"…"`` writes full ID numbers and phones (needs the reveal permission too; the only form that imports back).
+Audited either way.
 """
 
 import os
@@ -21,8 +23,12 @@ class Command(BaseCommand):
         parser.add_argument("unit_code", help="code of the unit whose subtree is exported")
         parser.add_argument("out", help="the .xlsx file to write")
         parser.add_argument("--user", required=True, help="username of the staff member the export is done as")
+        parser.add_argument("--full", action="store_true", help="full ID numbers and phones (needs --reason)")
+        parser.add_argument("--reason", default="", help="why full values are needed (audited)")
 
-    def handle(self, *args, unit_code, out, user, **options):
+    def handle(self, *args, unit_code, out, user, full=False, reason="", **options):
+        if full and not reason.strip():
+            raise CommandError("--full needs --reason: why the full values are needed (it is audited)")
         try:
             acting_user = get_user_model().objects.get(username=user)
         except get_user_model().DoesNotExist:
@@ -32,7 +38,8 @@ class Command(BaseCommand):
             raise CommandError(f"no unit with code {unit_code!r}")
         try:
             with open(out, "wb") as stream:
-                counts = write_workbook(unit, stream, acting_user=acting_user)
+                counts = write_workbook(unit, stream, acting_user=acting_user,
+                                        full_reason=reason.strip()[:200] if full else None)
         except (PermissionDenied, Http404) as exc:
             _remove(out)
             raise CommandError(f"{user} may not export {unit_code}: {exc}") from exc
