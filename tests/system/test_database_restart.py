@@ -50,6 +50,7 @@ PRESET = os.environ.get("BIHUAN_FAULT_PRESET", "tiny")  # "demo" (~6,800 househo
 PUSH_ROWS = 4000  # more than an upload processes itself: the workers' job
 FANOUT_CHUNK = 1  # household ids per fan-out transaction: a commit per household, so the restart cuts one
 RESUME_WITHIN = 60.0
+TIGHT = f"/tmp/bihuan-fault-disk-{PORT}"  # a small tmpfs: the tablespace that fills up
 
 
 def pg_version() -> str:
@@ -86,6 +87,8 @@ def cluster():
                     f"CREATE DATABASE {DATABASE}"], check=True, capture_output=True)
     yield URL
     drop_cluster()
+    if os.path.ismount(TIGHT):
+        subprocess.run(["umount", TIGHT], check=False)
 
 
 def env(**extra: str) -> dict[str, str]:
@@ -272,3 +275,85 @@ def test_a_database_restart_under_load_loses_and_doubles_nothing(cluster):
         for w in workers:
             w.kill()
         server.stop()
+
+
+IMPORT = r'''
+import csv, io, json, sys
+import django
+django.setup()
+from django.contrib.auth import get_user_model
+from bihuan.core.personal import id_checksum
+from bihuan.pushes.importing import create_batch, process_batch
+from bihuan.pushes.models import PushBatch
+from bihuan.register.models import Household, Unit
+
+out = io.StringIO()
+writer = csv.writer(out)
+writer.writerow(["姓名", "身份证号", "手机号", "来源地", "抵达时间", "现住址"])
+addresses = list(Household.objects.order_by("id").values_list("address", flat=True))
+for i in range(ROWS):
+    body = f"120101{1950 + i % 60}{1 + i % 12:02d}{1 + i % 28:02d}{i % 1000:03d}"
+    writer.writerow([f"满盘{i}", body + id_checksum(body), f"138{i:08d}", "天津市和平区", "2022-03-06",
+                     addresses[i % len(addresses)]])
+commander = get_user_model().objects.get(username="commander")
+batch = create_batch(out.getvalue().encode("gbk"), "full.csv", source="市大数据局",
+                     unit=Unit.objects.get(parent__isnull=True), acting_user=commander)
+batch = process_batch(batch)
+print(json.dumps({"batch": batch.pk, "state": batch.state, "error": batch.error, "rows_done": batch.rows_done,
+                  "rows_total": batch.rows_total}))
+'''
+FULL_ROWS = 8000  # four chunks of 2,000: the disk fills during the second or third
+
+
+def import_list() -> dict:
+    run = subprocess.run([sys.executable, "-c", IMPORT.replace("ROWS", str(FULL_ROWS))], cwd=ROOT, env=env(),
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def test_a_full_disk_during_an_import_says_so_and_loses_nothing_committed(cluster):
+    """The most real full disk that needs no spare partition: the pushed-list tables moved to a tablespace on a
+    tmpfs of a few MB, so PostgreSQL itself fails to extend their files (``could not extend file …: No space
+    left on device``, SQLSTATE 53100) part way through a list."""
+    tables = ("pushes_pushrow", "pushes_pushedperson")
+    os.makedirs(TIGHT, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m,mode=0700", "tmpfs", TIGHT], check=True)
+    shutil.chown(TIGHT, "postgres", "postgres")
+    with psycopg.connect(URL.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+        if conn.execute("SELECT to_regclass('pushes_pushrow')").fetchone()[0] is None:
+            pytest.skip("the restart test sets up the database; run the module")
+        conn.execute(f"CREATE TABLESPACE tight LOCATION '{TIGHT}'")
+        indexes = [r[0] for r in conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE tablename = ANY(%s)", [list(tables)]).fetchall()]
+        for t in tables:
+            conn.execute(f"ALTER TABLE {t} SET TABLESPACE tight")
+        for i in indexes:
+            conn.execute(f'ALTER INDEX "{i}" SET TABLESPACE tight')
+        before = dict(conn.execute("SELECT batch_id, count(*) FROM pushes_pushrow GROUP BY batch_id").fetchall())
+        rows_before = sum(before.values())
+        used = conn.execute("SELECT pg_tablespace_size('tight')").fetchone()[0]
+    # Room for about one and a half chunks more (the earlier list's size per row tells how much a row takes).
+    room = int(used / max(rows_before, 1) * 3000)
+    subprocess.run(["mount", "-o", f"remount,size={used + room}", TIGHT], check=True)
+
+    first = import_list()
+    assert first["state"] == "failed" and "磁盘空间已满" in first["error"], first
+    with psycopg.connect(URL.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+        after = dict(conn.execute("SELECT batch_id, count(*) FROM pushes_pushrow GROUP BY batch_id").fetchall())
+        kept = after.pop(first["batch"], 0)
+        assert after == before  # nothing committed before is lost
+        assert 0 < kept < FULL_ROWS and kept % 2000 == 0 and kept == first["rows_done"], (kept, first)
+        duplicates = conn.execute("SELECT count(*) - count(DISTINCT row_number) FROM pushes_pushrow"
+                                  " WHERE batch_id = %s", [first["batch"]]).fetchone()[0]
+        assert duplicates == 0
+    print(f"\ndisk full after {kept} of {FULL_ROWS} rows: {first['error']}")
+
+    # Space freed: the same file again resumes after the last committed chunk and finishes.
+    subprocess.run(["mount", "-o", "remount,size=64m", TIGHT], check=True)
+    again = import_list()
+    assert again["batch"] == first["batch"] and again["state"] == "done", again
+    with psycopg.connect(URL.replace("postgres://", "postgresql://"), autocommit=True) as conn:
+        n, distinct = conn.execute("SELECT count(*), count(DISTINCT row_number) FROM pushes_pushrow"
+                                   " WHERE batch_id = %s", [first["batch"]]).fetchone()
+        assert n == distinct == FULL_ROWS
