@@ -52,8 +52,9 @@ REPLICA_MAX_LAG_SECONDS = env_int("BIHUAN_REPLICA_MAX_LAG_SECONDS", 10, minimum=
 REPLICA_CHECK_SECONDS = env_int("BIHUAN_REPLICA_CHECK_SECONDS", 2, minimum=0)  # health checked this often
 if REPLICA_URL:
     DATABASES["replica"] = parse_database_url(REPLICA_URL)
-    if not DATABASES["replica"]["ENGINE"].endswith("postgresql"):
-        raise ConfigError("DATABASE_REPLICA_URL must be a postgres:// URL (a streaming replica of DATABASE_URL)")
+    if not all(DATABASES[alias]["ENGINE"].endswith("postgresql") for alias in ("default", "replica")):
+        raise ConfigError("DATABASE_REPLICA_URL must be a postgres:// URL, a streaming replica of DATABASE_URL's "
+                          "PostgreSQL")
     DATABASES["replica"]["OPTIONS"] = dict(DATABASES["default"].get("OPTIONS", {}), connect_timeout=2)
     DATABASES["replica"]["DISABLE_SERVER_SIDE_CURSORS"] = DATABASES["default"].get("DISABLE_SERVER_SIDE_CURSORS",
                                                                                    False)
