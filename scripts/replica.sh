@@ -9,7 +9,7 @@
 #
 # Then: DATABASE_REPLICA_URL=postgres://postgres@127.0.0.1:5433/<same database name as DATABASE_URL>.
 # Settings (environment): PRIMARY_PORT (5432), REPLICA_PORT (5433), REPLICA_NAME (bihuan_replica),
-# PG_VERSION (the one installed). Run as root (or as postgres with sudo rights over pg_ctlcluster).
+# PG_VERSION (the one installed), REPLICA_NO_SYNC=1 (a throwaway standby: the copy is not flushed to disk). Run as root (or as postgres with sudo rights over pg_ctlcluster).
 # The primary needs wal_level=replica (Debian's default) and max_wal_senders > 0; a primary with
 # wal_level=minimal is switched and must be restarted once, which this script says and does not do itself.
 set -euo pipefail
@@ -57,7 +57,10 @@ create() {
   rm -rf "$DATA"
   install -d -o postgres -g postgres -m 700 "$DATA"
   # -R writes standby.signal and primary_conninfo; -X stream copies the WAL made during the copy.
-  as_postgres pg_basebackup -h 127.0.0.1 -p "$PRIMARY_PORT" -U postgres -D "$DATA" -R -X stream -c fast
+  # REPLICA_NO_SYNC=1 (CI's throwaway standby) skips flushing the copy to disk: faster, not crash-safe.
+  local nosync=()
+  if [ "${REPLICA_NO_SYNC:-}" = 1 ]; then nosync=(--no-sync); fi
+  as_postgres pg_basebackup -h 127.0.0.1 -p "$PRIMARY_PORT" -U postgres -D "$DATA" -R -X stream -c fast "${nosync[@]}"
   # A copy of the primary's postgresql.auto.conf may carry settings for the primary only.
   : >"$DATA/postgresql.auto.conf.standby"
   grep -Ev '^(wal_keep_size)' "$DATA/postgresql.auto.conf" >"$DATA/postgresql.auto.conf.standby" || true
