@@ -64,3 +64,16 @@ def _only_the_loop_engine_writes_loops(request):
 
     with connection.execute_wrapper(guard):
         yield
+
+
+@pytest.fixture(autouse=True)
+def _the_replica_only_where_asked(request, monkeypatch):
+    """With DATABASE_REPLICA_URL set (CI's scale-out step), only tests that ask for the ``replica`` database
+    (``django_db(databases=[..., "replica"])``) read from it; the others read the primary as without one."""
+    from django.conf import settings
+
+    if "replica" not in settings.DATABASES:
+        return
+    marker = request.node.get_closest_marker("django_db")
+    if marker is None or "replica" not in (marker.kwargs.get("databases") or ()):
+        monkeypatch.setattr("bihuan.core.dbroute.configured", lambda: False)

@@ -8,6 +8,7 @@ from bihuan.env import (
     BASE_DIR,
     DEMO_DATA_KEY,
     DEMO_SECRET_KEY,
+    ConfigError,
     env_bool,
     env_int,
     env_list,
@@ -38,7 +39,29 @@ DATABASES = {"default": parse_database_url(env_str("DATABASE_URL", "sqlite:///va
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # Lets core.prepared prepare its statements (the ORM binds on the client and never prepares). Off for a
     # pooler in transaction mode that cannot keep prepared statements.
-    DATABASES["default"]["OPTIONS"] = {"prepare_threshold": 5 if env_bool("BIHUAN_DB_PREPARE", True) else None}
+    # Behind a pooler in transaction mode (BIHUAN_DB_PREPARE=false) server-side cursors (.iterator()) go too:
+    # neither a prepared statement nor a named cursor outlives the transaction's server connection.
+    DB_PREPARE = env_bool("BIHUAN_DB_PREPARE", True)
+    DATABASES["default"]["OPTIONS"] = {"prepare_threshold": 5 if DB_PREPARE else None}
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = not DB_PREPARE
+
+# A streaming replica (hot standby) for rollups, dashboards, reports and exports (bihuan/core/dbroute.py).
+REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
+REPLICA_PIN_SECONDS = env_int("BIHUAN_REPLICA_PIN_SECONDS", 10, minimum=1)  # read-your-writes after a write
+REPLICA_MAX_LAG_SECONDS = env_int("BIHUAN_REPLICA_MAX_LAG_SECONDS", 10, minimum=1)  # further behind: skipped
+REPLICA_CHECK_SECONDS = env_int("BIHUAN_REPLICA_CHECK_SECONDS", 2, minimum=0)  # health checked this often
+if REPLICA_URL:
+    DATABASES["replica"] = parse_database_url(REPLICA_URL)
+    if not all(DATABASES[alias]["ENGINE"].endswith("postgresql") for alias in ("default", "replica")):
+        raise ConfigError("DATABASE_REPLICA_URL must be a postgres:// URL, a streaming replica of DATABASE_URL's "
+                          "PostgreSQL")
+    DATABASES["replica"]["OPTIONS"] = dict(DATABASES["default"].get("OPTIONS", {}), connect_timeout=2)
+    DATABASES["replica"]["DISABLE_SERVER_SIDE_CURSORS"] = DATABASES["default"].get("DISABLE_SERVER_SIDE_CURSORS",
+                                                                                   False)
+    # Tests: the replica is the test database itself (a standby cannot create one; the replica's own tests point
+    # the alias at the real standby, which replicates the test database the primary made).
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["bihuan.core.dbroute.Router"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 INSTALLED_APPS = [
@@ -80,6 +103,8 @@ MIDDLEWARE = [
     # staff: a first password must be changed first; the person's own language
     "bihuan.register.middleware.StaffMiddleware",
 ]
+if REPLICA_URL:
+    MIDDLEWARE.insert(1, "bihuan.core.dbroute.PinAfterWrite")  # read-your-writes with a replica
 
 ROOT_URLCONF = "bihuan.urls"
 WSGI_APPLICATION = "bihuan.wsgi.application"

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.utils import timezone
 
+from bihuan.core.dbroute import read_connection
 from bihuan.loops.models import OPEN_STATES, Loop, LoopState, overdue_sql
 from bihuan.register.coverage import UnitRow, fold_up, load_units
 from bihuan.register.drill import DrillRow, drill_rows
@@ -152,7 +153,7 @@ def raw_counts(path: str | None, day: dt.date, now: dt.datetime | None = None) -
     d = connection.ops.adapt_datefield_value(day)
     t = connection.ops.adapt_datetimefield_value(now)
     out: dict[str, list[tuple]] = {}
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:
         where, params = _range("c", path)
         cur.execute(
             f"SELECT c.unit_id, c.type_id, COUNT(*), "

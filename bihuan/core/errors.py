@@ -8,6 +8,7 @@ every refusal with status 400 and the same JSON shape, ``{"detail": "<field>: <m
 
 from __future__ import annotations
 
+import errno
 import re
 import unicodedata
 
@@ -45,3 +46,17 @@ def whole_number(value, field: str, low: int, high: int, *, error: type[Refused]
     if not low <= value <= high:
         raise error(field, _("应在 %(low)s 到 %(high)s 之间") % {"low": low, "high": high})
     return value
+
+
+def disk_full(exc: BaseException | None) -> bool:
+    """True if ``exc`` (or what caused it) says the disk is full: PostgreSQL's ``disk_full`` (SQLSTATE 53100,
+    "could not extend file"), SQLite's "database or disk is full", or ENOSPC from the operating system."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if getattr(exc, "sqlstate", None) == "53100" or "database or disk is full" in str(exc):
+            return True
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from django.db import connection
 from django.utils import timezone
 
+from bihuan.core.dbroute import read_connection
 from bihuan.loops.models import Loop, overdue_sql
 from bihuan.register.coverage import UnitRow
 from bihuan.register.models import Unit, next_path
@@ -64,7 +65,7 @@ def raw_counts(directive_id: int, now=None):
     state (the benchmark's baseline; ``rollup`` reads the receipts joined to the units instead)."""
     q = connection.ops.quote_name
     now = connection.ops.adapt_datetimefield_value(now or timezone.now())
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:
         cur.execute(_REACH_SQL.format(reach=q(Reach._meta.db_table)), [directive_id])
         reach = cur.fetchall()
         cur.execute(f"SELECT owner_unit_id, state, {overdue_sql()} FROM {q(Loop._meta.db_table)} "
@@ -92,7 +93,7 @@ def rollup(directive: Directive, root: Unit | None = None) -> tuple[list[UnitRow
     root = root or directive.scope_unit
     q = connection.ops.quote_name
     now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:
         cur.execute(
             f"SELECT u.id, u.parent_id, u.level, u.path, u.name, u.kind, l.state, {overdue_sql('l.')} "
             f"FROM {q(Unit._meta.db_table)} u LEFT JOIN {q(Loop._meta.db_table)} l "

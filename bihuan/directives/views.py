@@ -21,6 +21,7 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from bihuan.core.dbroute import replica_reads
 from bihuan.core.http import download, int_param, is_htmx, public_url
 from bihuan.core.roles import Perm
 from bihuan.loops.engine import LoopError
@@ -143,6 +144,7 @@ def issue(request, scope):
 # --- detail / live rollup --------------------------------------------------------------------------------
 
 @staff_required(Perm.VIEW_REGISTER)
+@replica_reads
 def detail(request, directive_id: int, scope):
     directive = directive_for(request.user, directive_id)
     unit = _focus(request, directive)
@@ -243,6 +245,7 @@ def progress(request, directive_id: int, scope):
 
 
 @staff_required(Perm.VIEW_REGISTER)
+@replica_reads
 def export_feedback(request, directive_id: int, scope):
     directive = directive_for(request.user, directive_id)
     unit = _focus(request, directive)

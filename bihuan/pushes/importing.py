@@ -32,9 +32,11 @@ from typing import Any
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, F
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from bihuan.core import audit, excel
 from bihuan.core.bulk import insert_rows, reserve_ids, update_rows
+from bihuan.core.errors import disk_full
 from bihuan.core.roles import Perm
 from bihuan.core.tabular import UnreadableFile, cell_text, chunks, estimate_rows, is_blank, read_sheets
 from bihuan.core.worker import claim, worker_id
@@ -507,6 +509,14 @@ def process_batch(batch: PushBatch, *, owner: str | None = None,
         logger.warning("push batch %s: lease lost, another worker goes on with it", batch.pk)
         batch.refresh_from_db()
         return batch
+    except Exception as exc:  # the driver's own error class where COPY runs on the raw connection
+        if not disk_full(exc):
+            raise
+        # The chunk being written was rolled back whole; the chunks before it are committed and stay. Failing the
+        # batch says so to the uploader; uploading the same file again resumes after the last committed row.
+        logger.error("push batch %s: disk full, import stopped (%s)", batch.pk, str(exc).strip()[:200])
+        return _close(batch, owner, state=BatchState.FAILED, error=gettext(
+            "磁盘空间已满，导入已停止。已处理的行都已保存；请管理员腾出空间后重新上传同一文件，导入将从中断处继续。"))
 
 
 # --- the report ---------------------------------------------------------------------------------------------

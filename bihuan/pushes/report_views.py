@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from bihuan.core.dbroute import replica_reads
 from bihuan.core.http import date_param, download, int_param
 from bihuan.core.roles import Perm
 from bihuan.policy.rules import protocol_in_force
@@ -57,6 +58,7 @@ def _labels(choices) -> dict[str, str]:
 # --- dashboard -------------------------------------------------------------------------------------------
 
 @staff_required(Perm.VIEW_REGISTER)
+@replica_reads
 def dashboard(request, scope):
     """KPIs of a unit for a day, charts (by outcome, by measure, by day over 14 days) and its children with
     drill-down."""
@@ -102,6 +104,7 @@ def _to_level(request, unit: Unit) -> int:
 
 
 @staff_required(Perm.VIEW_REGISTER)
+@replica_reads
 def daily_report(request, scope):
     """The 日报 as a page: the same rows and columns as the Excel download."""
     unit = _unit(request, scope)
@@ -124,6 +127,7 @@ def daily_report(request, scope):
 
 
 @staff_required(Perm.VIEW_REGISTER)
+@replica_reads
 def daily_report_xlsx(request, scope):
     unit = _unit(request, scope)
     start, end = _period(request)

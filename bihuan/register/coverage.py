@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import connection
 
+from bihuan.core.dbroute import read_connection
 from bihuan.core.roles import RESPONSIBLE_ROLES
 
 from .models import (
@@ -113,7 +114,7 @@ def grid_level_counts(path: str | None = None):
     hh, res, st, un = _table(Household), _table(Resident), _table(Staff), _table(Unit)
     sums = ", ".join(f"SUM(CASE WHEN {g} THEN 1 ELSE 0 END)" for g in GROUPS)
     status_in = ", ".join(["%s"] * len(ACTIVE_STATUSES))
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:
         where, params = _range_sql(hh, path)
         cur.execute(f"SELECT unit_id, COUNT(*) FROM {hh}{where} GROUP BY unit_id", params)
         households = cur.fetchall()
@@ -138,7 +139,7 @@ def units_without_cadre(path: str | None = None) -> list[int]:
     """Ids of the compounds flagged as having no property management (三无小区) that no active cadre leads."""
     un, ld, st = _table(Unit), _table(UnitLeader), _table(Staff)
     where, params = _range_sql("u", path)
-    with connection.cursor() as cur:
+    with read_connection().cursor() as cur:
         cur.execute(
             f"SELECT u.id FROM {un} u{where}{' AND' if where else ' WHERE'} u.no_property_management = %s "
             f"AND NOT EXISTS (SELECT 1 FROM {ld} l JOIN {st} s ON s.id = l.staff_id "

@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_http_methods, require_POST
 
 from bihuan.core import audit, reveal
+from bihuan.core.dbroute import replica_reads
 from bihuan.core.errors import Refused
 from bihuan.core.http import download, int_param
 from bihuan.core.roles import RESPONSIBLE_ROLES, Perm
@@ -50,6 +51,7 @@ def _unit_context(scope, unit: Unit) -> dict:
 
 
 @staff_required(Perm.VIEW_REGISTER)
+@replica_reads
 def home(request, scope):
     """Every role lands on its own part of the tree; level-6 people land on their households."""
     if scope.unit.level == MAX_LEVEL or scope.role in RESPONSIBLE_ROLES:
@@ -58,12 +60,14 @@ def home(request, scope):
 
 
 @staff_required(Perm.VIEW_REGISTER)
+@replica_reads
 def unit_detail(request, unit_id: int, scope):
     unit = access_unit(request.user, unit_id)
     return render(request, "register/unit.html", _unit_context(scope, unit))
 
 
 @staff_required(Perm.VIEW_REGISTER)
+@replica_reads
 def blind_spots(request, unit_id: int, scope):
     unit = access_unit(request.user, unit_id)
     spots = coverage.blind_spot_lists(unit)

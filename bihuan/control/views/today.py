@@ -8,6 +8,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from bihuan.core.dbroute import replica_reads
 from bihuan.core.http import download
 from bihuan.core.roles import Perm
 from bihuan.register.access import staff_required
@@ -48,6 +49,7 @@ def today(request, scope):
 
 
 @staff_required(Perm.VIEW_REGISTER)
+@replica_reads
 def dashboard_page(request, scope):
     unit = unit_of(request, scope)
     day = date_param(request.GET.get("date"), timezone.localdate())
@@ -78,6 +80,7 @@ def dashboard_page(request, scope):
 
 
 @staff_required(Perm.VIEW_REGISTER)
+@replica_reads
 def export(request, scope):
     unit = unit_of(request, scope)
     day = date_param(request.GET.get("date"), timezone.localdate())
