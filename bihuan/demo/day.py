@@ -109,7 +109,14 @@ class _Day:
         self.plan_cases_from_register()
         self.plan_directive_in_progress()
         self.plan_directive_just_issued()
+        self.plan_capabilities()
         self.plan_worker_rounds()
+
+    def plan_capabilities(self) -> None:
+        """Each later capability schedules its own share of the day (``plan_day`` in its demo module)."""
+        from bihuan.demo import checkpoints
+
+        checkpoints.plan_day(self)
 
     # ---- helpers ------------------------------------------------------------------------------------------
 

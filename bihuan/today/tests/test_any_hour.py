@@ -13,7 +13,7 @@ from bihuan.register.models import Unit
 from bihuan.today.board import build
 
 
-@pytest.mark.parametrize("hour, minute", [(0, 30), (23, 30)])
+@pytest.mark.parametrize("hour, minute", [(0, 30), (14, 0), (23, 30)])
 def test_the_demo_day_built_at_any_hour_shows_figures(clock, client, db, hour, minute):
     clock.set_local(timezone.localdate(), hour, minute)
     generate_district("tiny", seed=1, out=lambda line: None)
