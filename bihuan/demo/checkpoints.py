@@ -29,12 +29,23 @@ def generate(seed: int, out: Callable[[str], None] = print) -> int:
         elif kind == UnitKind.COMPOUND and rng.random() < 0.2:
             rows.append(Checkpoint(unit_id=unit_id, path=path, name=f"{name}大门", kind=CheckpointKind.COMPOUND_GATE,
                                    opens=dt.time(6), closes=dt.time(23)))
-    # each checkpoint is staffed through its forces post (kind checkpoint, same unit, name and hours)
+    # Each checkpoint is staffed through a forces post of kind checkpoint: the unit's post the forces demo
+    # already rosters if there is one (a village's entrance post), else a new post with the same name and hours.
+    free: dict[int, list[int]] = {}
+    for post_id, unit_id in Post.objects.filter(kind=PostKind.CHECKPOINT, checkpoint__isnull=True).order_by(
+            "unit_id", "id").values_list("id", "unit_id"):
+        free.setdefault(unit_id, []).append(post_id)
+    new = []
+    for c in rows:
+        if free.get(c.unit_id):
+            c.post_id = free[c.unit_id].pop(0)
+        else:
+            new.append(c)
     posts = Post.objects.bulk_create([
         Post(unit_id=c.unit_id, path=c.path, name=c.name, kind=PostKind.CHECKPOINT,
              start_hour=c.opens.hour if c.opens else 0, end_hour=c.closes.hour if c.closes else 24, required=1)
-        for c in rows], batch_size=2000)
-    for c, post in zip(rows, posts, strict=True):
+        for c in new], batch_size=2000)
+    for c, post in zip(new, posts, strict=True):
         c.post_id = post.pk
     Checkpoint.objects.bulk_create(rows, batch_size=2000)
     out(f"checkpoints: {len(rows):,}")
