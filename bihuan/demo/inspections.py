@@ -39,6 +39,7 @@ def generate_inspections(preset: str, seed: int, out: Callable[[str], None] = pr
         from django.apps import apps
 
         importlib.import_module("bihuan.inspections.migrations.0002_checklists_and_rules").add(apps, None)
+        importlib.import_module("bihuan.inspections.migrations.0004_checkpoint_checklist_v2").add(apps, None)
     townships = list(Unit.objects.filter(level=3).order_by("path"))
     district = Unit.objects.filter(level=1).order_by("path").first()
     if not townships or district is None or not GROUPS.get(preset, 0):

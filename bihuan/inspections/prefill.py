@@ -11,6 +11,7 @@ import datetime as dt
 from collections.abc import Callable
 
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 
 from bihuan.core.roles import RESPONSIBLE_ROLES
 from bihuan.loops.models import Loop, overdue_q
@@ -117,6 +118,26 @@ def elderly_visited(visit: Visit, at: dt.datetime) -> Result:
         _url("register:residents", query=f"unit={unit.pk}&flag=elderly_alone")
 
 
+def post_staffed(visit: Visit, at: dt.datetime) -> Result:
+    """People on the duty roster of the visited post at the moment of the visit, against the people it requires
+    (the roster is the forces app's; a post outside its staffed hours needs nobody)."""
+    from bihuan.forces.models import Post, Shift
+
+    if visit.post_id is None:
+        return None
+    post = Post.objects.filter(pk=visit.post_id).values("required", "start_hour", "end_hour").first()
+    if post is None:
+        return None
+    hour = timezone.localtime(at).hour
+    start, end = post["start_hour"], post["end_hour"]
+    staffed_now = start <= hour < end if end > start else (hour >= start or hour < end)
+    on = Shift.objects.filter(post_id=visit.post_id, starts_at__lte=at, ends_at__gt=at).count()
+    url = _url("forces:roster", visit.post_id)
+    if not staffed_now:
+        return "pass", f"当前不在值守时段（{start}–{end} 时），排班 {on} 人", url
+    return _verdict(on >= post["required"]), f"排班在岗 {on} 人，应在岗 {post['required']} 人", url
+
+
 RULES: dict[str, Callable[[Visit, dt.datetime], Result]] = {
     "measure:card_posted": _measure("card_posted"),
     "measure:agreement_signed": _measure("agreement_signed"),
@@ -127,6 +148,7 @@ RULES: dict[str, Callable[[Visit, dt.datetime], Result]] = {
     "directives_signed": directives_signed,
     "no_blind_spots": no_blind_spots,
     "elderly_visited": elderly_visited,
+    "post_staffed": post_staffed,
 }
 
 

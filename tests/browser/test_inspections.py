@@ -27,6 +27,7 @@ def seeded(live_district):
 
     importlib.import_module("bihuan.control.migrations.0002_control_types").add_types(apps, None)
     importlib.import_module("bihuan.inspections.migrations.0002_checklists_and_rules").add(apps, None)
+    importlib.import_module("bihuan.inspections.migrations.0004_checkpoint_checklist_v2").add(apps, None)
 
 
 def photo_file(tmp_path, name, color):

@@ -94,3 +94,25 @@ def test_the_plan_keeps_every_candidates_weight_and_the_draw_repeats_from_them(w
     assert actions.redraw_recorded(plan) == drawn
     visit = plan.visits.get(target_kind=TargetKind.CHECKPOINT)  # the heaviest target was drawn with this seed
     assert visit.post_id == short.pk and visit.label == "鼓楼路卡点" and visit.responsible_unit == d.community_a
+
+
+def test_a_checkpoint_visit_takes_the_newest_checklist_and_reads_staff_on_duty_from_the_roster(world, clock):
+    d = world.d
+    clock.set_local(week() + dt.timedelta(days=1), 10)  # Tuesday 10:00, inside the post's 8–20 window
+    guard = Staff.objects.get(user=d.users["community_a"])
+    short = create_post(d.community_a, "鼓楼路卡点")
+    group = both_townships_group(world)
+    plan = actions.do_draw_plan(group, week_start=week(), seed=20201, acting_user=d.users["commander"])
+    visit = plan.visits.get(target_kind=TargetKind.CHECKPOINT)
+    assert visit.template.version == 2
+    actions.do_start_visit(visit, acting_user=world.inspector)
+    staff = visit.answers.get(item__key="staff_on_duty")
+    assert staff.prefilled == "fail" and "排班在岗 0 人，应在岗 1 人" in staff.evidence
+    assert staff.evidence_url.endswith(f"/posts/{short.pk}/")
+    from bihuan.forces.models import Shift
+
+    Shift.objects.create(post=short, path=short.path, staff=guard, starts_at=clock.now - dt.timedelta(hours=1),
+                         ends_at=clock.now + dt.timedelta(hours=3))
+    from bihuan.inspections.prefill import post_staffed
+
+    assert post_staffed(visit, clock.now)[0] == "pass"
