@@ -9,7 +9,8 @@ every provider's figures, grouped by township, the townships' responsible people
 
 Baseline: the same figures as hand-written SQL through a plain cursor — one ``GROUP BY`` per figure over the
 township prefix of the path (overdue receipts and verifications, waiting transfers, open alerts, missed check-ins,
-services older than a day, households without a grid, grids without a responsible person) — median of 20.
+services older than a day, households without a grid, grids without a responsible person; posts short on the
+roster or on duty now, tasks overdue, disinfection places overdue) — median of 20.
 Acceptance: the page renders in under 300 ms, at most twice the baseline.
 """
 
@@ -69,6 +70,28 @@ def raw_figures(path: str, upper: str, row_len: int, now) -> list[dict]:
          f"AND u.level = 6 AND NOT EXISTS (SELECT 1 FROM {staff} s WHERE s.unit_id = u.id AND s.deactivated_at IS NULL "
          f"AND s.role IN ({roles})) GROUP BY 1", [path, upper]),
     ]
+    # the field force's figures (bihuan/forces/today.py): posts short on the roster / on duty this hour, tasks
+    # overdue, places overdue
+    from django.utils import timezone
+
+    post, shift, place = q("forces_post"), q("forces_shift"), q("forces_place")
+    hour = timezone.localtime(now).hour
+    t = connection.ops.adapt_datetimefield_value(now)
+    pkey = f"SUBSTR(p.path, 1, {row_len})"
+    staffed = ("((p.end_hour > p.start_hour AND p.start_hour <= %s AND %s < p.end_hour) "
+               "OR (p.end_hour <= p.start_hour AND (p.start_hour <= %s OR %s < p.end_hour)))")
+    for cond, cparams in (("s.starts_at <= %s AND s.ends_at > %s", [t, t]),
+                          ("s.on_at IS NOT NULL AND s.off_at IS NULL AND s.ends_at > %s", [t])):
+        statements.append((f"SELECT {pkey}, COUNT(*) FROM {post} p WHERE p.path >= %s AND p.path < %s AND p.active "
+                           f"AND {staffed} AND (SELECT COUNT(*) FROM {shift} s WHERE s.post_id = p.id AND {cond}) "
+                           "< p.required GROUP BY 1", [path, upper, hour, hour, hour, hour, *cparams]))
+    statements.append((f"SELECT {key}, COUNT(*) FROM {loop} l WHERE l.path >= %s AND l.path < %s AND l.kind = "
+                       f"'forces.task' AND {overdue} GROUP BY 1", [path, upper, t, t]))
+    done = ("CAST(EXTRACT(EPOCH FROM p.last_done_at) AS BIGINT)" if connection.vendor == "postgresql"
+            else "CAST(strftime('%%s', p.last_done_at) AS INTEGER)")
+    statements.append((f"SELECT {pkey}, COUNT(*) FROM {place} p WHERE p.path >= %s AND p.path < %s AND p.active "
+                       f"AND (p.last_done_at IS NULL OR {done} + p.every_hours * 3600 < %s) GROUP BY 1",
+                       [path, upper, int(now.timestamp())]))
     out = []
     with connection.cursor() as cur:
         for sql, params in statements:
