@@ -114,9 +114,10 @@ class _Day:
 
     def plan_capabilities(self) -> None:
         """Each later capability schedules its own share of the day (``plan_day`` in its demo module)."""
-        from bihuan.demo import checkpoints
+        from bihuan.demo import checkpoints, forces, inspections
 
-        checkpoints.plan_day(self)
+        for capability in (checkpoints, forces, inspections):
+            capability.plan_day(self)
 
     # ---- helpers ------------------------------------------------------------------------------------------
 
@@ -316,10 +317,12 @@ class _Day:
         from bihuan.demo.people import People
 
         people = People(self.rng, arrival)
-        lo, hi = _id_range(Household)
-        picks = sorted({self.rng.randint(lo, hi) for _ in range(n * 2)})
-        households = list(Household.objects.filter(id__in=picks, unit__level=MAX_LEVEL)
-                          .only("id", "path", "address").order_by("id")[:n])
+        # drawn by position among the grids' households, so that gaps in the ids (a reset, a deleted row) do not
+        # change who is drawn: the same seed gives the same day
+        ids = list(Household.objects.filter(unit__level=MAX_LEVEL).order_by("id").values_list("id", flat=True))
+        picks = sorted(self.rng.sample(range(len(ids)), min(n, len(ids))))
+        households = list(Household.objects.filter(id__in=[ids[i] for i in picks])
+                          .only("id", "path", "address").order_by("id"))
         rows = []
         for h in households:
             male = self.rng.random() < 0.5

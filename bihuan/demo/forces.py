@@ -316,3 +316,24 @@ def _tasks_and_notices(rng: random.Random, units, by_unit, now) -> int:
                            due_at=now + dt.timedelta(hours=hours + rng.randint(0, 3)), acting_user=None)
             made += 1
     return made
+
+
+def plan_day(day) -> None:
+    """The field force's share of the demo day, on its clock: this morning a community gives its first helper a
+    delivery to an isolated household, due two hours later and not yet reported — behind by now."""
+    from bihuan.forces.actions import do_create_task
+    from bihuan.forces.models import Helper, HelperStatus
+    from bihuan.register.models import Household
+
+    helper = (Helper.objects.filter(status=HelperStatus.ACTIVE, unit__level=4).select_related("unit")
+              .order_by("id").first())
+    if helper is None:
+        return
+
+    def give() -> None:
+        homes = list(Household.objects.filter(helper.unit.subtree()).order_by("id").values_list("id", flat=True)[:2])
+        do_create_task(helper.unit, kind="delivery", title="为居家隔离户送药（降压药两盒）", helper=helper,
+                       households=homes, due_at=timezone.now() + dt.timedelta(hours=2), acting_user=None)
+        day.counts["tasks"] += 1
+
+    day.at(max(3.0, min(8.0, timezone.localtime(day.now).hour)), give)

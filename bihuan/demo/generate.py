@@ -373,11 +373,18 @@ def _delete_rows(qs: models.QuerySet, emptied: set, deleted: dict[str, int]) -> 
 
 
 def reset_register(out: Callable[[str], None] = print) -> dict[str, int]:
-    """Delete the register (units, households, residents, staff and their user accounts) and the audit
-    rows, and whatever rows of other apps point at them, with one statement per table (no row-by-row
+    """Delete the register (units, households, residents, staff and their user accounts), the audit rows,
+    inspection groups, self-reports and the outbox, and whatever rows of other apps point at them, with one statement per table (no row-by-row
     cascade in Python)."""
+    from bihuan.checkpoints.models import SelfReport
+    from bihuan.inspections.models import InspectionGroup
+    from bihuan.notify.models import Message
+
     User = get_user_model()
-    emptied = _tables_to_empty({Unit, Household, Resident, Staff, AuditEntry})
+    # The district's own rows that hang on the register only through nullable links or many-to-many (a group's
+    # territory, a self-report's pushed person, the outbox) go with it; configuration (checklists, protocols,
+    # control types, level names) stays.
+    emptied = _tables_to_empty({Unit, Household, Resident, Staff, AuditEntry, InspectionGroup, SelfReport, Message})
     deleted: dict[str, int] = {}
     with transaction.atomic():
         user_ids = list(Staff.objects.values_list("user_id", flat=True))

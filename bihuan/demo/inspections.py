@@ -1,6 +1,6 @@
 """Inspections in the generated district: inspection groups (督导组) with an inspector account each and a share of
-the townships, this week's plans drawn with seeds derived from the generator's, and each group's visits due by
-today carried out (the data's answers confirmed, every other visit's last item failed with a photo), so the demo
+the townships, this week's plans drawn with seeds derived from the generator's, and the visits due by today
+carried out on the demo day (the data's answers confirmed, failed items photographed), so the demo
 shows findings, rectification loops and scores (read live from the week's records). Deterministic with the seed;
 through the actions (and so the loop engine); a few dozen visits whatever the preset."""
 
@@ -23,15 +23,8 @@ def _photo() -> SimpleUploadedFile:
     return SimpleUploadedFile("finding.jpg", buf.getvalue(), content_type="image/jpeg")
 
 
-def generate_inspections(preset: str, seed: int, out: Callable[[str], None] = print) -> dict:
-    from bihuan.core.roles import Role
-    from bihuan.inspections import actions
+def _seed_checklists() -> None:
     from bihuan.inspections.models import ChecklistTemplate
-    from bihuan.inspections.planning import monday
-    from bihuan.register.models import Unit
-    from bihuan.register.staff_actions import do_create_staff
-
-    from . import PASSWORD
 
     if not ChecklistTemplate.objects.exists():  # a flushed test database lost the shipped checklists: seed them
         import importlib
@@ -40,31 +33,74 @@ def generate_inspections(preset: str, seed: int, out: Callable[[str], None] = pr
 
         importlib.import_module("bihuan.inspections.migrations.0002_checklists_and_rules").add(apps, None)
         importlib.import_module("bihuan.inspections.migrations.0004_checkpoint_checklist_v2").add(apps, None)
+
+
+def _make_groups(n: int, seed: int) -> list:
+    """``n`` groups, each with an inspector account, a share of the townships and this week's plan drawn."""
+    from bihuan.core.roles import Role
+    from bihuan.inspections import actions
+    from bihuan.inspections.planning import monday
+    from bihuan.register.models import Unit
+    from bihuan.register.staff_actions import do_create_staff
+
+    from . import PASSWORD
+
     townships = list(Unit.objects.filter(level=3).order_by("path"))
     district = Unit.objects.filter(level=1).order_by("path").first()
-    if not townships or district is None or not GROUPS.get(preset, 0):
-        return {}
-    n = min(GROUPS.get(preset, 1), len(townships))
-    week = monday(timezone.localdate())
-    visits = findings = 0
+    if not townships or district is None or not n:
+        return []
+    n = min(n, len(townships))
+    groups = []
     for i in range(n):
         username = "inspector" if i == 0 else f"inspector{i + 1}"
         user = do_create_staff(unit=district, username=username, name=f"督导组{i + 1}组长", role=Role.INSPECTOR,
                                password=PASSWORD, phone=f"1370000{i + 1:04d}", acting_user=None)[0].user
         group = actions.do_create_group(name=f"第{i + 1}督导组", leader=user, members=[user],
                                         territory=townships[i::n], visits_per_week=6, acting_user=None)
-        plan = actions.do_draw_plan(group, week_start=week, seed=seed * 1000 + i + 1, acting_user=None)
-        planned = list(plan.visits.order_by("planned_for", "id"))
-        # The visits due by today are carried out (at least the first): every other one fails its last item.
-        due = [v for v in planned if v.planned_for <= timezone.localdate()] or planned[:1]
+        actions.do_draw_plan(group, week_start=monday(timezone.localdate()), seed=seed * 1000 + i + 1,
+                             acting_user=None)
+        groups.append(group)
+    return groups
+
+
+def generate_inspections(preset: str, seed: int, out: Callable[[str], None] = print) -> dict:
+    """The groups and this week's plans (the visits are carried out on the demo day: ``plan_day``)."""
+    _seed_checklists()
+    groups = _make_groups(GROUPS.get(preset, 0), seed)
+    if groups:
+        out(f"inspections: {len(groups)} groups")
+    return {"groups": len(groups)}
+
+
+def plan_day(day) -> None:
+    """The inspections' share of the demo day, on its clock: each group carries out the visits of its plan due
+    by today, from yesterday morning on. The first fails one item of each severity (so by now the critical and
+    the major one are past their rectification deadlines and the minor one is open), every other one after it
+    fails its last item; the district without groups (the tiny preset) gets one on the day."""
+    from bihuan.inspections.models import InspectionGroup, Visit
+
+    _seed_checklists()
+    groups = list(InspectionGroup.objects.select_related("leader").order_by("id")) or _make_groups(
+        1, day.rng.randint(1, 10_000))
+    today = timezone.localdate(day.now)
+    for i, group in enumerate(groups):
+        due = list(Visit.objects.filter(plan__group=group, planned_for__lte=today).order_by("planned_for", "id")) or \
+            list(Visit.objects.filter(plan__group=group).order_by("planned_for", "id")[:1])
         for j, visit in enumerate(due):
-            actions.do_start_visit(visit, acting_user=user)
-            answers = list(visit.answers.select_related("item").order_by("item__order"))
-            given = {a.pk: {"result": "pass", "reason": "现场核实" if a.prefilled == "fail" else ""} for a in answers}
-            if j % 2 == 0:
-                given[answers[-1].pk] = {"result": "fail", "photo": _photo(),
-                                         "reason": "现场核实不符" if answers[-1].prefilled == "pass" else ""}
-            findings += len(actions.do_submit_visit(visit, given, acting_user=user))
-        visits += len(planned)
-    out(f"inspections: {n} groups, {visits} planned visits, {findings} findings")
-    return {"groups": n, "visits": visits, "findings": findings}
+            day.at(max(0.5, 30 - 5 * j - i * 0.5), lambda v=visit, u=group.leader, j=j: _carry_out(v, u, j, day.counts))
+
+
+def _carry_out(visit, user, j: int, counts) -> None:
+    from bihuan.inspections import actions
+
+    actions.do_start_visit(visit, acting_user=user)
+    answers = list(visit.answers.select_related("item").order_by("item__order"))
+    given = {a.pk: {"result": "pass", "reason": "现场核实" if a.prefilled == "fail" else ""} for a in answers}
+    if j == 0:
+        failing = list({a.item.severity: a for a in answers}.values())
+    else:
+        failing = answers[-1:] if j % 2 == 0 else []
+    for a in failing:
+        given[a.pk] = {"result": "fail", "photo": _photo(), "reason": "现场核实不符" if a.prefilled == "pass" else ""}
+    counts["findings"] += len(actions.do_submit_visit(visit, given, acting_user=user))
+    counts["visits"] += 1

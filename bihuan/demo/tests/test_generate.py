@@ -207,7 +207,7 @@ def test_no_clear_id_number_or_phone_reaches_the_database_file_or_the_logs_after
     from bihuan.register.workbook import export_workbook, import_workbook
 
     grid = Unit.objects.filter(level=6).order_by("path").first()
-    commander = Staff.objects.get(unit__level=1).user
+    commander = Staff.objects.get(unit__level=1, role="district_commander").user
     workbook = export_workbook(grid, acting_user=commander, full_reason="correct")
     Resident.objects.filter(household__unit=grid).delete()
     Household.objects.filter(unit=grid).delete()

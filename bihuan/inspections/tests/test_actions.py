@@ -158,10 +158,18 @@ def test_a_failure_after_14_days_is_not_a_repeat(world, clock):
 
 
 def test_the_demo_generator_makes_groups_plans_visits_and_findings(district):
-    from bihuan.demo.inspections import generate_inspections
-    from bihuan.inspections.models import InspectionGroup, Plan
+    from bihuan.demo.day import _Day, clock_at
+    from bihuan.demo.inspections import generate_inspections, plan_day
+    from bihuan.inspections.models import Finding, InspectionGroup, Plan
 
     made = generate_inspections("demo", 1, out=lambda line: None)
     assert made["groups"] == InspectionGroup.objects.count() == 2  # one per township of the base district
-    assert Plan.objects.count() == 2 and made["findings"] >= 1
-    assert Loop.objects.filter(kind__startswith="inspections.rectify").count() == made["findings"]
+    assert Plan.objects.count() == 2 and not Finding.objects.exists()  # the visits are the demo day's
+    day = _Day(1, out=lambda line: None)
+    plan_day(day)  # the inspections' share of the day alone
+    for moment, _n, fn in sorted(day.events, key=lambda e: (e[0], e[1])):
+        with clock_at(moment):
+            fn()
+    assert day.counts["visits"] >= 2 and day.counts["findings"] >= 3  # the first visit fails each severity
+    assert Loop.objects.filter(kind__startswith="inspections.rectify").count() == day.counts["findings"]
+    assert {f.severity for f in Finding.objects.all()} == {"minor", "major", "critical"}
