@@ -30,7 +30,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from bihuan.core import audit
-from bihuan.core.bulk import update_rows
+from bihuan.core.bulk import any_of, update_rows
 from bihuan.core.tabular import chunks
 from bihuan.loops import engine
 from bihuan.loops.models import Loop
@@ -138,13 +138,15 @@ def decide_routes(people: list, *, now: datetime | None = None, memo: dict | Non
     PushedPerson rows or the import's new people (``dedupe.NewPerson``) with their ids. ``memo`` (a dict the
     caller keeps between calls, e.g. for the chunks of one list) remembers address decisions and building
     lookups: a list names the same addresses again and again."""
-    idx = UnitIndex.cached()
+    memo = {} if memo is None else memo
+    idx = memo.get("index")
+    if idx is None:  # read once per list: the unit tree does not change while a list is imported
+        idx = memo["index"] = UnitIndex.cached()
     batch_units = dict(PushBatch.objects.filter(pk__in={p.first_batch_id for p in people})
                        .values_list("id", "unit__path"))
     now = now or timezone.now()
     residents = _resident_matches(people)
     decisions: dict[int, Decision] = {}
-    memo = {} if memo is None else memo
     cache: dict[tuple[str, str, str], Decision] = memo.setdefault("addresses", {})
     for p in people:
         if p.pk in residents:
@@ -243,35 +245,40 @@ def open_verifications(people: list, *, acting_user, deadline: str | None = None
         _q(Verification._meta.db_table), _q(Loop._meta.db_table))
     now = timezone.now()
     groups: dict[datetime, list[int]] = defaultdict(list)
+    due_of: dict[datetime, datetime] = {}  # a list's people share their push time
     for p in people:
         # Push times floored to the minute: one INSERT per minute of pushes, not per person (a deadline at
         # most 59 s early).
-        groups[verification_due(p.first_pushed_at.replace(second=0, microsecond=0), deadline)].append(p.pk)
+        pushed = p.first_pushed_at
+        due = due_of.get(pushed)
+        if due is None:
+            due = due_of[pushed] = verification_due(pushed.replace(second=0, microsecond=0), deadline)
+        groups[due].append(p.pk)
     for due, pids in groups.items():
         # No names in the notice: it may go by SMS or to a group robot; the list is on the page.
         notice = engine.Notice("新推送人员待核查",
                                f"请于 {timezone.localtime(due):%m-%d %H:%M} 前完成电话核查（名单见“推送核查”）。")
         for chunk in chunks(pids, OPEN_CHUNK):
-            marks = ", ".join(["%s"] * len(chunk))
+            ids_sql, ids_params = any_of("p.id", chunk, "bigint")  # one parameter, not one per person
             engine.open_many(
                 VERIFICATION,
                 f"SELECT p.id AS subject_id, CAST(%s AS VARCHAR(20)) || p.name AS title, u.id AS owner_unit_id, "
                 f"u.path AS owner_path, u.level AS owner_level, b.unit_id AS originator_unit_id, "
                 f"{engine.sql_time('NULL')} AS ack_due_at, {engine.sql_time('%s')} AS due_at "
                 f"FROM {person_t} p JOIN {unit_t} u ON u.id = p.unit_id JOIN {batch_t} b ON b.id = p.first_batch_id "
-                f"WHERE p.id IN ({marks})",
-                ["核查：", _dt(due), *chunk], originator_user=acting_user, notice=notice)
+                f"WHERE {ids_sql}",
+                ["核查：", _dt(due), *ids_params], originator_user=acting_user, notice=notice)
     with connection.cursor() as cur:
         for chunk in chunks([p.pk for p in people], OPEN_CHUNK):
-            marks = ", ".join(["%s"] * len(chunk))
+            ids_sql, ids_params = any_of("p.id", chunk, "bigint")
             cols, exprs, params = _defaults_select(Verification, {
                 "person_id": ("p.id", []), "loop_id": ("l.id", []), "origin": ("p.origin", []),
                 "arrival_date": ("p.arrival_date", []), "updated_at": ("%s", [_dt(now)])})
             cur.execute(
                 f"INSERT INTO {ver_t} ({', '.join(cols)}) SELECT {', '.join(exprs)} FROM {person_t} p "
                 f"JOIN {loop_t} l ON l.kind = %s AND l.subject_id = p.id "
-                f"WHERE p.id IN ({marks}) ON CONFLICT (person_id) DO NOTHING",
-                [*params, VERIFICATION, *chunk])
+                f"WHERE {ids_sql} ON CONFLICT (person_id) DO NOTHING",
+                [*params, VERIFICATION, *ids_params])
 
 
 def push_day_bounds(day: dt.date) -> tuple[datetime, datetime]:
