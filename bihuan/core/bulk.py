@@ -14,7 +14,8 @@ from django.db import connection
 
 from .tabular import chunks
 
-COPY_ABOVE = 2000  # PostgreSQL: more rows than this go by COPY into a temporary table and one UPDATE
+COPY_ABOVE = 100  # PostgreSQL: more rows than this go by COPY into a temporary table and one UPDATE (a VALUES
+# list of 500 rows is ~10,000 parameters the client splices into the text and the server parses: 1 s a statement)
 CHUNK = 500  # rows per statement: (fields + 1) · 500 parameters stays under SQLite's limit for up to 60 fields
 
 
@@ -59,6 +60,7 @@ def _update_by_copy(model, objs: Sequence, columns: list) -> None:
         with cur.cursor.copy(f"COPY {temp} ({names}) FROM STDIN") as copy:
             for obj in objs:
                 copy.write_row([_copy_value(getattr(obj, name)) for name in attnames])
+        cur.execute(f"ANALYZE {temp}")  # its size known: a few hundred rows join by key, not by scanning the table
         cur.execute(f"UPDATE {table} SET {sets} FROM {temp} v WHERE {table}.{pk} = v.{pk}")
         cur.execute(f"DROP TABLE {temp}")
 

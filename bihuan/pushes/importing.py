@@ -34,7 +34,7 @@ from django.db.models import Count, F
 from django.utils import timezone
 
 from bihuan.core import audit, excel
-from bihuan.core.bulk import insert_rows, reserve_ids, update_rows
+from bihuan.core.bulk import any_of, insert_rows, reserve_ids, update_rows
 from bihuan.core.roles import Perm
 from bihuan.core.tabular import UnreadableFile, cell_text, chunks, estimate_rows, is_blank, read_sheets
 from bihuan.core.worker import claim, worker_id
@@ -427,10 +427,13 @@ class _Run:
         """A pushed person with a registered ID number is that resident (routing sends them to their grid)."""
         wanted = {p.id_hash for p in people if p.id_hash and p.resident_id is None}
         found: dict[str, int] = {}
-        for chunk in chunks(sorted(wanted)):
-            for id_hash, pk in (Resident.objects.filter(id_hash__in=chunk).order_by("-pk")
-                                .values_list("id_hash", "pk")):
-                found[id_hash] = pk  # the lowest pk wins
+        if wanted:
+            match, params = any_of("id_hash", sorted(wanted))  # one parameter for the chunk's hashes
+            with connection.cursor() as cur:
+                cur.execute(f"SELECT id_hash, id FROM {connection.ops.quote_name(Resident._meta.db_table)} "
+                            f"WHERE {match} ORDER BY id DESC", params)
+                for id_hash, pk in cur.fetchall():
+                    found[id_hash] = pk  # the lowest pk wins
         for person in people:
             if person.resident_id is None and person.id_hash in found:
                 person.resident_id = found[person.id_hash]
