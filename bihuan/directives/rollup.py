@@ -78,13 +78,15 @@ def _flags_sql(states: set[str]) -> str:
 
 
 def rollup(directive: Directive, root: Unit | None = None) -> tuple[list[UnitRow], dict[int, DirectiveCounts]]:
-    """Every unit of ``root``'s subtree (the directive's scope by default) with its figures, in path order, from
-    ONE statement: the reach rows grouped by their unit's path (as ``raw_counts``), and the subtree sums of every
+    """Every unit of ``root``'s subtree (the directive's scope by default) with its figures, in path order. On
+    PostgreSQL from ONE statement: the reach rows grouped by their unit's path (as ``raw_counts``), and the subtree sums of every
     unit computed in the database with a GROUP BY per level over those groups and over the receipts (paths are
     fixed-width, so a unit's subtree is the paths that start with its own), joined to the units with their own
     receipt. Python only makes the rows (no walk up the tree, one round trip): the rollup costs little more
     than reading the reach groups themselves."""
     root = root or directive.scope_unit
+    if connection.vendor != "postgresql":
+        return _rollup_walk(directive, root)
     q = connection.ops.quote_name
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     low, high = root.path, next_path(root.path)
@@ -104,6 +106,71 @@ def rollup(directive: Directive, root: Unit | None = None) -> tuple[list[UnitRow
         totals[unit_id] = DirectiveCounts(households or 0, reached or 0, unreachable or 0, receipts or 0,
                                           signed or 0, relayed or 0, reported or 0, overdue or 0, state or "",
                                           late == 1)
+    return units, totals
+
+
+# (signed, relayed, reported) as 0/1 per receipt state, looked up once per row instead of three set tests.
+_STATE_FLAGS = {s: (int(s in SIGNED), int(s in RELAYED), int(s in REPORTED))
+                for s in SIGNED | {"issued", "returned", "cancelled"}}
+_NO_FLAGS = (0, 0, 0)
+
+
+def _rollup_walk(directive: Directive, root: Unit) -> tuple[list[UnitRow], dict[int, DirectiveCounts]]:
+    """SQLite: two queries — the units with their own receipt (one LEFT JOIN), the reach rows grouped by unit
+    path and status — and one walk up the tree in Python (SQLite runs in the process: the walk costs what the
+    subtree sums would cost in the database, whose planner joins unindexed groups by scanning them). The units
+    come in path order; the walk needs nothing else."""
+    q = connection.ops.quote_name
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cur:
+        cur.execute(
+            f"SELECT u.id, u.parent_id, u.level, u.path, u.name, u.kind, l.state, {overdue_sql('l.')} "
+            f"FROM {q(Unit._meta.db_table)} u LEFT JOIN {q(Loop._meta.db_table)} l "
+            "ON l.owner_unit_id = u.id AND l.kind = %s AND l.subject_id = %s "
+            "WHERE u.path >= %s AND u.path < %s ORDER BY u.path",
+            [now, now, RECEIPT, directive.pk, root.path, next_path(root.path)])
+        rows = cur.fetchall()
+        cur.execute(_REACH_SQL.format(reach=q(Reach._meta.db_table)), [directive.pk])
+        reach = cur.fetchall()
+    units: list[UnitRow] = []
+    totals: dict[int, DirectiveCounts] = {}
+    by_path: dict[str, DirectiveCounts] = {}
+    add_unit = units.append
+    for unit_id, parent_id, level, path, name, kind, state, overdue in rows:
+        add_unit(UnitRow(unit_id, parent_id, level, path, name, kind))
+        if state is None:
+            c = DirectiveCounts()
+        else:
+            signed, relayed, reported = _STATE_FLAGS.get(state, _NO_FLAGS)
+            late = 1 if overdue else 0
+            c = DirectiveCounts(0, 0, 0, 1, signed, relayed, reported, late, state, late == 1)
+        totals[unit_id] = by_path[path] = c
+    get = totals.get
+    for path, status, n in reach:
+        c = by_path.get(path)
+        if c is None:
+            continue
+        c.households += n
+        if status == "reached":
+            c.reached += n
+        elif status == "unreachable":
+            c.unreachable += n
+    # Units come in path order, so in reverse every unit is finished (all its children added) before its parent.
+    for u in reversed(units):
+        p = get(u.parent_id)
+        if p is None:
+            continue
+        c = totals[u.id]
+        if not (c.households or c.units):
+            continue
+        p.households += c.households
+        p.reached += c.reached
+        p.unreachable += c.unreachable
+        p.units += c.units
+        p.signed += c.signed
+        p.relayed += c.relayed
+        p.reported += c.reported
+        p.overdue += c.overdue
     return units, totals
 
 
