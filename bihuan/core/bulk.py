@@ -14,7 +14,8 @@ from django.db import connection
 
 from .tabular import chunks
 
-COPY_ABOVE = 2000  # PostgreSQL: more rows than this go by COPY into a temporary table and one UPDATE
+COPY_ABOVE = 100  # PostgreSQL: more rows than this go by COPY into a temporary table and one UPDATE (a VALUES
+# list of 500 rows is ~10,000 parameters the client splices into the text and the server parses: 1 s a statement)
 CHUNK = 500  # rows per statement: (fields + 1) · 500 parameters stays under SQLite's limit for up to 60 fields
 
 
@@ -59,6 +60,7 @@ def _update_by_copy(model, objs: Sequence, columns: list) -> None:
         with cur.cursor.copy(f"COPY {temp} ({names}) FROM STDIN") as copy:
             for obj in objs:
                 copy.write_row([_copy_value(getattr(obj, name)) for name in attnames])
+        cur.execute(f"ANALYZE {temp}")  # its size known: a few hundred rows join by key, not by scanning the table
         cur.execute(f"UPDATE {table} SET {sets} FROM {temp} v WHERE {table}.{pk} = v.{pk}")
         cur.execute(f"DROP TABLE {temp}")
 
@@ -83,6 +85,8 @@ def _preparer(field):
     target = field.target_field if isinstance(field, models.ForeignKey) else field
     plain = type(target) in (models.CharField, models.TextField) or isinstance(target, models.IntegerField)
     if not plain:
+        if isinstance(target, models.DateField | models.BooleanField):  # dates and instants repeat: remember them
+            return _memo(lambda value: generic(value, connection))
         return lambda value: generic(value, connection)
     return lambda value: value if value.__class__ in _PLAIN else generic(value, connection)
 
@@ -142,10 +146,27 @@ def insert_rows(model, fields: Sequence[str], rows: Sequence[Sequence]) -> None:
                 for row in rows:
                     copy.write_row(prepared(row, lambda value: value) if json_at else row)
         else:
-            adapt = connection.ops.adapt_datetimefield_value
+            adapt = _memo(connection.ops.adapt_datetimefield_value)  # a list's rows share a few instants
             marks = ", ".join(["%s"] * len(columns))
             cur.executemany(f"INSERT INTO {q(meta.db_table)} ({names}) VALUES ({marks})",
                             [prepared(row, adapt) for row in rows])
+
+
+def _memo(fn, limit: int = 4096):
+    """``fn`` remembering its results (for values that repeat, such as the few instants of one import)."""
+    seen: dict = {}
+
+    def call(value):
+        try:
+            return seen[value]
+        except KeyError:
+            result = fn(value)
+            if len(seen) < limit:
+                seen[value] = result
+            return result
+        except TypeError:  # not hashable
+            return fn(value)
+    return call
 
 
 def any_of(expression: str, values: Sequence, db_type: str = "text") -> tuple[str, list]:

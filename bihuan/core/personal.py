@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import operator
 import re
 
 _WEIGHTS = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
 _CHECK = "10X98765432"
 _FULLWIDTH = str.maketrans({chr(0xFF10 + i): str(i) for i in range(10)} | {"Ｘ": "X", "ｘ": "X"})
+
+
+_ID_SHAPE = re.compile(r"\d{17}[\dX]")
 
 
 class InvalidIdNumber(ValueError):
@@ -16,8 +20,9 @@ class InvalidIdNumber(ValueError):
 
 def id_checksum(first17: str) -> str:
     """GB 11643-1999 check character for the first 17 digits."""
-    total = sum(int(d) * w for d, w in zip(first17, _WEIGHTS, strict=True))
-    return _CHECK[total % 11]
+    if len(first17) != 17:
+        raise ValueError("id_checksum: 17 digits expected")
+    return _CHECK[sum(map(operator.mul, map(int, first17), _WEIGHTS)) % 11]
 
 
 def normalize_id_number(raw: str) -> str:
@@ -27,7 +32,7 @@ def normalize_id_number(raw: str) -> str:
         # First-generation numbers: insert the century and append the check digit.
         value = value[:6] + "19" + value[6:]
         value = value + id_checksum(value)
-    if not re.fullmatch(r"\d{17}[\dX]", value):
+    if not _ID_SHAPE.fullmatch(value):
         raise InvalidIdNumber("ID number must be 18 characters: 17 digits and a digit or X")
     try:
         birth = dt.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))

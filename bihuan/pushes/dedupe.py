@@ -73,18 +73,22 @@ class Index:
         if person.birth_date and person not in self.by_name_birth[(person.name, person.birth_date)]:
             self.by_name_birth[(person.name, person.birth_date)].append(person)
 
-    def load(self, rows: Iterable[Row], *, since: dt.datetime) -> None:
-        """Load the people pushed since ``since`` whom any of ``rows`` could match (three indexed queries)."""
+    def load(self, rows: Iterable[Row], *, since: dt.datetime, light: bool = False) -> None:
+        """Load the people pushed since ``since`` whom any of ``rows`` could match (three indexed queries).
+        ``light``: as ``KnownPerson`` objects (the columns a merge reads and writes, no model instances) for an
+        import, which only merges into them and writes them back with ``update_rows``."""
         rows = [r for r in rows if r.rejected is None]
         table = connection.ops.quote_name(PushedPerson._meta.db_table)
         after = connection.ops.adapt_datetimefield_value(since)
-        found: dict[int, PushedPerson] = {}
+        found: dict[int, PushedPerson | KnownPerson] = {}
+        read = KnownPerson.read if light else _models
+        select = ", ".join(f"p.{c}" for c in KnownPerson.COLUMNS) if light else "p.*"
         for column, values in (("id_hash", {r.id_hash for r in rows if r.id_number}),
                                ("phone_hash", {r.phone_hash for r in rows if r.phone})):
             if values:
                 match, params = any_of(f"p.{column}", sorted(values))
-                found.update((p.pk, p) for p in PushedPerson.objects.raw(
-                    f"SELECT p.* FROM {table} p WHERE p.last_pushed_at >= %s AND {match}", [after, *params]))
+                found.update((p.pk, p) for p in read(
+                    f"SELECT {select} FROM {table} p WHERE p.last_pushed_at >= %s AND {match}", [after, *params]))
         # (name, birth date) pairs joined to the (name, birth_date) index: common names are pushed many times, so
         # reading everyone with one of the names would read most of the window
         pairs = sorted({(r.name, r.birth_date) for r in rows if r.birth_date})
@@ -96,8 +100,8 @@ class Index:
                 pairs_sql = ("(SELECT json_extract(value, '$[0]') AS name, json_extract(value, '$[1]') AS birth_date "
                              "FROM json_each(%s)) w")
                 params = [json.dumps([[n, b.isoformat()] for n, b in pairs])]
-            found.update((p.pk, p) for p in PushedPerson.objects.raw(
-                f"SELECT p.* FROM {pairs_sql} JOIN {table} p ON p.name = w.name AND p.birth_date = w.birth_date "
+            found.update((p.pk, p) for p in read(
+                f"SELECT {select} FROM {pairs_sql} JOIN {table} p ON p.name = w.name AND p.birth_date = w.birth_date "
                 "WHERE p.last_pushed_at >= %s", [*params, after]))
         for person in sorted(found.values(), key=lambda p: p.pk):
             self.add(person)
@@ -120,6 +124,55 @@ class Index:
             if person is not None:
                 return Match(person, BY_NAME_BIRTH)
         return None
+
+
+def _models(sql: str, params: list) -> Iterable[PushedPerson]:
+    return PushedPerson.objects.raw(sql, params)
+
+
+class KnownPerson:
+    """A PushedPerson already in the database as an import reads it: the columns a merge reads and writes
+    (``UPDATED_FIELDS``), its id and name, read with a plain cursor (tens of thousands per list: model instances
+    and their converters cost more than the query). ``set_id_number`` / ``set_phone`` seal at once, as the model's
+    do; ``update_rows(PushedPerson, …, UPDATED_FIELDS)`` writes it back."""
+
+    COLUMNS = ("id", "name", *(PushedPerson._meta.get_field(f).column for f in UPDATED_FIELDS))
+    __slots__ = COLUMNS
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+    set_id_number = PushedPerson.set_id_number
+    set_phone = PushedPerson.set_phone
+
+    @classmethod
+    def read(cls, sql: str, params: list) -> list[KnownPerson]:
+        columns = cls.COLUMNS
+        dates = [i for i, c in enumerate(columns) if c in ("birth_date", "arrival_date")]
+        when = columns.index("last_pushed_at")
+        sqlite = connection.vendor == "sqlite"
+        out = []
+        with connection.cursor() as cur:
+            cur.execute(sql, params)
+            for values in cur.fetchall():
+                person = cls.__new__(cls)
+                if sqlite:  # SQLite gives instants without their zone (UTC), perhaps dates as text
+                    values = list(values)
+                    for i in dates:
+                        if values[i].__class__ is str:
+                            values[i] = dt.date.fromisoformat(values[i])
+                    values[when] = _utc(values[when])
+                for name, value in zip(columns, values, strict=True):
+                    setattr(person, name, value)
+                out.append(person)
+        return out
+
+
+def _utc(value) -> dt.datetime:
+    if isinstance(value, str):
+        value = dt.datetime.fromisoformat(value)
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
 
 
 def _recency(person: PushedPerson) -> tuple:

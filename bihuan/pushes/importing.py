@@ -35,7 +35,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from bihuan.core import audit, excel
-from bihuan.core.bulk import insert_rows, reserve_ids, update_rows
+from bihuan.core.bulk import any_of, insert_rows, reserve_ids, update_rows
 from bihuan.core.errors import disk_full
 from bihuan.core.roles import Perm
 from bihuan.core.tabular import UnreadableFile, cell_text, chunks, estimate_rows, is_blank, read_sheets
@@ -46,7 +46,7 @@ from bihuan.register.models import Resident, Unit, subtree_q
 from . import dedupe
 from .headers import FIELDS, IGNORE, detect_mapping, header_score, saved_mapping
 from .models import BatchState, PushBatch, PushedPerson, PushRow, RowResult
-from .normalize import Row, clean_text, masked_cell, normalize_row
+from .normalize import Row, clean_text, masked_cell, normalize_row, remembering
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ ROUTE_CHUNK = 25_000  # new people routed (and their owners told) together: one 
 RESULT_FIELDS = ("batch_id", "row_number", "result", "reason", "field", "person_id", "masked")
 LEASE_SECONDS = 300
 HEADER_SEARCH_ROWS = 10
+_ROW_DEPENDENT = frozenset({"id_number", "phone"})  # columns whose mask depends on the row as read
+_MASKED_MEMO_MAX = 200_000
 _ADVISORY_LOCK = 0x62_69_68_75  # "bihu": serialises the chunks of all batches on PostgreSQL
 
 NO_HEADER = ("找不到表头行：前 10 行中没有同时含“姓名”或“身份证号”和其他已知列的行，请检查文件或保存列对应关系 "
@@ -81,6 +83,7 @@ class Table:
     mapping: dict[str, str]  # header -> field, "" for the unmapped ones
     unmapped: list[str]
     rows: list[tuple[int, tuple]]  # (row number Excel shows, values); blank rows skipped
+    _masked_memo: dict = dataclasses.field(default_factory=dict, repr=False)  # (column, type, value) -> mask
 
     def cells(self, values: tuple) -> dict[str, Any]:
         return {f: values[i] for i, f in enumerate(self.fields) if f and i < len(values)}
@@ -91,11 +94,23 @@ class Table:
             return self._masked_slowly(values, row)
         out: dict[str, str] = {}
         fields = self.fields
+        memo = self._masked_memo
         for i, value in enumerate(values):
             if value is None or (value.__class__ is str and not value.strip()):
                 continue
-            out[keys[i] if i < len(keys) else f"第{i + 1}列"] = masked_cell(
-                fields[i] if i < len(fields) else None, value, row)
+            field = fields[i] if i < len(fields) else None
+            key = keys[i] if i < len(keys) else f"第{i + 1}列"
+            if field in _ROW_DEPENDENT:
+                out[key] = masked_cell(field, value, row)
+                continue
+            # The other columns' masks depend on the cell alone, and lists repeat their values.
+            memo_key = (i, value.__class__, value)
+            text = memo.get(memo_key)
+            if text is None:
+                text = masked_cell(field, value, row)
+                if len(memo) < _MASKED_MEMO_MAX:
+                    memo[memo_key] = text
+            out[key] = text
         return out
 
     def _keys(self) -> list[str] | None:
@@ -368,7 +383,7 @@ class _Run:
             _renew(self.batch, self.owner)
             _serialise_chunks()
             index = dedupe.Index()
-            index.load((r for r, _v in normalized), since=self.since)
+            index.load((r for r, _v in normalized), since=self.since, light=True)
             created: list[dedupe.NewPerson] = []
             changed: dict[int, PushedPerson] = {}
             results: list[list] = []  # PushRow columns (RESULT_FIELDS); the person object until ids are known
@@ -427,10 +442,13 @@ class _Run:
         """A pushed person with a registered ID number is that resident (routing sends them to their grid)."""
         wanted = {p.id_hash for p in people if p.id_hash and p.resident_id is None}
         found: dict[str, int] = {}
-        for chunk in chunks(sorted(wanted)):
-            for id_hash, pk in (Resident.objects.filter(id_hash__in=chunk).order_by("-pk")
-                                .values_list("id_hash", "pk")):
-                found[id_hash] = pk  # the lowest pk wins
+        if wanted:
+            match, params = any_of("id_hash", sorted(wanted))  # one parameter for the chunk's hashes
+            with connection.cursor() as cur:
+                cur.execute(f"SELECT id_hash, id FROM {connection.ops.quote_name(Resident._meta.db_table)} "
+                            f"WHERE {match} ORDER BY id DESC", params)
+                for id_hash, pk in cur.fetchall():
+                    found[id_hash] = pk  # the lowest pk wins
         for person in people:
             if person.resident_id is None and person.id_hash in found:
                 person.resident_id = found[person.id_hash]
@@ -498,10 +516,11 @@ def process_batch(batch: PushBatch, *, owner: str | None = None,
         todo = [r for r in table.rows if r[0] not in done]
         table.rows = []
         grown = 0
-        for rows in chunks(todo, CHUNK):
-            grown += len(run.chunk(table, rows))
-            if _analyze_if_grown(grown):
-                grown = 0
+        with remembering():
+            for rows in chunks(todo, CHUNK):
+                grown += len(run.chunk(table, rows))
+                if _analyze_if_grown(grown):
+                    grown = 0
         del todo
         _open_loops(batch, owner)
         return _close(batch, owner, state=BatchState.DONE)

@@ -21,9 +21,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import functools
 import re
+import threading
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,9 +74,39 @@ _CJK_GAP = re.compile(r"(?<=[\u3400-\u9fff])\s+(?=[\u3400-\u9fff])")
 
 # --- text ---------------------------------------------------------------------------------------------------
 
+_local = threading.local()  # .texts: what clean_text remembers inside ``remembering()``
+_REMEMBER_MAX = 200_000
+
+
+@contextlib.contextmanager
+def remembering():
+    """Inside, ``clean_text`` remembers the texts it cleaned: the columns of a list repeat their values (origins,
+    townships, addresses, dates), and one import cleans hundreds of thousands of cells. Forgotten on leaving (the
+    texts are personal data: they are not kept in the process)."""
+    outer = getattr(_local, "texts", None)
+    _local.texts = outer if outer is not None else {}
+    try:
+        yield
+    finally:
+        if outer is None:
+            _local.texts = None
+
+
+def _clean(value: Any) -> str:
+    return _SPACES.sub(" ", unicodedata.normalize("NFKC", cell_text(value))).strip()
+
+
 def clean_text(value: Any, max_length: int | None = None) -> str:
     """Half-width, single spaces, trimmed; cut to ``max_length``."""
-    text = _SPACES.sub(" ", unicodedata.normalize("NFKC", cell_text(value))).strip()
+    texts = getattr(_local, "texts", None)
+    if texts is not None and value.__class__ is str:
+        text = texts.get(value)
+        if text is None:
+            text = _clean(value)
+            if len(texts) < _REMEMBER_MAX:
+                texts[value] = text
+    else:
+        text = _clean(value)
     return text[:max_length] if max_length else text
 
 

@@ -291,6 +291,18 @@ def test_the_detail_counts_are_the_rollup_at_the_asked_unit(world, as_user):
     assert as_user("commander", "GET", f"{D}/{d.directive.pk}?unit={d.township_b.id}").status_code == 404
 
 
+def test_the_rollup_is_one_statement_and_a_subtree_has_the_figures_of_the_whole(world, django_assert_num_queries):
+    from django.db import connection
+
+    d = world
+    scope = d.directive.scope_unit
+    with django_assert_num_queries(1 if connection.vendor == "postgresql" else 2):  # SQLite: two and a walk
+        units, totals = rollup.rollup(d.directive, root=scope)
+    _, part = rollup.rollup(d.directive, root=d.community_a)
+    assert part and all(part[i].as_dict() == totals[i].as_dict() for i in part)
+    assert {u.id for u in units} >= set(part) and [u.path for u in units] == sorted(u.path for u in units)
+
+
 def test_the_command_office_sees_a_directive_sent_past_it_to_a_township(world, as_user):
     d = world
     direct = do_issue_directive(acting_user=d.users["commander"], title="直达街道", body="内容",
