@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # request bodies above the limit of their kind refused before they are read
     "bihuan.core.uploads.UploadLimitMiddleware",
+    # NUL characters in the path, query, form or JSON body refused (400)
+    "bihuan.core.http.StrictInputMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from bihuan.core.errors import Refused
-from bihuan.core.http import download, int_param, is_htmx
+from bihuan.core.http import download, int_param, is_htmx, parse_date
 from bihuan.core.roles import Perm
 from bihuan.loops.models import LoopEvent
 from bihuan.policy.rules import arrival_of, protocol_in_force
@@ -62,10 +62,10 @@ LIST_LIMIT = 100  # transfers / ping-pongs shown on one page
 def _day(value: str | None) -> dt.date:
     if not value:
         return timezone.localdate()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise Http404("not a date") from None
+    day = parse_date(value)
+    if day is None:
+        raise Http404("not a date")
+    return day
 
 
 def _next(request, default: str) -> str:

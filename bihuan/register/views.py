@@ -12,7 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from bihuan.core.http import download
+from bihuan.core.http import download, int_param
 from bihuan.core.roles import RESPONSIBLE_ROLES, Perm
 
 from . import coverage
@@ -74,7 +74,7 @@ def _page(request, queryset):
 
 @staff_required(Perm.VIEW_REGISTER)
 def households(request, scope, unit_id: int | None = None, home: bool = False):
-    unit = access_unit(request.user, int(unit_id or request.GET.get("unit") or scope.root.id))
+    unit = access_unit(request.user, int_param(unit_id or request.GET.get("unit") or scope.root.id))
     q = request.GET.get("q", "")
     qs = search_households(scoped(request.user, Household.objects).filter(subtree_q(unit.path)), q)
     page = _page(request, qs.select_related("unit"))
@@ -86,7 +86,7 @@ def households(request, scope, unit_id: int | None = None, home: bool = False):
 
 @staff_required(Perm.VIEW_REGISTER)
 def residents(request, scope):
-    unit = access_unit(request.user, int(request.GET.get("unit") or scope.root.id))
+    unit = access_unit(request.user, int_param(request.GET.get("unit") or scope.root.id))
     q = request.GET.get("q", "")
     qs = search_residents(scoped(request.user, Resident.objects).filter(subtree_q(unit.path)), q)
     page = _page(request, qs.select_related("household").order_by("path", "household_id", "id"))

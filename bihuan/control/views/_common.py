@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
+from bihuan.core import http
 from bihuan.core.errors import Refused
 from bihuan.core.http import int_param
 from bihuan.register.access import access_unit, scope_of
@@ -25,10 +26,7 @@ RESULT_BUTTONS = [TestResult.NEGATIVE, TestResult.POSITIVE, TestResult.PENDING, 
 
 
 def date_param(value: str | None, default: dt.date) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value) if value else default
-    except ValueError:
-        return default
+    return http.date_param(value, default)
 
 
 def next_url(request, default: str) -> str:
