@@ -21,7 +21,7 @@ from django.views.decorators.http import require_POST
 
 from bihuan.core import links
 from bihuan.core.errors import Refused
-from bihuan.core.http import download, int_param, parse_date
+from bihuan.core.http import download, int_param, parse_date, safe_next
 from bihuan.core.roles import Perm
 from bihuan.policy.places import PROVINCES
 from bihuan.policy.rules import areas_in_force
@@ -354,5 +354,5 @@ def decide_change(request, change_id: int, scope):
         raise Http404("no such change")
     actions.do_decide_register_change(change, confirm=request.POST.get("confirm") == "1", acting_user=request.user,
                                       note=request.POST.get("note", ""))
-    return redirect(request.POST.get("next") or reverse("checkpoints:campaigns"))
+    return redirect(safe_next(request, "checkpoints:campaigns"))
 

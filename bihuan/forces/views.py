@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from bihuan.core.errors import Refused
-from bihuan.core.http import download, int_param, parse_date, whole
+from bihuan.core.http import download, int_param, parse_date, safe_next, whole
 from bihuan.loops.models import OPEN_STATES, Loop
 from bihuan.register.access import access_unit, staff_required
 from bihuan.register.models import Unit
@@ -114,7 +114,7 @@ def decide(request, helper_id, scope):
         messages.success(request, _("已处理：%(name)s") % {"name": helper.name})
     except Refused as exc:
         messages.error(request, exc.message)
-    return redirect(request.POST.get("next") or reverse("forces:home"))
+    return redirect(safe_next(request, "forces:home"))
 
 
 @staff_required(VIEW)

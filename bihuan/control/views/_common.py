@@ -9,7 +9,6 @@ from functools import wraps
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
 from bihuan.core import http
@@ -31,10 +30,7 @@ def date_param(value: str | None, default: dt.date) -> dt.date:
 
 def next_url(request, default: str) -> str:
     """``next`` from the form if it points back into this site, else ``default``."""
-    target = request.POST.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        return target
-    return default
+    return http.safe_next(request, default)
 
 
 def unit_of(request, scope) -> Unit:
