@@ -146,6 +146,19 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("BIHUAN_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BIHUAN_BEHIND_PROXY", False) else None
+# Served over HTTPS (BIHUAN_SECURE_COOKIES=1): plain-HTTP requests are redirected, and browsers are told to use HTTPS
+# only (HSTS, a year, subdomains included, no preload list unless asked). Each can be tuned on its own; turning
+# subdomains or preload off is a deliberate choice, so its deploy-check warning is silenced with it.
+SECURE_SSL_REDIRECT = env_bool("BIHUAN_SSL_REDIRECT", SESSION_COOKIE_SECURE)
+SECURE_REDIRECT_EXEMPT = [r"^" + p.lstrip("/") for p in env_list("BIHUAN_SSL_REDIRECT_EXEMPT", [])]
+SECURE_HSTS_SECONDS = env_int("BIHUAN_HSTS_SECONDS", 365 * 24 * 3600 if SESSION_COOKIE_SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("BIHUAN_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("BIHUAN_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SILENCED_SYSTEM_CHECKS = (["security.W005"] if not SECURE_HSTS_INCLUDE_SUBDOMAINS else []) + \
+    (["security.W021"] if not SECURE_HSTS_PRELOAD else [])
 
 # Content-Security-Policy (django-csp): everything from this site only; no inline script or style anywhere (scripts
 # and styles are static files; sizes set from data-* attributes by js/page.js); no plug-ins, no framing, forms post
