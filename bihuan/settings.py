@@ -72,6 +72,8 @@ MIDDLEWARE = [
     # NUL characters in the path, query, form or JSON body refused (400)
     "bihuan.core.http.StrictInputMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # pages without login (resident links, self-report, sign-up): limited per client address and per link
+    "bihuan.core.ratelimit.PublicRateLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -179,6 +181,16 @@ CONTENT_SECURITY_POLICY = {
         **({"report-uri": [_CSP_REPORT_URI]} if _CSP_REPORT_URI else {}),
     },
 }
+
+# Pages anyone may open without an account, rate limited per client address and per link (bihuan/core/ratelimit.py).
+# Generous per address: a village may share one mobile-network address.
+PUBLIC_PREFIXES = ("/r/", "/p/", "/s/", "/f/", "/report/")
+# the same page for many people (the self-report form, a unit's sign-up poster): counted per address only
+PUBLIC_SHARED_PATHS = ("/report/",)
+PUBLIC_SHARED_PREFIXES = ("/f/join/",)
+PUBLIC_RATE_WINDOW_SECONDS = env_int("BIHUAN_PUBLIC_RATE_WINDOW_SECONDS", 600, minimum=10)
+PUBLIC_RATE_PER_ADDRESS = env_int("BIHUAN_PUBLIC_RATE_PER_ADDRESS", 300, minimum=1)
+PUBLIC_RATE_PER_LINK = env_int("BIHUAN_PUBLIC_RATE_PER_LINK", 60, minimum=1)
 
 # CAP 1.2 sender ids are this prefix plus the unit code (docs/api.md).
 CAP_SENDER_PREFIX = env_str("BIHUAN_CAP_SENDER_PREFIX", "bihuan:")

@@ -56,6 +56,18 @@ def safe_next(request, default: str) -> str:
     return resolve_url(default)
 
 
+def client_address(request) -> str:
+    """The client's address: behind a proxy (BIHUAN_BEHIND_PROXY) the last X-Forwarded-For entry, the one our
+    own proxy added (earlier entries are the client's to forge)."""
+    from django.conf import settings
+
+    if settings.SECURE_PROXY_SSL_HEADER:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded.strip():
+            return forwarded.split(",")[-1].strip()[:100]
+    return request.META.get("REMOTE_ADDR", "")[:100]
+
+
 def is_htmx(request) -> bool:
     return request.headers.get("HX-Request") == "true"
 

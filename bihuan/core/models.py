@@ -70,3 +70,19 @@ class SessionFence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} after {self.valid_after:%Y-%m-%d %H:%M}"
+
+
+class RateCounter(models.Model):
+    """Requests of one key (a hashed client address or public link) in one fixed window: the public pages' flood
+    guard, in the database (no cache server). ``bihuan.core.ratelimit``; old windows are deleted as they pass."""
+
+    key = models.CharField(max_length=64)
+    bucket = models.BigIntegerField()  # the window's number: epoch seconds // window length
+    hits = models.PositiveIntegerField(default=0)
+    expires = models.BigIntegerField(db_index=True)  # epoch seconds after which the row is of no use
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "bucket"], name="one_rate_counter_per_key_and_bucket")]
+
+    def __str__(self) -> str:
+        return f"{self.key}@{self.bucket}: {self.hits}"
