@@ -162,6 +162,10 @@ X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = (["security.W005"] if not SECURE_HSTS_INCLUDE_SUBDOMAINS else []) + \
     (["security.W021"] if not SECURE_HSTS_PRELOAD else [])
 
+# API tokens: how long a new one lasts (BIHUAN_API_TOKEN_DAYS), and the longest a user may choose.
+API_TOKEN_DAYS = env_int("BIHUAN_API_TOKEN_DAYS", 90, minimum=1)
+API_TOKEN_MAX_DAYS = env_int("BIHUAN_API_TOKEN_MAX_DAYS", 366, minimum=1)
+
 # Content-Security-Policy (django-csp): everything from this site only; no inline script or style anywhere (scripts
 # and styles are static files; sizes set from data-* attributes by js/page.js); no plug-ins, no framing, forms post
 # only here. BIHUAN_CSP_REPORT_URI sends violation reports to a collector of the deployment's choice.

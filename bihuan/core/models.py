@@ -36,9 +36,19 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked = models.BooleanField(default=False)
+    # What the token may do: read only (GET) unless can_write; within the subtree of subtree_unit_id (a unit inside
+    # the user's own part of the district; None: all of it); until expires_at (always set on new tokens).
+    can_write = models.BooleanField(default=False)
+    subtree_unit_id = models.BigIntegerField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name})"
+
+    def expired(self, now=None) -> bool:
+        from django.utils import timezone
+
+        return self.expires_at is None or self.expires_at <= (now or timezone.now())
 
     @staticmethod
     def hash_key(key: str) -> str:
