@@ -23,11 +23,11 @@ def id_checksum(first17: str) -> str:
 def normalize_id_number(raw: str) -> str:
     """Return a valid 18-character ID number or raise InvalidIdNumber with the reason."""
     value = (raw or "").translate(_FULLWIDTH).strip().upper().replace(" ", "")
-    if len(value) == 15 and value.isdigit():
+    if len(value) == 15 and value.isascii() and value.isdigit():  # "²".isdigit() is true
         # First-generation numbers: insert the century and append the check digit.
         value = value[:6] + "19" + value[6:]
         value = value + id_checksum(value)
-    if not re.fullmatch(r"\d{17}[\dX]", value):
+    if not re.fullmatch(r"\d{17}[\dX]", value, re.ASCII):  # not Arabic-Indic or other Unicode digits
         raise InvalidIdNumber("ID number must be 18 characters: 17 digits and a digit or X")
     try:
         birth = dt.date(int(value[6:10]), int(value[10:12]), int(value[12:14]))
@@ -51,7 +51,7 @@ def sex_from_id(id_number: str) -> str:
 def normalize_phone(raw: str) -> str:
     """Digits only, without +86 / 0086; raise ValueError if it is no Chinese mobile or landline."""
     value = (raw or "").translate(_FULLWIDTH)
-    digits = re.sub(r"\D", "", value)
+    digits = re.sub(r"\D", "", value, flags=re.ASCII)  # ASCII digits only: never Arabic-Indic or other digits
     if digits.startswith("0086"):
         digits = digits[4:]
     elif digits.startswith("86") and len(digits) == 13:

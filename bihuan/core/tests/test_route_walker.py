@@ -91,7 +91,8 @@ def _check(response, what: str, failures: list) -> None:
         failures.append(f"{what}: {response.status_code} {error!r}"[:300])
 
 
-@pytest.mark.parametrize("username", USERS, ids=lambda u: u or "anonymous")
+@pytest.mark.parametrize("username", [u if u in (None, "commander") else pytest.param(u, marks=pytest.mark.slow)
+                                      for u in USERS], ids=lambda u: u or "anonymous")
 def test_no_route_answers_bad_input_with_a_server_error(client, district, username):
     client.raise_request_exception = False
     user = district.users[username] if username else None
