@@ -81,6 +81,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # idle timeout (shorter for levels 1-2) and "log out everywhere"
     "bihuan.login.SessionGuardMiddleware",
+    # the second factor: a code after the password for enrolled accounts; enrolment for roles that need it
+    "bihuan.second_factor.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # staff: a first password must be changed first; the person's own language
@@ -161,6 +163,10 @@ SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SILENCED_SYSTEM_CHECKS = (["security.W005"] if not SECURE_HSTS_INCLUDE_SUBDOMAINS else []) + \
     (["security.W021"] if not SECURE_HSTS_PRELOAD else [])
+
+# The second factor (TOTP): enrolment is required for roles that reveal or export personal data or manage accounts
+# when enforced — by default outside demo mode (the demo's published accounts would otherwise all need phones).
+TOTP_ENFORCE = env_bool("BIHUAN_TOTP_ENFORCE", not DEMO)
 
 # API tokens: how long a new one lasts (BIHUAN_API_TOKEN_DAYS), and the longest a user may choose.
 API_TOKEN_DAYS = env_int("BIHUAN_API_TOKEN_DAYS", 90, minimum=1)
