@@ -37,6 +37,15 @@ def _passed(request) -> None:
     request.session[totp.SESSION_KEY] = request.user.pk
 
 
+def at_sign_in(sender, request, user, **kwargs) -> None:
+    """At every sign-in (``user_logged_in``, connected in core.apps): an account with nothing to ask passes at once,
+    so that pages cost no query for it; an enrolled one (or one that must enrol) is asked by the middleware."""
+    if request is None or not hasattr(request, "session"):
+        return
+    if not totp.enrolled(user) and not (settings.TOTP_ENFORCE and totp.required_for_role(_role(user))):
+        request.session[totp.SESSION_KEY] = user.pk
+
+
 class SecondFactorMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
