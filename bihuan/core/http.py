@@ -50,7 +50,8 @@ def safe_next(request, default: str) -> str:
     from django.utils.http import url_has_allowed_host_and_scheme
 
     target = (request.POST.get("next") or request.GET.get("next") or "").strip()
-    if target and "\\" not in target and url_has_allowed_host_and_scheme(
+    # a path from the root or a full URL; a bare word would be taken for a URL name by redirect()
+    if target and target.startswith(("/", "http://", "https://")) and "\\" not in target and url_has_allowed_host_and_scheme(
             target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
         return target
     return resolve_url(default)

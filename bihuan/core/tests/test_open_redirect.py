@@ -22,6 +22,8 @@ HOSTILE = [
     "\t//evil.example",
     "https:///evil.example",
     "data:text/html,<script>alert(1)</script>",
+    "²",  # no path at all: redirect() would take it for a URL name
+    "directives:list",
 ]
 
 
