@@ -180,6 +180,8 @@ class Gunicorn:
         self.timeout = timeout
         self.env = {**os.environ, "BIHUAN_DEMO": "1", "BIHUAN_DEBUG": "false", "DATABASE_URL": database_url(),
                     "BIHUAN_ALLOWED_HOSTS": "127.0.0.1,localhost", "BIHUAN_LOG_LEVEL": "WARNING",
+                    # one load generator is one address: the public pages' limits still count, never refuse
+                    "BIHUAN_PUBLIC_RATE_PER_ADDRESS": "1000000000", "BIHUAN_PUBLIC_RATE_PER_LINK": "1000000000",
                     **(env or {})}
         self.log_path = log_path or tempfile.mkstemp(prefix="bihuan-gunicorn-", suffix=".log")[1]
         self.command = [sys.executable, "-m", "gunicorn", "bihuan.wsgi", "-w", str(workers), "--bind",

@@ -35,20 +35,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
-from bihuan.core import audit
+from bihuan.core import audit, http
 from bihuan.core.models import LoginThrottle, SessionFence
 
 DEMO_PASSWORD = "bihuan2022"  # the password `bihuan generate` gives every demo account (published in the README)
 
 
-def client_address(request) -> str:
-    """The client's address: behind a proxy (BIHUAN_BEHIND_PROXY) the last X-Forwarded-For entry, the one our
-    own proxy added (earlier entries are the client's to forge)."""
-    if settings.SECURE_PROXY_SSL_HEADER:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded.strip():
-            return forwarded.split(",")[-1].strip()[:100]
-    return request.META.get("REMOTE_ADDR", "")[:100]
+client_address = http.client_address  # one definition (core.http), shared with the public pages' rate limits
 
 
 def _keys(username: str, address: str) -> list[tuple[str, int]]:

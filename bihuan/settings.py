@@ -88,9 +88,15 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below)
+    "csp.middleware.CSPMiddleware",
     # request bodies above the limit of their kind refused before they are read
     "bihuan.core.uploads.UploadLimitMiddleware",
+    # NUL characters in the path, query, form or JSON body refused (400)
+    "bihuan.core.http.StrictInputMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # pages without login (resident links, self-report, sign-up): limited per client address and per link
+    "bihuan.core.ratelimit.PublicRateLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -98,6 +104,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # idle timeout (shorter for levels 1-2) and "log out everywhere"
     "bihuan.login.SessionGuardMiddleware",
+    # the second factor: a code after the password for enrolled accounts; enrolment for roles that need it
+    "bihuan.second_factor.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # staff: a first password must be changed first; the person's own language
@@ -170,6 +178,57 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = env_bool("BIHUAN_SECURE_COOKIES", False)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BIHUAN_BEHIND_PROXY", False) else None
+# Served over HTTPS (BIHUAN_SECURE_COOKIES=1): plain-HTTP requests are redirected, and browsers are told to use HTTPS
+# only (HSTS, a year, subdomains included, no preload list unless asked). Each can be tuned on its own; turning
+# subdomains or preload off is a deliberate choice, so its deploy-check warning is silenced with it.
+SECURE_SSL_REDIRECT = env_bool("BIHUAN_SSL_REDIRECT", SESSION_COOKIE_SECURE)
+SECURE_REDIRECT_EXEMPT = [r"^" + p.lstrip("/") for p in env_list("BIHUAN_SSL_REDIRECT_EXEMPT", [])]
+SECURE_HSTS_SECONDS = env_int("BIHUAN_HSTS_SECONDS", 365 * 24 * 3600 if SESSION_COOKIE_SECURE else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("BIHUAN_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("BIHUAN_HSTS_PRELOAD", False)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SILENCED_SYSTEM_CHECKS = (["security.W005"] if not SECURE_HSTS_INCLUDE_SUBDOMAINS else []) + \
+    (["security.W021"] if not SECURE_HSTS_PRELOAD else [])
+
+# The second factor (TOTP): enrolment is required for roles that reveal or export personal data or manage accounts
+# when enforced — by default outside demo mode (the demo's published accounts would otherwise all need phones).
+TOTP_ENFORCE = env_bool("BIHUAN_TOTP_ENFORCE", not DEMO)
+
+# API tokens: how long a new one lasts (BIHUAN_API_TOKEN_DAYS), and the longest a user may choose.
+API_TOKEN_DAYS = env_int("BIHUAN_API_TOKEN_DAYS", 90, minimum=1)
+API_TOKEN_MAX_DAYS = env_int("BIHUAN_API_TOKEN_MAX_DAYS", 366, minimum=1)
+
+# Content-Security-Policy (django-csp): everything from this site only; no inline script or style anywhere (scripts
+# and styles are static files; sizes set from data-* attributes by js/page.js); no plug-ins, no framing, forms post
+# only here. BIHUAN_CSP_REPORT_URI sends violation reports to a collector of the deployment's choice.
+_CSP_REPORT_URI = env_str("BIHUAN_CSP_REPORT_URI", "")
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        **({"report-uri": [_CSP_REPORT_URI]} if _CSP_REPORT_URI else {}),
+    },
+}
+
+# Pages anyone may open without an account, rate limited per client address and per link (bihuan/core/ratelimit.py).
+# Generous per address: a village may share one mobile-network address.
+PUBLIC_PREFIXES = ("/r/", "/p/", "/s/", "/f/", "/report/")
+# the same page for many people (the self-report form, a unit's sign-up poster): counted per address only
+PUBLIC_SHARED_PATHS = ("/report/",)
+PUBLIC_SHARED_PREFIXES = ("/f/join/",)
+PUBLIC_RATE_WINDOW_SECONDS = env_int("BIHUAN_PUBLIC_RATE_WINDOW_SECONDS", 600, minimum=10)
+PUBLIC_RATE_PER_ADDRESS = env_int("BIHUAN_PUBLIC_RATE_PER_ADDRESS", 300, minimum=1)
+PUBLIC_RATE_PER_LINK = env_int("BIHUAN_PUBLIC_RATE_PER_LINK", 60, minimum=1)
 
 # CAP 1.2 sender ids are this prefix plus the unit code (docs/api.md).
 CAP_SENDER_PREFIX = env_str("BIHUAN_CAP_SENDER_PREFIX", "bihuan:")

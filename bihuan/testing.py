@@ -159,7 +159,7 @@ def bearer(user) -> dict:
     """Request headers with a fresh API token of ``user``."""
     from bihuan.core.actions import do_create_api_token
 
-    _, key = do_create_api_token(user=user, name="test", acting_user=user)
+    _, key = do_create_api_token(user=user, name="test", acting_user=user, write=True)
     return {"HTTP_AUTHORIZATION": f"Bearer {key}"}
 
 

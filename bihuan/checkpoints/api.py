@@ -17,6 +17,7 @@ from ninja import Field, Router, Schema
 from pydantic import BaseModel
 
 from bihuan.core.api_auth import SessionWithCsrf
+from bihuan.core.http import ApiDay
 from bihuan.core.roles import Perm
 from bihuan.pushes import report as push_report
 from bihuan.register.access import access_household, require, scope_of, scoped
@@ -167,14 +168,14 @@ def post_registration(request: HttpRequest, checkpoint_id: int, payload: Registr
 
 
 @router.get("/checkpoints/{checkpoint_id}/registrations", response={200: list[RegistrationOut], **ERRORS})
-def list_registrations(request: HttpRequest, checkpoint_id: int, day: dt.date | None = None):
+def list_registrations(request: HttpRequest, checkpoint_id: int, day: ApiDay | None = None):
     checkpoint = actions.access_checkpoint(request.auth, checkpoint_id)
     require(request.auth, Perm.REGISTER_CHECKPOINT)
     return [_registration_out(r) for r in selectors.registrations_of(checkpoint, day or timezone.localdate())]
 
 
 @router.get("/self-reports", response={200: list[SelfReportOut], **ERRORS})
-def list_self_reports(request: HttpRequest, day: dt.date | None = None):
+def list_self_reports(request: HttpRequest, day: ApiDay | None = None):
     """The day's self-reports whose person is verified in the caller's part of the district (masked)."""
     scope = require(request.auth, Perm.VERIFY_PUSH)
     low, high = push_report.day_bounds(day or timezone.localdate())

@@ -7,7 +7,6 @@ ones are ignored), a one-time token against double submission, and receipt codes
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 
 from django.contrib import messages
@@ -22,7 +21,7 @@ from django.views.decorators.http import require_POST
 
 from bihuan.core import links
 from bihuan.core.errors import Refused
-from bihuan.core.http import download, int_param
+from bihuan.core.http import download, int_param, parse_date, safe_next
 from bihuan.core.roles import Perm
 from bihuan.policy.places import PROVINCES
 from bihuan.policy.rules import areas_in_force
@@ -181,10 +180,10 @@ def destinations(request, scope):
 @staff_required(Perm.REGISTER_CHECKPOINT)
 def day_report(request, scope):
     day = timezone.localdate()
-    try:
-        day = dt.date.fromisoformat(request.GET.get("day", "")) if request.GET.get("day") else day
-    except ValueError:
-        raise Http404("bad day") from None
+    if request.GET.get("day"):
+        day = parse_date(request.GET["day"])
+        if day is None:
+            raise Http404("bad day")
     rows = selectors.day_figures(scope.root.path, day)
     return render(request, "checkpoints/report.html", {"rows": rows, "day": day,
                                                        "self_reports": selectors.self_report_states(scope, day)})
@@ -264,9 +263,8 @@ def self_report_receipt(request, token: str):
 @staff_required(Perm.MARK_REACH)
 def campaigns(request, scope):
     if request.method == "POST":
-        try:
-            since = dt.date.fromisoformat(request.POST.get("since", ""))
-        except ValueError:
+        since = parse_date(request.POST.get("since", ""))
+        if since is None:
             messages.error(request, _("请选择返乡起始日期"))
             return redirect("checkpoints:campaigns")
         try:
@@ -368,5 +366,5 @@ def decide_change(request, change_id: int, scope):
         raise Http404("no such change")
     actions.do_decide_register_change(change, confirm=request.POST.get("confirm") == "1", acting_user=request.user,
                                       note=request.POST.get("note", ""))
-    return redirect(request.POST.get("next") or reverse("checkpoints:campaigns"))
+    return redirect(safe_next(request, "checkpoints:campaigns"))
 

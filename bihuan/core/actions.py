@@ -24,8 +24,19 @@ def _may_manage_tokens_of(acting_user, user) -> bool:
     return acting_user.pk == user.pk or acting_user.is_superuser
 
 
-def do_create_api_token(*, user, name: str, acting_user) -> tuple[ApiToken, str]:
-    """A new token for ``user``. Returns the row and the clear key, which is never stored or shown again."""
+def do_create_api_token(*, user, name: str, acting_user, write: bool = False, subtree_unit_id: int | None = None,
+                        days: int | None = None) -> tuple[ApiToken, str]:
+    """A new token for ``user``: read-only unless ``write``, limited to the subtree of ``subtree_unit_id`` if given
+    (the caller checks it lies in the user's own part), expiring after ``days`` (default BIHUAN_API_TOKEN_DAYS).
+    Returns the row and the clear key, which is never stored or shown again."""
+    import datetime as dt
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    days = settings.API_TOKEN_DAYS if days is None else days
+    if not 1 <= days <= settings.API_TOKEN_MAX_DAYS:
+        raise TokenError("days", f"1-{settings.API_TOKEN_MAX_DAYS}")
     name = (name or "").strip()
     if not name:
         raise TokenError("name: required")
@@ -38,9 +49,11 @@ def do_create_api_token(*, user, name: str, acting_user) -> tuple[ApiToken, str]
     key = ApiToken.new_key()
     with transaction.atomic():
         token = ApiToken.objects.create(user=user, name=name, key_hash=ApiToken.hash_key(key),
-                                        prefix=key[:8])
+                                        prefix=key[:8], can_write=bool(write), subtree_unit_id=subtree_unit_id,
+                                        expires_at=timezone.now() + dt.timedelta(days=days))
         audit.record(actor=acting_user, action="api_token.create", target=token,
-                     changes={"user": user.pk, "name": name, "prefix": token.prefix})
+                     changes={"user": user.pk, "name": name, "prefix": token.prefix, "write": bool(write),
+                              "unit": subtree_unit_id, "expires_at": token.expires_at.isoformat()})
     return token, key
 
 

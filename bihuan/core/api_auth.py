@@ -49,15 +49,25 @@ def user_for_key(key: str):
     if not key:
         return None, None
     token = ApiToken.objects.select_related("user").filter(key_hash=ApiToken.hash_key(key)).first()
-    if token is None or token.revoked or not token.user.is_active:
+    if token is None or token.revoked or token.expired() or not token.user.is_active:
         return None, None
     return token.user, token
+
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def _token_in_query(request: HttpRequest) -> bool:
+    return any(value.strip().startswith("bh_") for values in request.GET.lists() for value in values[1])
 
 
 class BearerToken(HttpBearer):
     """``Authorization: Bearer bh_…`` against ApiToken rows."""
 
     def __call__(self, request: HttpRequest) -> Any:
+        # A token is a credential: never in a URL (it would land in access logs, proxies and browser history).
+        if _token_in_query(request):
+            raise AuthenticationError(401, "API tokens are accepted only in the Authorization header")
         # Like HttpBearer.__call__, without its DEBUG log of any other Authorization value (a credential).
         scheme, _, key = request.headers.get(self.header, "").partition(" ")
         if scheme.lower() != self.openapi_scheme:
@@ -67,9 +77,13 @@ class BearerToken(HttpBearer):
     def authenticate(self, request: HttpRequest, token: str) -> Any:
         user, row = user_for_key(token.strip())
         if user is None:
-            raise AuthenticationError(401, "invalid or revoked API token")
+            raise AuthenticationError(401, "invalid, expired or revoked API token")
+        if request.method not in SAFE_METHODS and not row.can_write:
+            raise HttpError(403, "this API token may only read")
         touch(row)
-        # The access functions take the user: make the token's user the request's user.
+        # The access functions take the user: make the token's user the request's user, narrowed to the token's
+        # subtree (register.access.scope_of reads it).
+        user._api_subtree_unit_id = row.subtree_unit_id  # type: ignore[attr-defined]
         request.user = user
         request.api_token = row  # type: ignore[attr-defined]
         return user

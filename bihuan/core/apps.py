@@ -10,9 +10,11 @@ class CoreConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_in
 
         from bihuan.login import stamp_session
+        from bihuan.second_factor import at_sign_in
 
         from . import audit  # excel installs the formula guard on every workbook cell (core.excel)
 
         audit.register_task()  # the worker seals the audit chain every tick
 
         user_logged_in.connect(stamp_session, dispatch_uid="bihuan.core.login.stamp_session")
+        user_logged_in.connect(at_sign_in, dispatch_uid="bihuan.second_factor.at_sign_in")

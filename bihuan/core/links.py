@@ -27,6 +27,7 @@ def token_for(purpose: str, object_id: int) -> str:
 def id_from(purpose: str, token: str) -> int | None:
     """The id if the token is genuine for ``purpose``, else None (constant-time comparison)."""
     head, _, signature = (token or "").partition("-")
-    if not head.isdigit() or not signature or len(head) > 18:
+    # ASCII digits only ("²".isdigit() is true), a signature of the URL-safe alphabet: anything else is no token
+    if not (head.isascii() and head.isdigit()) or not signature.isascii() or not signature or len(head) > 18:
         return None
     return int(head) if hmac.compare_digest(signature, sign(purpose, int(head))) else None

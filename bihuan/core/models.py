@@ -41,9 +41,19 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked = models.BooleanField(default=False)
+    # What the token may do: read only (GET) unless can_write; within the subtree of subtree_unit_id (a unit inside
+    # the user's own part of the district; None: all of it); until expires_at (always set on new tokens).
+    can_write = models.BooleanField(default=False)
+    subtree_unit_id = models.BigIntegerField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"{self.prefix}… ({self.name})"
+
+    def expired(self, now=None) -> bool:
+        from django.utils import timezone
+
+        return self.expires_at is None or self.expires_at <= (now or timezone.now())
 
     @staticmethod
     def hash_key(key: str) -> str:
@@ -75,3 +85,44 @@ class SessionFence(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id} after {self.valid_after:%Y-%m-%d %H:%M}"
+
+
+class RateCounter(models.Model):
+    """Requests of one key (a hashed client address or public link) in one fixed window: the public pages' flood
+    guard, in the database (no cache server). ``bihuan.core.ratelimit``; old windows are deleted as they pass."""
+
+    key = models.CharField(max_length=64)
+    bucket = models.BigIntegerField()  # the window's number: epoch seconds // window length
+    hits = models.PositiveIntegerField(default=0)
+    expires = models.BigIntegerField(db_index=True)  # epoch seconds after which the row is of no use
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["key", "bucket"], name="one_rate_counter_per_key_and_bucket")]
+
+    def __str__(self) -> str:
+        return f"{self.key}@{self.bucket}: {self.hits}"
+
+
+class TotpDevice(models.Model):
+    """A user's authenticator app (TOTP, RFC 6238): the shared secret sealed like personal data, confirmed once a
+    first code matched, and the last time step used (a code is accepted once: no replay)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="totp_device")
+    secret_sealed = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    last_step = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"TOTP of {self.user_id}{'' if self.confirmed_at else ' (unconfirmed)'}"
+
+
+class RecoveryCode(models.Model):
+    """A one-time code for signing in without the authenticator app; only its hash is kept."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"recovery code of {self.user_id}{' (used)' if self.used_at else ''}"

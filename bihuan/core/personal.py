@@ -11,7 +11,7 @@ _CHECK = "10X98765432"
 _FULLWIDTH = str.maketrans({chr(0xFF10 + i): str(i) for i in range(10)} | {"Ｘ": "X", "ｘ": "X"})
 
 
-_ID_SHAPE = re.compile(r"\d{17}[\dX]")
+_ID_SHAPE = re.compile(r"\d{17}[\dX]", re.ASCII)  # not Arabic-Indic or other Unicode digits
 
 
 class InvalidIdNumber(ValueError):
@@ -28,7 +28,7 @@ def id_checksum(first17: str) -> str:
 def normalize_id_number(raw: str) -> str:
     """Return a valid 18-character ID number or raise InvalidIdNumber with the reason."""
     value = (raw or "").translate(_FULLWIDTH).strip().upper().replace(" ", "")
-    if len(value) == 15 and value.isdigit():
+    if len(value) == 15 and value.isascii() and value.isdigit():  # "²".isdigit() is true
         # First-generation numbers: insert the century and append the check digit.
         value = value[:6] + "19" + value[6:]
         value = value + id_checksum(value)
@@ -56,7 +56,7 @@ def sex_from_id(id_number: str) -> str:
 def normalize_phone(raw: str) -> str:
     """Digits only, without +86 / 0086; raise ValueError if it is no Chinese mobile or landline."""
     value = (raw or "").translate(_FULLWIDTH)
-    digits = re.sub(r"\D", "", value)
+    digits = re.sub(r"\D", "", value, flags=re.ASCII)  # ASCII digits only: never Arabic-Indic or other digits
     if digits.startswith("0086"):
         digits = digits[4:]
     elif digits.startswith("86") and len(digits) == 13:

@@ -455,7 +455,8 @@ class _HtmlRows(HTMLParser):
 
 
 def _span(value: str | None) -> int:
-    return min(int(value), 1000) if value and value.strip().isdigit() and int(value) > 0 else 1
+    number = value.strip() if value else ""
+    return min(int(number), 1000) if number.isascii() and number.isdigit() and int(number) > 0 else 1
 
 
 def _html_rows(data: bytes) -> Rows:

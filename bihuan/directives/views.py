@@ -22,7 +22,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from bihuan.core.dbroute import replica_reads
-from bihuan.core.http import download, int_param, is_htmx, public_url
+from bihuan.core.http import download, int_param, is_htmx, public_url, safe_next
 from bihuan.core.roles import Perm
 from bihuan.loops.engine import LoopError
 from bihuan.loops.models import Loop, LoopState
@@ -449,7 +449,7 @@ def _receipt_response(request, loop: Loop, error: str = ""):
         return render(request, "directives/_receipt.html", {"receipt": loop, "d": directive, "error": error})
     if error:
         messages.error(request, error)
-    return redirect(request.POST.get("next") or "directives:list")
+    return redirect(safe_next(request, "directives:list"))
 
 
 @require_POST

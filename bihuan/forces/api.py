@@ -10,6 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
+from bihuan.core.http import ApiMoment
 from bihuan.register.access import access_unit, require, scope_of, scoped
 
 from . import actions, roster, selectors
@@ -119,8 +120,8 @@ class ShiftOut(Schema):
 
 class ShiftIn(Schema):
     helper_id: int
-    starts_at: dt.datetime
-    ends_at: dt.datetime
+    starts_at: ApiMoment
+    ends_at: ApiMoment
 
 
 class TaskOut(Schema):

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from bihuan.core.errors import Refused
-from bihuan.core.http import download, int_param, is_htmx
+from bihuan.core.http import download, int_param, is_htmx, parse_date, whole
 from bihuan.loops.models import OPEN_STATES, Loop
 from bihuan.register.access import access_unit, staff_required
 from bihuan.register.models import Unit, subtree_q
@@ -177,7 +177,9 @@ def post_roster(request, post_id, scope):
         if not scope.can(MANAGE):
             raise PermissionError
         try:
-            day = dt.date.fromisoformat(request.POST.get("date", ""))
+            day = parse_date(request.POST.get("date", ""))
+            if day is None:
+                raise ValueError("not a date")
             start, end = int_param(request.POST.get("start"), low=0, high=23), int_param(request.POST.get("end"),
                                                                                           low=1, high=24)
             base = timezone.make_aware(dt.datetime.combine(day, dt.time()))
@@ -380,7 +382,7 @@ def join(request, token):
     data = request.POST if request.method == "POST" else {}
     if request.method == "POST":
         home_id = request.POST.get("home_unit") or ""
-        home = Unit.objects.filter(pk=int(home_id), level__lte=3).first() if home_id.isdigit() else None
+        home = Unit.objects.filter(pk=whole(home_id), level__lte=3).first() if whole(home_id) else None
         try:
             helper, merged = actions.do_report_in(
                 unit, name=request.POST.get("name", ""), phone=request.POST.get("phone", ""),

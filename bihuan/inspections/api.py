@@ -12,6 +12,7 @@ from django.utils import timezone
 from ninja import Field, File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 
+from bihuan.core.http import ApiDay
 from bihuan.register.access import access_unit
 from bihuan.register.api import ErrorOut, PageParams, RefusedOut
 
@@ -24,7 +25,7 @@ ERRORS = {400: RefusedOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 
 class PlanIn(Schema):
     group: int
-    week_start: dt.date
+    week_start: ApiDay
     seed: int | None = Field(None, ge=0, le=2**53, description="kept for audit; random if not given")
 
 
@@ -119,7 +120,7 @@ def _plan(p: Plan) -> dict:
 
 
 @router.get("/plans", response={200: list[PlanOut], **ERRORS})
-def list_plans(request: HttpRequest, week_start: dt.date | None = None):
+def list_plans(request: HttpRequest, week_start: ApiDay | None = None):
     """The plans of a week (this week by default): the district command only."""
     access.require_command(request.user)
     week = planning.monday(week_start or timezone.localdate())
@@ -193,7 +194,7 @@ def return_finding(request: HttpRequest, finding_id: int, body: ReasonIn):
 
 
 @router.get("/scores", response={200: ScoresOut, **ERRORS})
-def scores(request: HttpRequest, week_start: dt.date | None = None, level: int | None = Query(None, ge=1, le=6)):
+def scores(request: HttpRequest, week_start: ApiDay | None = None, level: int | None = Query(None, ge=1, le=6)):
     """Every unit of the caller's view (of ``level`` if given) with its counts, score and rank in its level."""
     root = access.score_root(request.user)
     week = planning.monday(week_start or timezone.localdate())

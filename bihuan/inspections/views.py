@@ -17,7 +17,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from bihuan.core.http import PDF, download, int_param
+from bihuan.core.http import PDF, download, int_param, parse_date, whole
 from bihuan.loops.models import Loop, LoopEvent, LoopState
 from bihuan.register.access import access_unit, scope_of
 from bihuan.register.models import Unit, subtree_q
@@ -41,10 +41,10 @@ def viewer(view):
 def _week(request) -> dt.date:
     raw = request.GET.get("week") or request.POST.get("week")
     if raw:
-        try:
-            return planning.monday(dt.date.fromisoformat(raw))
-        except ValueError:
-            raise Http404("bad week") from None
+        day = parse_date(raw)
+        if day is None:
+            raise Http404("bad week")
+        return planning.monday(day)
     return planning.monday(timezone.localdate())
 
 
@@ -67,7 +67,7 @@ def plans(request):
             raise Http404("no such group")
         seed = request.POST.get("seed", "").strip()
         try:
-            actions.do_draw_plan(group, week_start=week, seed=int(seed) if seed.isdigit() else None,
+            actions.do_draw_plan(group, week_start=week, seed=whole(seed, high=2**53),
                                  acting_user=request.user)
             messages.success(request, f"{group.name} 本周计划已生成")
         except InspectionError as e:

@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from bihuan.core.errors import Refused
-from bihuan.core.http import int_param, is_htmx
+from bihuan.core.http import int_param, is_htmx, whole
 from bihuan.register.access import staff_required
 from bihuan.register.models import subtree_q
 
@@ -53,15 +53,15 @@ def inbox(request):
 def mark_read(request):
     item = request.POST.get("item", "")
     if item:
-        if not item.isdigit():
+        if whole(item, low=1) is None:
             return HttpResponseBadRequest("item must be a number")
-        do_mark_inbox_read(acting_user=request.user, item_id=int(item))
+        do_mark_inbox_read(acting_user=request.user, item_id=whole(item))
     elif request.POST.get("all"):
         do_mark_inbox_read(acting_user=request.user)
     else:
         return HttpResponseBadRequest("say which item, or all")
     page = request.POST.get("page", "")
-    return redirect(reverse("notify:inbox") + (f"?page={page}" if page.isdigit() else ""))
+    return redirect(reverse("notify:inbox") + (f"?page={page}" if whole(page) else ""))
 
 
 # ---- my notifications -----------------------------------------------------------------------------------

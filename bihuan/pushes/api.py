@@ -26,7 +26,7 @@ from ninja import Field, File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 
 from bihuan.core.api_errors import ERRORS, ErrorOut, RefusedOut
-from bihuan.core.http import download
+from bihuan.core.http import ApiDay, download
 from bihuan.core.roles import Perm
 from bihuan.register.access import access_unit, require, scope_of, scoped
 from bihuan.register.api import PageParams, UnitRef
@@ -334,7 +334,7 @@ def batch_report(request: HttpRequest, id: int):
 
 @router.get("/people", response={200: PersonPage, **ERRORS})
 def list_people(request: HttpRequest, page: Query[PageParams], batch: int | None = None, unit: int | None = None,
-                pushed_on: dt.date | None = None, verified_on: dt.date | None = None,
+                pushed_on: ApiDay | None = None, verified_on: ApiDay | None = None,
                 verified_since: dt.datetime | None = None, outcome: Outcome | None = None,
                 measure: Measure | None = None):
     """Verification results, masked: who was pushed, which unit handles them, the outcome and measure and when
@@ -388,8 +388,8 @@ def _report_args(request: HttpRequest, unit: int | None, day: dt.date | None, st
 
 
 @router.get("/report", response={200: ReportOut, 400: RefusedOut, **ERRORS})
-def daily_report(request: HttpRequest, page: Query[PageParams], unit: int | None = None, day: dt.date | None = None,
-                 start: dt.date | None = None, end: dt.date | None = None, to_level: int | None = None):
+def daily_report(request: HttpRequest, page: Query[PageParams], unit: int | None = None, day: ApiDay | None = None,
+                 start: ApiDay | None = None, end: ApiDay | None = None, to_level: int | None = None):
     """The daily report (日报) of ``unit`` (default: the top of your part) for ``day`` (default today) or the
     days ``start`` … ``end``: totals, and every unit below down to ``to_level`` (default: villages and
     communities for the district and townships, one level below further down) in tree order."""
@@ -410,8 +410,8 @@ def daily_report(request: HttpRequest, page: Query[PageParams], unit: int | None
 
 
 @router.get("/report.xlsx", response={400: RefusedOut, **ERRORS}, openapi_extra=XLSX_RESPONSE)
-def daily_report_xlsx(request: HttpRequest, unit: int | None = None, day: dt.date | None = None,
-                      start: dt.date | None = None, end: dt.date | None = None, to_level: int | None = None):
+def daily_report_xlsx(request: HttpRequest, unit: int | None = None, day: ApiDay | None = None,
+                      start: ApiDay | None = None, end: ApiDay | None = None, to_level: int | None = None):
     """The daily report as a conventional 日报 workbook: title row, header groups 推送 / 核查 / 转办 / 核查结果 /
     管控措施, units indented by level, a totals row."""
     (root, first, last, depth), refusal = _report_args(request, unit, day, start, end, to_level)

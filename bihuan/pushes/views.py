@@ -13,13 +13,12 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_http_methods, require_POST
 
 from bihuan.core.errors import Refused
-from bihuan.core.http import download, int_param, is_htmx
+from bihuan.core.http import download, int_param, is_htmx, parse_date, safe_next
 from bihuan.core.roles import Perm
 from bihuan.loops.models import LoopEvent
 from bihuan.policy.rules import arrival_of, protocol_in_force
@@ -65,17 +64,14 @@ LIST_LIMIT = 100  # transfers / ping-pongs shown on one page
 def _day(value: str | None) -> dt.date:
     if not value:
         return timezone.localdate()
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise Http404("not a date") from None
+    day = parse_date(value)
+    if day is None:
+        raise Http404("not a date")
+    return day
 
 
 def _next(request, default: str) -> str:
-    target = request.POST.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        return target
-    return default
+    return safe_next(request, default)
 
 
 def _unit_choices(scope) -> list:

@@ -58,6 +58,12 @@ def scope_of(user) -> Scope:
         if staff.unit.kind == UnitKind.DEPARTMENT and staff.unit.parent_id:
             root = staff.unit.parent
         scope = Scope(user.pk, staff.unit, root, staff.role, PERMISSIONS.get(staff.role, frozenset()))
+    subtree = getattr(user, "_api_subtree_unit_id", None)  # an API token limited to part of the user's subtree
+    if subtree is not None:
+        unit = Unit.objects.filter(pk=subtree).first()
+        if unit is None or not unit.path.startswith(scope.root.path):
+            raise PermissionDenied("the token's unit is outside this account's part of the district")
+        scope = Scope(user.pk, scope.unit, unit, scope.role, scope.perms)
     user._bihuan_scope = scope
     return scope
 

@@ -20,6 +20,7 @@ from pydantic import ConfigDict, create_model
 
 from bihuan.core import audit, reveal
 from bihuan.core.api_errors import ERRORS, ErrorOut, RefusedOut
+from bihuan.core.http import BIG
 from bihuan.core.roles import Perm, Role
 
 from . import coverage, privacy
@@ -41,7 +42,7 @@ SEALED = ("id_sealed", "id_hash", "phone_sealed", "phone_hash")
 
 class PageParams(Schema):
     limit: int = Field(DEFAULT_LIMIT, ge=1, le=MAX_LIMIT, description=f"page size, at most {MAX_LIMIT}")
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=BIG)
 
 
 class UnitRef(Schema):

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from bihuan.core.errors import Refused
+from bihuan.core.http import parse_date
 from bihuan.core.models import AuditEntry
 from bihuan.core.roles import Perm
 
@@ -40,16 +41,16 @@ def _date(value: str, field: str) -> dt.date | None:
     value = (value or "").strip()
     if not value:
         return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise Refused(field, _("日期格式应为 YYYY-MM-DD")) from None
+    day = parse_date(value)
+    if day is None:
+        raise Refused(field, _("日期格式应为 YYYY-MM-DD"))
+    return day
 
 
 def parse_filters(params) -> AuditFilters:
     """Filters from query parameters. Raises Refused for a malformed one."""
     unit = (params.get("unit") or "").strip()
-    if unit and not unit.isdigit():
+    if unit and not (unit.isascii() and unit.isdigit() and len(unit) < 19):
         raise Refused("unit", _("单位应为编号"))
     filters = AuditFilters(actor=(params.get("actor") or "").strip()[:100],
                            unit=int(unit) if unit else None,

@@ -13,13 +13,12 @@ from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect, render
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from bihuan.core import audit, reveal
 from bihuan.core.errors import Refused
-from bihuan.core.http import int_param, is_htmx
+from bihuan.core.http import int_param, is_htmx, safe_next
 from bihuan.core.roles import RESPONSIBLE_ROLES, Perm, Role
 
 from .access import access_staff, access_unit, staff_required
@@ -248,9 +247,7 @@ def unit_no_property(request, unit_id: int, scope):
 def change_password(request):
     """One's own password; the first password must be changed here before any other page opens."""
     error = None
-    next_url = request.POST.get("next") or request.GET.get("next") or ""
-    if not url_has_allowed_host_and_scheme(next_url, allowed_hosts={request.get_host()}):
-        next_url = ""
+    next_url = safe_next(request, "home")
     if request.method == "POST":
         new, again = request.POST.get("new_password", ""), request.POST.get("new_password2", "")
         try:

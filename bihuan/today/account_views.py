@@ -6,11 +6,11 @@ from __future__ import annotations
 from django.contrib import messages
 from django.shortcuts import redirect, render
 from django.utils import translation
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from bihuan.control.models import SERVICE, ControlCase, ServiceRequest
 from bihuan.core.errors import Refused
+from bihuan.core.http import safe_next
 from bihuan.core.personal import mask_id_number, mask_phone
 from bihuan.core.roles import Perm
 from bihuan.directives.models import Reach
@@ -63,10 +63,7 @@ def profile(request, scope):
 
 
 def _next(request, default: str) -> str:
-    target = request.POST.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        return target
-    return default
+    return safe_next(request, default)
 
 
 @require_POST

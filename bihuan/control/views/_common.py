@@ -9,9 +9,9 @@ from functools import wraps
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.urls import reverse
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.safestring import mark_safe
 
+from bihuan.core import http
 from bihuan.core.errors import Refused
 from bihuan.core.http import int_param
 from bihuan.register.access import access_unit, scope_of
@@ -25,18 +25,12 @@ RESULT_BUTTONS = [TestResult.NEGATIVE, TestResult.POSITIVE, TestResult.PENDING, 
 
 
 def date_param(value: str | None, default: dt.date) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value) if value else default
-    except ValueError:
-        return default
+    return http.date_param(value, default)
 
 
 def next_url(request, default: str) -> str:
     """``next`` from the form if it points back into this site, else ``default``."""
-    target = request.POST.get("next") or ""
-    if target and url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
-        return target
-    return default
+    return http.safe_next(request, default)
 
 
 def unit_of(request, scope) -> Unit:

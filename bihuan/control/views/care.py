@@ -174,7 +174,7 @@ def care_visit(request, scope):
         raise Http404("not on the care-visit list")
     if not is_htmx(request):
         flash(request, error, _("已记录走访"))
-        return redirect(reverse("control:today") + f"?unit={request.POST.get('unit') or unit.pk}#care")
+        return redirect(reverse("control:today") + f"?unit={int_param(request.POST.get('unit') or unit.pk)}#care")
     return render(request, "control/_care_row.html", {"row": row, "error": error, "kinds": ServiceKind.choices})
 
 
@@ -191,5 +191,5 @@ def resolve_alert(request, loop_id: int, scope):
         error = refusal(exc)
     if not is_htmx(request):
         flash(request, error, _("已处置"))
-        return redirect(reverse("control:today") + f"?unit={request.POST.get('unit') or scope.root.pk}#alerts")
+        return redirect(reverse("control:today") + f"?unit={int_param(request.POST.get('unit') or scope.root.pk)}#alerts")
     return render(request, "control/_alert_row.html", {"a": loop, "error": error})

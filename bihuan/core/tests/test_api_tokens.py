@@ -150,7 +150,7 @@ def test_a_token_needs_no_csrf_token_even_with_a_session_cookie(district):
     user = district.users["grid_a"]
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
-    _, key = do_create_api_token(user=user, name="x", acting_user=user)
+    _, key = do_create_api_token(user=user, name="x", acting_user=user, write=True)  # a POST needs a writing token
     response = client.post(reveal_url(district), data={"reason": "verification"}, content_type="application/json",
                            **bearer(key))
     assert response.status_code == 200

@@ -130,6 +130,8 @@
       var chart = window.echarts.init(el, null, { renderer: "svg" });
       var option = CHARTS[id][1](data[source]);
       option.animation = false;
+      // tooltips drawn in the chart, not as HTML with inline styles (the CSP allows none)
+      if (option.tooltip) { option.tooltip.renderMode = "richText"; }
       chart.setOption(option);
       charts.push(chart);
       el.setAttribute("data-ready", "1");

@@ -9,6 +9,7 @@
   function draw(id, option) {
     var el = document.getElementById(id);
     if (!el || !window.echarts) { return; }
+    if (option.tooltip) { option.tooltip.renderMode = "richText"; }  // no HTML tooltip with inline styles (CSP)
     window.echarts.init(el).setOption(option);
     el.dataset.ready = "1";
   }
