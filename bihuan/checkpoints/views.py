@@ -26,7 +26,7 @@ from bihuan.core.roles import Perm
 from bihuan.policy.places import PROVINCES
 from bihuan.policy.rules import areas_in_force
 from bihuan.register.access import access_household, scoped, staff_required
-from bihuan.register.models import Unit
+from bihuan.register.models import MAX_LEVEL, Household, Unit
 
 from . import actions, exports, selectors, throttle
 from .models import (
@@ -168,13 +168,18 @@ def registrations(request, checkpoint_id: int, scope):
 
 @staff_required(Perm.REGISTER_CHECKPOINT)
 def destinations(request, scope):
-    """Destinations as people type them: units of the district by name (JSON for the datalist)."""
+    """Destinations as people type them: units of the district by name, then the register's addresses (flats,
+    never who lives there) from two characters on (JSON for the datalist)."""
     q = request.GET.get("q", "").strip()[:30]
     if len(q) < 1:
         return JsonResponse({"results": []})
-    units = (Unit.objects.filter(Q(name__contains=q) | Q(aliases__contains=q), level__gte=3)
-             .order_by("level", "path").values("id", "name", "level")[:15])
-    return JsonResponse({"results": list(units)})
+    units = list(Unit.objects.filter(Q(name__contains=q) | Q(aliases__contains=q), level__gte=3)
+                 .order_by("level", "path").values("id", "name", "level")[:10])
+    if len(q) >= 2:
+        homes = Household.objects.filter(address__contains=q).order_by("path", "address").values_list(
+            "unit_id", "address")[:10]
+        units += [{"id": unit_id, "name": address, "level": MAX_LEVEL + 1} for unit_id, address in homes]
+    return JsonResponse({"results": units})
 
 
 @staff_required(Perm.REGISTER_CHECKPOINT)

@@ -45,6 +45,19 @@ def test_a_car_is_registered_from_the_one_page_form_and_the_result_says_who_goes
     assert again.status_code == 302 and Registration.objects.count() == 1
 
 
+def test_the_destination_is_suggested_from_units_and_the_registers_addresses_never_who_lives_there(ctx, client):
+    from bihuan.register.models import Household
+
+    home = Household.objects.exclude(address="").order_by("id").first()
+    client.force_login(ctx.users["community_a"])
+    url = reverse("checkpoints:destinations")
+    found = client.get(url, {"q": home.address[-6:]}).json()["results"]
+    assert {"id": home.unit_id, "name": home.address, "level": 7} in found
+    assert all(set(r) == {"id", "name", "level"} for r in found)  # no names, no phones
+    units = client.get(url, {"q": ctx.community_a.name}).json()["results"]
+    assert units[0] == {"id": ctx.community_a.pk, "name": ctx.community_a.name, "level": ctx.community_a.level}
+
+
 def test_a_bad_plate_is_shown_with_the_form_kept(ctx, client):
     d = ctx
     client.force_login(d.users["community_a"])
