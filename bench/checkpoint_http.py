@@ -114,7 +114,7 @@ def run(scale: str) -> dict:
     if not RiskArea.objects.filter(name=RISK_AREA, effective_to__isnull=True).exists():
         added_area = RiskArea.objects.create(level=RiskLevel.HIGH, name=RISK_AREA, effective_from=dt.date(2020, 1, 1),
                                              list_name=NAME)
-    _token, key = do_create_api_token(user=commander, name=NAME, acting_user=commander)
+    _token, key = do_create_api_token(user=commander, name=NAME, acting_user=commander, write=True)
     try:
         n = ROUNDS * PER_ROUND
         step = max(1, Resident.objects.count() // (n + WARMUP))

@@ -27,11 +27,11 @@ from functools import cache
 
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.http import Http404, HttpRequest
-from ninja.errors import AuthenticationError
+from django.http import Http404
+from django.utils import timezone
 
 from bihuan.core import prepared
-from bihuan.core.api_auth import BearerToken, touch
+from bihuan.core.api_auth import BearerToken
 from bihuan.core.models import ApiToken, AuditEntry
 from bihuan.core.roles import PERMISSIONS
 from bihuan.pushes.models import PushedPerson
@@ -70,7 +70,7 @@ def _q(model) -> str:
 @cache
 def _auth_sql(vendor: str) -> str:
     User = get_user_model()
-    cols = ([f"t.{c}" for c in ("id", "revoked", "last_used_at")] + [f"u.{c}" for c in _columns(User)]
+    cols = ([f"t.{c}" for c in ("id", "revoked", "last_used_at", "can_write", "subtree_unit_id", "expires_at")] + [f"u.{c}" for c in _columns(User)]
             + [f"s.{c}" for c in _columns(Staff)] + [f"n.{c}" for c in _columns(Unit)])
     return (f"SELECT {', '.join(cols)} FROM {_q(ApiToken)} t JOIN {_q(User)} u ON u.id = t.user_id "
             f"LEFT JOIN {_q(Staff)} s ON s.user_id = u.id AND s.deactivated_at IS NULL "
@@ -79,20 +79,25 @@ def _auth_sql(vendor: str) -> str:
 
 def user_for_key(key: str):
     """(user with its scope cached when it is a staff member of a non-department unit, token row), or
-    (None, None) if the key is unknown, revoked or its user inactive."""
+    (None, None) if the key is unknown, revoked, expired or its user inactive."""
     row = prepared.fetchone(_auth_sql(connection.vendor), {"key": ApiToken.hash_key(key)}) if key else None
     if row is None or row[1]:
         return None, None
+    expires_at = _aware(row[5])
+    if expires_at is not None and expires_at <= timezone.now():
+        return None, None
     User = get_user_model()
     user_cols, staff_cols = _columns(User), _columns(Staff)
-    i = 3
+    i = 6
     user = User.from_db(connection.alias, [f.attname for f in User._meta.concrete_fields], row[i:i + len(user_cols)])
     i += len(user_cols)
     staff_row, unit_row = row[i:i + len(staff_cols)], row[i + len(staff_cols):]
     if not user.is_active:
         return None, None
-    token = ApiToken(pk=row[0], user_id=user.pk, revoked=False, last_used_at=_aware(row[2]))
-    if staff_row[0] is not None and unit_row[0] is not None:
+    token = ApiToken(pk=row[0], user_id=user.pk, revoked=False, last_used_at=_aware(row[2]), can_write=bool(row[3]),
+                     subtree_unit_id=row[4], expires_at=expires_at)
+    if token.subtree_unit_id is None and staff_row[0] is not None and unit_row[0] is not None:
+        # (a token narrowed to a subtree leaves the scope to register.access.scope_of, which narrows it)
         unit = Unit.from_db(connection.alias, [f.attname for f in Unit._meta.concrete_fields], unit_row)
         if unit.kind != UnitKind.DEPARTMENT:
             staff = Staff.from_db(connection.alias, [f.attname for f in Staff._meta.concrete_fields], staff_row)
@@ -103,8 +108,6 @@ def user_for_key(key: str):
 
 
 def _aware(value):
-    from django.utils import timezone
-
     if value is not None and isinstance(value, str):
         value = dt.datetime.fromisoformat(value)
     if value is not None and timezone.is_naive(value):
@@ -113,16 +116,11 @@ def _aware(value):
 
 
 class BearerGate(BearerToken):
-    """``core.api_auth.BearerToken`` in one statement (see the module doc)."""
+    """``core.api_auth.BearerToken`` (its refusals: a key in the query string, read-only tokens writing) with the
+    look-up in one statement (see the module doc)."""
 
-    def authenticate(self, request: HttpRequest, token: str):
-        user, row = user_for_key(token.strip())
-        if user is None:
-            raise AuthenticationError(401, "invalid or revoked API token")
-        touch(row)
-        request.user = user
-        request.api_token = row  # type: ignore[attr-defined]
-        return user
+    def lookup(self, key: str):
+        return user_for_key(key)
 
 
 # --- the checkpoint ------------------------------------------------------------------------------------------

@@ -132,11 +132,12 @@ def _models(sql: str, params: list) -> Iterable[PushedPerson]:
 
 class KnownPerson:
     """A PushedPerson already in the database as an import reads it: the columns a merge reads and writes
-    (``UPDATED_FIELDS``), its id and name, read with a plain cursor (tens of thousands per list: model instances
+    (``UPDATED_FIELDS``), its id and name, and where it belongs (``path``, ``first_batch_id``: whether a merge
+    may name it to the uploader), read with a plain cursor (tens of thousands per list: model instances
     and their converters cost more than the query). ``set_id_number`` / ``set_phone`` seal at once, as the model's
     do; ``update_rows(PushedPerson, …, UPDATED_FIELDS)`` writes it back."""
 
-    COLUMNS = ("id", "name", *(PushedPerson._meta.get_field(f).column for f in UPDATED_FIELDS))
+    COLUMNS = ("id", "name", "path", "first_batch_id", *(PushedPerson._meta.get_field(f).column for f in UPDATED_FIELDS))
     __slots__ = COLUMNS
 
     @property

@@ -129,3 +129,30 @@ def test_a_department_user_takes_the_general_scope(world, as_user):
 
     # the department serves the whole district (its scope is the district's): what its role allows
     assert r.status_code == (201 if Perm.REGISTER_CHECKPOINT in PERMISSIONS[Role.DEPARTMENT] else 403), r.content
+
+
+def test_the_registration_endpoint_keeps_the_tokens_limits_read_only_expired_and_narrowed(world, client):
+    """The one-statement check honours what a token may do, as the general one does (core.api_auth)."""
+    import datetime as dt
+
+    from django.utils import timezone
+
+    from bihuan.core.actions import do_create_api_token
+    from bihuan.core.models import ApiToken
+    from bihuan.testing import api_call
+
+    d = world
+    user = d.users["commander"]
+    url = f"{A}/checkpoints/{d.checkpoint.pk}/registrations"
+    body = {"token": "t-limits", "vehicle_type": "", "people": [{"name": "乙", "phone": "13900002222"}]}
+
+    def auth(**kw):
+        return {"HTTP_AUTHORIZATION": f"Bearer {do_create_api_token(user=user, name='t', acting_user=user, **kw)[1]}"}
+
+    assert api_call(client, auth(), "POST", url, body).status_code == 403  # read-only
+    narrowed = auth(write=True, subtree_unit_id=d.village_b.pk)  # another branch of the district
+    assert api_call(client, narrowed, "POST", url, body).status_code == 404
+    expired = auth(write=True)
+    ApiToken.objects.filter(pk=ApiToken.objects.latest("id").pk).update(expires_at=timezone.now() - dt.timedelta(1))
+    assert api_call(client, expired, "POST", url, body).status_code == 401
+    assert api_call(client, auth(write=True), "POST", url, body).status_code == 201

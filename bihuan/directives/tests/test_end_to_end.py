@@ -93,7 +93,7 @@ def test_a_directive_reaches_every_household_of_the_tiny_district_and_is_closed_
     units_by_level = Counter(Unit.objects.values_list("level", flat=True))
     assert all(units_by_level[level] >= 1 for level in range(1, MAX_LEVEL + 1))
     commander = tiny["commander"]
-    _, key = do_create_api_token(user=commander, name="e2e", acting_user=commander)
+    _, key = do_create_api_token(user=commander, name="e2e", acting_user=commander, write=True)
     auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
 
     # Issue at level 1 as the commander: one receipt per unit below (departments excepted), one reach per household.
@@ -112,7 +112,7 @@ def test_a_directive_reaches_every_household_of_the_tiny_district_and_is_closed_
     for lp in sorted(loops, key=lambda lp: (lp.level, lp.path)):
         user = own_staff(tiny, lp.owner_unit_id)
         if lp.level == 3:
-            _, k = do_create_api_token(user=user, name="e2e", acting_user=user)
+            _, k = do_create_api_token(user=user, name="e2e", acting_user=user, write=True)
             r = client.post(f"/api/v1/directives/receipts/{lp.pk}/sign", HTTP_AUTHORIZATION=f"Bearer {k}")
             assert r.status_code == 200 and r.json()["state"] == "acknowledged", r.content
         else:
