@@ -4,12 +4,15 @@ and the one file-download response (which writes the export's audit row itself, 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 from urllib.parse import quote
 
+from django.contrib import messages
 from django.http import Http404, HttpResponse, JsonResponse
 
 from . import audit
+from .errors import Refused
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PDF = "application/pdf"
@@ -189,3 +192,17 @@ def public_url(request, path: str) -> str:
 
     base = (getattr(settings, "PUBLIC_URL", "") or "").rstrip("/")
     return base + path if base else request.build_absolute_uri(path)
+
+
+def said(request, action: Callable[[], Any], done: str | Callable[[Any], str] = "") -> Any:
+    """Run a form's action and say how it went on the next page: ``done`` (or ``done(result)``) when it worked, the
+    reason when it was refused (``Refused``: nothing raised). Returns the action's result, None when refused."""
+    try:
+        result = action()
+    except Refused as exc:
+        messages.error(request, exc.message)
+        return None
+    if done:
+        messages.success(request, done(result) if callable(done) else done)
+    return result
+

@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from bihuan.core.errors import Refused
-from bihuan.core.http import download, int_param, is_htmx, parse_date, whole
+from bihuan.core.http import download, int_param, is_htmx, parse_date, said, whole
 from bihuan.loops.models import OPEN_STATES, Loop
 from bihuan.register.access import access_unit, staff_required
 from bihuan.register.models import Unit, subtree_q
@@ -134,12 +134,9 @@ def helpers(request, scope):
 @require_POST
 def decide(request, helper_id, scope):
     helper = access_helper(request.user, helper_id, MANAGE)
-    try:
-        actions.do_decide_report_in(helper, approve=request.POST.get("approve") == "1", acting_user=request.user,
-                                    note=request.POST.get("note", ""))
-        messages.success(request, _("已处理：%(name)s") % {"name": helper.name})
-    except Refused as exc:
-        messages.error(request, exc.message)
+    said(request, lambda: actions.do_decide_report_in(helper, approve=request.POST.get("approve") == "1",
+                                                      acting_user=request.user, note=request.POST.get("note", "")),
+         _("已处理：%(name)s") % {"name": helper.name})
     return redirect(_local_next(request, reverse("forces:home")))
 
 
@@ -148,11 +145,8 @@ def decide(request, helper_id, scope):
 def helper_status(request, helper_id, scope):
     """Pause, resume or let go of an approved helper (暂停 / 在岗 / 已离开)."""
     helper = access_helper(request.user, helper_id, MANAGE)
-    try:
-        actions.do_set_helper_status(helper, request.POST.get("status", ""), acting_user=request.user)
-        messages.success(request, _("已处理：%(name)s") % {"name": helper.name})
-    except Refused as exc:
-        messages.error(request, exc.message)
+    said(request, lambda: actions.do_set_helper_status(helper, request.POST.get("status", ""), acting_user=request.user),
+         _("已处理：%(name)s") % {"name": helper.name})
     return redirect(reverse("forces:helpers") + f"?unit={helper.unit_id}")
 
 
@@ -334,10 +328,7 @@ def tap(request, shift_id, scope):
     from .access import access_shift
 
     shift = access_shift(request.user, shift_id, RECORD)
-    try:
-        actions.do_tap_duty(shift, on=request.POST.get("on") == "1", acting_user=request.user)
-    except Refused as exc:
-        messages.error(request, exc.message)
+    said(request, lambda: actions.do_tap_duty(shift, on=request.POST.get("on") == "1", acting_user=request.user))
     return redirect(reverse("forces:roster", args=[shift.post_id]))
 
 
@@ -654,12 +645,8 @@ def posts(request, scope):
 @require_POST
 def post_edit(request, post_id, scope):
     post = access_post(request.user, post_id, MANAGE)
-    try:
-        actions.do_update_post(post, **_post_fields(request), active=request.POST.get("active") == "1",
-                               acting_user=request.user)
-        messages.success(request, _("已保存"))
-    except Refused as exc:
-        messages.error(request, exc.message)
+    said(request, lambda: actions.do_update_post(post, **_post_fields(request), active=request.POST.get("active") == "1",
+                                                 acting_user=request.user), _("已保存"))
     return redirect("forces:roster", post_id=post.pk)
 
 
@@ -670,11 +657,8 @@ def copy_week(request, scope):
     unit = _unit(request, scope)
     monday = roster.monday_of(timezone.localdate())
     source = monday - dt.timedelta(days=7) if request.POST.get("week") != "this" else monday
-    try:
-        added = actions.do_copy_week(unit, from_monday=source, acting_user=request.user)
-        messages.success(request, _("已复制 %(n)s 个班次") % {"n": added})
-    except Refused as exc:
-        messages.error(request, exc.message)
+    said(request, lambda: actions.do_copy_week(unit, from_monday=source, acting_user=request.user),
+         lambda added: _("已复制 %(n)s 个班次") % {"n": added})
     return redirect(reverse("forces:posts") + f"?unit={unit.pk}")
 
 
@@ -687,12 +671,9 @@ def _place_fields(request) -> dict:
 @require_POST
 def place_edit(request, place_id, scope):
     place = access_place(request.user, place_id, MANAGE)
-    try:
-        actions.do_update_place(place, **_place_fields(request), active=request.POST.get("active") == "1",
-                                acting_user=request.user)
-        messages.success(request, _("已保存"))
-    except Refused as exc:
-        messages.error(request, exc.message)
+    said(request, lambda: actions.do_update_place(place, **_place_fields(request),
+                                                  active=request.POST.get("active") == "1", acting_user=request.user),
+         _("已保存"))
     return redirect(reverse("forces:places") + f"?unit={place.unit_id}")
 
 
@@ -762,11 +743,8 @@ def task(request, task_id, scope):
     task = access_task(request.user, task_id)
     if request.method == "POST":
         task = access_task(request.user, task_id, MANAGE)
-        try:
-            actions.do_close_task(task, acting_user=request.user, note=request.POST.get("note", ""))
-            messages.success(request, _("已销号"))
-        except Refused as exc:
-            messages.error(request, exc.message)
+        said(request, lambda: actions.do_close_task(task, acting_user=request.user, note=request.POST.get("note", "")),
+             _("已销号"))
         return redirect("forces:task", task_id=task.pk)
     _attach_loops([task])
     events = list(task.loop.events.order_by("at", "id")) if task.loop else []
@@ -787,11 +765,8 @@ def task_targets(task: Task) -> dict:
 @require_POST
 def swap_decide(request, swap_id, scope):
     swap = access_swap(request.user, swap_id, MANAGE)
-    try:
-        actions.do_approve_swap(swap, approve=request.POST.get("approve") == "1", acting_user=request.user)
-        messages.success(request, _("已处理换班申请"))
-    except Refused as exc:
-        messages.error(request, exc.message)
+    said(request, lambda: actions.do_approve_swap(swap, approve=request.POST.get("approve") == "1",
+                                                  acting_user=request.user), _("已处理换班申请"))
     return redirect(_local_next(request, reverse("forces:roster", args=[swap.shift.post_id])))
 
 
