@@ -12,6 +12,8 @@ from collections.abc import Callable
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from bihuan.inspections import shipped
+
 GROUPS = {"tiny": 0, "demo": 3, "yaodu": 11}  # tiny: the bare register the tests count on
 
 
@@ -21,18 +23,6 @@ def _photo() -> SimpleUploadedFile:
     buf = io.BytesIO()
     Image.new("RGB", (160, 120), (150, 60, 40)).save(buf, format="JPEG")
     return SimpleUploadedFile("finding.jpg", buf.getvalue(), content_type="image/jpeg")
-
-
-def _seed_checklists() -> None:
-    from bihuan.inspections.models import ChecklistTemplate
-
-    if not ChecklistTemplate.objects.exists():  # a flushed test database lost the shipped checklists: seed them
-        import importlib
-
-        from django.apps import apps
-
-        importlib.import_module("bihuan.inspections.migrations.0002_checklists_and_rules").add(apps, None)
-        importlib.import_module("bihuan.inspections.migrations.0004_checkpoint_checklist_v2").add(apps, None)
 
 
 def _make_groups(n: int, seed: int) -> list:
@@ -65,7 +55,7 @@ def _make_groups(n: int, seed: int) -> list:
 
 def generate_inspections(preset: str, seed: int, out: Callable[[str], None] = print) -> dict:
     """The groups and this week's plans (the visits are carried out on the demo day: ``plan_day``)."""
-    _seed_checklists()
+    shipped.ensure()  # a flushed test database lost the shipped checklists
     groups = _make_groups(GROUPS.get(preset, 0), seed)
     if groups:
         out(f"inspections: {len(groups)} groups")
@@ -79,7 +69,7 @@ def plan_day(day) -> None:
     fails its last item; the district without groups (the tiny preset) gets one on the day."""
     from bihuan.inspections.models import InspectionGroup, Visit
 
-    _seed_checklists()
+    shipped.ensure()  # a flushed test database lost the shipped checklists
     groups = list(InspectionGroup.objects.select_related("leader").order_by("id")) or _make_groups(
         1, day.rng.randint(1, 10_000))
     today = timezone.localdate(day.now)

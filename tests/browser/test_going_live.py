@@ -82,6 +82,7 @@ def test_a_district_goes_live_and_its_first_directive_reaches_every_household(
     cp.fill("input[name=title]", TITLE)
     cp.fill("textarea[name=body]", "请各级于 30 分钟内签收，今日内通知到每一户。")
     cp.check("input[name=urgency][value=extra_urgent]")
+    cp.click("details.fb-text summary")  # 更多反馈项: items with codes of one's own, as a text box
     cp.fill("textarea[name=feedback_form]", "tested*|核酸检测人数|number")
     cp.click("[data-testid=issue]")
     cp.wait_for_load_state("networkidle")
