@@ -2,16 +2,21 @@
 app to ``/login/verify/`` until a code is given, and — where ``settings.TOTP_ENFORCE`` is on — a user whose role
 requires it (core.totp.REQUIRED_PERMS) to ``/me/2fa/`` until enrolled. Wrong codes count towards the account's
 sign-in lockout (bihuan.login). Demo mode does not enforce enrolment (BIHUAN_TOTP_ENFORCE, default: on outside
-demo mode)."""
+demo mode).
+
+``do_reset_second_factor`` is the one way to remove someone's second factor (a lost phone): the staff page of a unit
+administrator and the ``reset_2fa`` command both call it."""
 
 from __future__ import annotations
 
 from urllib.parse import urlencode
 
 from django.conf import settings
-from django.http import JsonResponse
+from django.db import transaction
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone, translation
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 
@@ -115,3 +120,49 @@ def enrol(request):
         context["qr"] = mark_safe(qrcode.make(uri, image_factory=SvgPathImage, border=1)  # noqa: S308
                                   .to_string(encoding="unicode"))
     return render(request, "second_factor_enrol.html", context, status=400 if context.get("error") else 200)
+
+
+def do_reset_second_factor(*, user, reason: str, acting_user) -> None:
+    """Remove ``user``'s authenticator and recovery codes: they enrol again at their next sign-in.
+
+    ``acting_user`` is a unit administrator (``Perm.MANAGE_STAFF``) whose subtree holds ``user``'s staff record
+    (404 otherwise, as for any record outside it), who is not ``user`` and whose role has at least the power of
+    theirs — or None for the console (``bihuan reset_2fa``). A reason is required: a code of
+    ``totp.RESET_REASONS`` or free text. The reset is audited (``totp.reset``, with the reason) and the person is
+    told at once through the outbox (inbox; SMS and email by their settings, urgent: a reset they did not ask for
+    is a warning). Raises ``Refused`` (no reason, nothing to reset, oneself, a deactivated account)."""
+    from bihuan.core.roles import Perm, may_grant
+    from bihuan.notify.outbox import notify_user
+    from bihuan.register.access import access_staff, require, scope_of
+    from bihuan.register.models import Staff
+
+    raw = (reason or "").strip()
+    reason = totp.reset_reason(raw)
+    with transaction.atomic():
+        staff = Staff.objects.select_related("unit").filter(user=user).first()
+        if acting_user is not None:
+            require(acting_user, Perm.MANAGE_STAFF)
+            if staff is None:
+                raise Http404("no such person in your part of the district")
+            staff = access_staff(acting_user, staff.pk)
+            if acting_user.pk == user.pk:
+                raise Refused("", _("不能重置自己的两步验证：请用恢复码登录后在“两步验证”页重新启用"))
+            if not may_grant(scope_of(acting_user).role, staff.role):
+                raise Refused("", _("此人的角色权限高于您的角色"))
+        if (staff is not None and not staff.is_active) or not user.is_active:
+            raise Refused("", _("账号已停用"))
+        if not totp.has_factor(user):
+            raise Refused("", _("此人尚未启用两步验证，无需重置"))
+        totp.do_reset(user=user, acting_user=acting_user, reason=reason)
+        now = timezone.now()
+        with translation.override(None):  # the message is stored once, in Chinese
+            shown = str(totp.RESET_REASONS[raw]) if raw in totp.RESET_REASONS else reason
+            actor = "系统管理员"
+            if acting_user is not None:
+                actor_staff = getattr(acting_user, "staff", None)
+                actor = (f"{actor_staff.name}（{actor_staff.unit.name}）" if actor_staff is not None
+                         else acting_user.get_username())
+        notify_user(user, key=f"totp.reset:{user.pk}:{int(now.timestamp())}", subject="您的两步验证已被重置",
+                    body=(f"{actor}于 {timezone.localtime(now):%m-%d %H:%M} 重置了您账号（{user.get_username()}）的"
+                          f"两步验证，原因：{shown}。下次登录时请用新手机重新启用。如非本人申请，请立即联系本单位管理员并修改密码。"),
+                    urgent=True)

@@ -15,6 +15,8 @@ import pyotp
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from . import audit, crypto
 from .errors import Refused
@@ -125,8 +127,37 @@ def do_verify(*, user, code: str) -> bool:
         return bool(spent)
 
 
-def do_reset(*, user, acting_user, reason: str = "") -> None:
-    """Remove ``user``'s second factor (lost phone): they enrol again at the next sign-in. Audited."""
+# Why an administrator resets someone's second factor: the short list a page offers (code → label); any other
+# non-empty text is taken as the reason itself (``reset_reason``).
+RESET_REASONS = {
+    "lost": gettext_lazy("手机丢失或被盗"),
+    "new_phone": gettext_lazy("更换了手机"),
+    "app": gettext_lazy("验证器应用被删除或无法使用"),
+    "codes": gettext_lazy("恢复码用完或遗失"),
+}
+
+
+def reset_reason(reason: str) -> str:
+    """The reason to audit: a listed code becomes ``"code: label"``; other text is kept as it is (trimmed, at most
+    200 characters). Refused when blank."""
+    reason = (reason or "").strip()
+    if reason in RESET_REASONS:
+        return f"{reason}: {RESET_REASONS[reason]}"
+    if not reason:
+        raise Refused("reason", _("请选择或填写重置原因"))
+    return reason[:200]
+
+
+def has_factor(user) -> bool:
+    """Whether ``user`` has anything a reset would remove (an authenticator, confirmed or not, or recovery codes)."""
+    return (TotpDevice.objects.filter(user=user).exists()
+            or RecoveryCode.objects.filter(user=user).exists())
+
+
+def do_reset(*, user, acting_user, reason: str) -> None:
+    """Remove ``user``'s second factor (lost phone): they enrol again at the next sign-in. Audited with the reason.
+    Called by ``bihuan.second_factor.do_reset_second_factor`` (the page and the ``reset_2fa`` command), which
+    checks who may and tells the person."""
     with transaction.atomic():
         TotpDevice.objects.filter(user=user).delete()
         RecoveryCode.objects.filter(user=user).delete()

@@ -1,5 +1,6 @@
-"""Staff pages: a unit's people (list, appoint, edit / move, deactivate, new first password), the reveal of a
-person's phone (a ``tel:`` link, audited), 包保 posts and the 三无小区 flag, and one's own password change.
+"""Staff pages: a unit's people (list, appoint, edit / move, deactivate, new first password, sign-in unlock, second
+factor reset), the reveal of a person's phone (a ``tel:`` link, audited), 包保 posts and the 三无小区 flag, and one's
+own password change.
 
 Views parse, authorize through ``access`` and call ``staff_actions``; a refusal (``Refused``) is shown beside
 the form, never as a 500.
@@ -16,9 +17,9 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from bihuan.core import audit, reveal
+from bihuan.core import audit, reveal, totp
 from bihuan.core.errors import Refused
-from bihuan.core.http import int_param, is_htmx, safe_next
+from bihuan.core.http import int_param, is_htmx, safe_next, said
 from bihuan.core.roles import RESPONSIBLE_ROLES, Perm, Role
 
 from .access import access_staff, access_unit, staff_required
@@ -142,6 +143,8 @@ def staff_edit(request, staff_id: int, scope):
     root = scope.root
     return render(request, "register/staff_form.html", _form_context(
         request, unit, scope, staff=staff, values=values, error=error, creating=False,
+        second_factor=totp.enrolled(staff.user), has_factor=totp.has_factor(staff.user),
+        reset_reasons=list(totp.RESET_REASONS.items()),
         move_units=units_for_choice(request.user, root).filter(level__gte=max(unit.level - 1, 1),
                                                                 level__lte=min(unit.level + 1, MAX_LEVEL))
         .order_by("path")[:500]),
@@ -185,6 +188,25 @@ def staff_unlock(request, staff_id: int, scope):
     do_unlock_account(user=staff.user, acting_user=request.user)
     messages.success(request, _("%(name)s 的账号已解锁") % {"name": staff.name})
     return redirect("register:staff", unit_id=staff.unit_id)
+
+
+@require_POST
+@staff_required(Perm.MANAGE_STAFF)
+def staff_reset_2fa(request, staff_id: int, scope):
+    """Remove a person's second factor (a lost phone): a reason (short list or free text) and a ticked confirmation;
+    the same action as ``bihuan reset_2fa`` (``second_factor.do_reset_second_factor``: audited, the person told)."""
+    from bihuan.second_factor import do_reset_second_factor
+
+    staff = access_staff(request.user, staff_id)
+
+    def reset():
+        if request.POST.get("confirm") != "1":
+            raise Refused("confirm", _("请勾选确认：此人下次登录时须重新启用两步验证"))
+        reason = request.POST.get("reason_text", "").strip() or request.POST.get("reason", "")
+        do_reset_second_factor(user=staff.user, reason=reason, acting_user=request.user)
+
+    said(request, reset, _("%(name)s 的两步验证已重置并已通知本人，下次登录时须重新启用") % {"name": staff.name})
+    return redirect("register:staff_edit", staff_id=staff.pk)
 
 
 @require_POST

@@ -23,6 +23,7 @@ urlpatterns = [
     path("staff/<int:staff_id>/deactivate/", staff_views.staff_deactivate, name="staff_deactivate"),
     path("staff/<int:staff_id>/reset-password/", staff_views.staff_reset_password, name="staff_reset_password"),
     path("staff/<int:staff_id>/unlock/", staff_views.staff_unlock, name="staff_unlock"),
+    path("staff/<int:staff_id>/reset-2fa/", staff_views.staff_reset_2fa, name="staff_reset_2fa"),
     path("staff/<int:staff_id>/reveal/", staff_views.staff_reveal, name="staff_reveal"),
     path("password/", staff_views.change_password, name="change_password"),
 ]

@@ -50,6 +50,8 @@ ROUTES = {
                                       Perm.MANAGE_STAFF),
     "register:staff_unlock": ("post", lambda d: reverse("register:staff_unlock", args=[_extra(d).id]),
                               Perm.MANAGE_STAFF, 302),
+    "register:staff_reset_2fa": ("post", lambda d: reverse("register:staff_reset_2fa", args=[_extra(d).id]),
+                                 Perm.MANAGE_STAFF, 302),
     "register:staff_reveal": ("post", lambda d: reverse("register:staff_reveal", args=[_extra(d).id]),
                               Perm.REVEAL_PERSONAL),
     "register:leader_appoint": ("post", lambda d: reverse("register:leader_appoint", args=[d.grid_a.id]),
