@@ -214,13 +214,21 @@ def do_set_helper_status(helper: Helper, status: str, *, acting_user) -> Helper:
     return helper
 
 
-def do_reveal_helper(helper: Helper, *, acting_user) -> dict:
-    """The full phone and ID number, on purpose (audited)."""
+def do_reveal_helper(helper: Helper, *, acting_user, reason: str) -> dict:
+    """The full phone and ID number, on purpose — the reveal of residents (``core.reveal``): a reason is required
+    (a listed code or free text), the reveals of one user are throttled (helpers count with residents, staff phones
+    and pushed people), and the read is audited with its reason."""
+    from bihuan.core import reveal
     from bihuan.core.roles import Perm
 
-    _authorize(acting_user, helper.path, Perm.REVEAL_PERSONAL)
-    audit.record(actor=acting_user, action="forces.helper.reveal", target=helper, changes={"fields": ["phone", "id"]})
-    return {"phone": helper.reveal_phone(), "id_number": helper.reveal_id_number() if helper.id_sealed else ""}
+    with transaction.atomic():
+        _authorize(acting_user, helper.path, Perm.REVEAL_PERSONAL)
+        reason = reveal.reason_of(text=reason)
+        reveal.check(acting_user)
+        audit.record(actor=acting_user, action="forces.helper.reveal", target=helper,
+                     changes={"fields": ["phone", "id_number"], "reason": reason})
+    return {"phone": helper.reveal_phone() if helper.phone_sealed else "",
+            "id_number": helper.reveal_id_number() if helper.id_sealed else ""}
 
 
 # --- teams ----------------------------------------------------------------------------------------------------

@@ -10,8 +10,11 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
+from bihuan.core import reveal
 from bihuan.core.http import ApiMoment
+from bihuan.core.roles import Perm
 from bihuan.register.access import access_unit, require, scope_of, scoped
+from bihuan.register.api import RevealIn
 
 from . import actions, roster, selectors
 from .access import (
@@ -251,6 +254,22 @@ def list_helpers(request, page: Query[Page]):
 @router.get("/forces/helpers/{helper_id}", response={200: HelperOut, **ERRORS})
 def get_helper(request, helper_id: int):
     return access_helper(request.user, helper_id)
+
+
+class HelperRevealOut(Schema):
+    id: int
+    phone: str
+    id_number: str
+
+
+@router.post("/forces/helpers/{helper_id}/reveal",
+             response={200: HelperRevealOut, 400: RefusedOut, 429: RefusedOut, **ERRORS})
+def reveal_helper(request, helper_id: int, body: RevealIn):
+    """A helper's full phone and ID number, on purpose, as a resident's (``POST /residents/{id}/reveal``): the
+    reason is audited, and the reveals of one user are limited per window (429 past it)."""
+    helper = access_helper(request.user, helper_id, Perm.REVEAL_PERSONAL)  # outsiders: 404 before anything else
+    values = actions.do_reveal_helper(helper, acting_user=request.user, reason=reveal.reason_of(body.reason.strip()))
+    return {"id": helper.pk, **values}
 
 
 @router.post("/forces/helpers/{helper_id}/decide", response={200: HelperOut, **WRITE_ERRORS})

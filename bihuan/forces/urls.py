@@ -14,6 +14,7 @@ urlpatterns = [
     path("helpers/", views.helpers, name="helpers"),
     path("helpers/<int:helper_id>/decide/", views.decide, name="decide"),
     path("helpers/<int:helper_id>/status/", views.helper_status, name="helper_status"),
+    path("helpers/<int:helper_id>/reveal/", views.helper_reveal, name="helper_reveal"),
     path("helpers/<int:helper_id>/certificate.pdf", views.certificate, name="certificate"),
     path("units/<int:unit_id>/poster/", views.poster, name="poster"),
     path("units/<int:unit_id>/group-code/", views.group_code, name="group_code"),

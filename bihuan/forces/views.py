@@ -17,8 +17,10 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from bihuan.core import reveal
 from bihuan.core.errors import Refused
 from bihuan.core.http import download, int_param, is_htmx, parse_date, said, whole
+from bihuan.core.roles import Perm
 from bihuan.loops.models import OPEN_STATES, Loop
 from bihuan.register.access import access_unit, staff_required
 from bihuan.register.models import Unit, subtree_q
@@ -127,7 +129,8 @@ def helpers(request, scope):
     for h in rows:
         h.hours = round(served.get(h.pk, 0) / 3600, 1)
     return render(request, "forces/helpers.html", {"unit": unit, "rows": rows, "home": home,
-                                                   "can_manage": scope.can(MANAGE)})
+                                                   "can_manage": scope.can(MANAGE),
+                                                   "can_reveal": scope.can(Perm.REVEAL_PERSONAL)})
 
 
 @staff_required(MANAGE)
@@ -148,6 +151,20 @@ def helper_status(request, helper_id, scope):
     said(request, lambda: actions.do_set_helper_status(helper, request.POST.get("status", ""), acting_user=request.user),
          _("已处理：%(name)s") % {"name": helper.name})
     return redirect(reverse("forces:helpers") + f"?unit={helper.unit_id}")
+
+
+@staff_required(Perm.REVEAL_PERSONAL)
+@require_POST
+def helper_reveal(request, helper_id, scope):
+    """A helper's full phone and ID number, as a resident's (``core.reveal``): a reason from the short list or free
+    text, throttled per user, audited. A refusal comes back in place of the values, with its message."""
+    helper = access_helper(request.user, helper_id, Perm.REVEAL_PERSONAL)  # outsiders: 404 before anything else
+    try:
+        reason = reveal.reason_of(request.POST.get("reason", ""), request.POST.get("reason_text", ""))
+        values = actions.do_reveal_helper(helper, acting_user=request.user, reason=reason)
+    except Refused as exc:
+        return render(request, "register/_reveal_refused.html", {"message": exc.message})
+    return render(request, "register/_revealed.html", values)
 
 
 @staff_required(VIEW)

@@ -50,6 +50,8 @@ MATRIX = {
     ("GET", "/forces/helpers/{helper_id}"): lambda d: ("GET", f"{B}/helpers/{d.helper.pk}", None, 200),
     ("POST", "/forces/helpers/{helper_id}/decide"): lambda d: ("POST", f"{B}/helpers/{d.pending.pk}/decide",
                                                                {"approve": True}, 200),
+    ("POST", "/forces/helpers/{helper_id}/reveal"): lambda d: ("POST", f"{B}/helpers/{d.helper.pk}/reveal",
+                                                               {"reason": "call"}, 200),
     ("GET", "/forces/teams"): lambda d: ("GET", f"{B}/teams?unit={d.community_a.pk}", None, 200),
     ("GET", "/forces/posts"): lambda d: ("GET", f"{B}/posts?unit={d.community_a.pk}", None, 200),
     ("GET", "/forces/posts/{post_id}/shifts"): lambda d: ("GET", f"{B}/posts/{d.post.pk}/shifts", None, 200),

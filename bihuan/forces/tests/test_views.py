@@ -56,6 +56,8 @@ ROUTES = {
                       Perm.MANAGE_STAFF, 302, "community"),
     "forces:helper_status": ("post", lambda c: reverse("forces:helper_status", args=[c.helper.pk]),
                              {"status": "active"}, Perm.MANAGE_STAFF, 302, "community"),
+    "forces:helper_reveal": ("post", lambda c: reverse("forces:helper_reveal", args=[c.helper.pk]),
+                             {"reason": "call"}, Perm.REVEAL_PERSONAL, 200, "community"),
     "forces:certificate": ("get", lambda c: reverse("forces:certificate", args=[c.helper.pk]), None,
                            Perm.VIEW_REGISTER, 200, "community"),
     "forces:poster": ("get", lambda c: reverse("forces:poster", args=[c.d.community_a.pk]), None, Perm.VIEW_REGISTER,
