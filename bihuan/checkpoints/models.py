@@ -8,7 +8,7 @@ pipeline (``pushes.intake``) as one pushed person with a piece of evidence per f
   in it, sealed like a resident, with what matching found (resident, pushed, self-reported, risk area) and why
   they need verification.
 - ``SelfReport``: a returning person's own report from the public page, with a receipt code to show at the
-  checkpoint; ``Throttle``: the database-backed counters that keep that page from being flooded.
+  checkpoint (its flood guard counts in ``core.ratelimit``, as every public page does).
 - ``Campaign``: a directive whose households each answer a screening form (``ScreeningAnswer``), at the door or
   through the household link; a member change there is a ``RegisterChange`` the grid confirms.
 """
@@ -218,21 +218,6 @@ class SelfReport(PersonalIdMixin, PersonalContactMixin):
 
     def __str__(self) -> str:
         return f"{self.code} {self.name}"
-
-
-class Throttle(models.Model):
-    """A counter of requests per key (a hashed client address or phone) per window: the public page's flood
-    guard, in the database (no cache server). Old windows are deleted as new ones start."""
-
-    key = models.CharField(max_length=64)
-    window = models.BigIntegerField()  # the window's number (epoch seconds // window length)
-    hits = models.PositiveIntegerField(default=0)
-
-    class Meta:
-        constraints = [models.UniqueConstraint(fields=["key", "window"], name="one_counter_per_key_and_window")]
-
-    def __str__(self) -> str:
-        return f"{self.key}@{self.window}: {self.hits}"
 
 
 class Campaign(models.Model):

@@ -19,16 +19,16 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from bihuan.core import links
+from bihuan.core import links, ratelimit
 from bihuan.core.errors import Refused
-from bihuan.core.http import download, int_param, parse_date, safe_next
+from bihuan.core.http import client_address, download, int_param, parse_date, safe_next
 from bihuan.core.roles import Perm
 from bihuan.policy.places import PROVINCES
 from bihuan.policy.rules import areas_in_force
 from bihuan.register.access import access_household, scoped, staff_required
 from bihuan.register.models import MAX_LEVEL, Household, Unit
 
-from . import actions, exports, selectors, throttle
+from . import actions, exports, selectors
 from .models import (
     Campaign,
     ChangeState,
@@ -49,7 +49,8 @@ PERSON_FIELDS = ("name", "id_number", "phone", "origin", "destination", "destina
 TEST_CHOICES = [("24", _("24 小时内")), ("48", _("48 小时内")), ("72", _("72 小时内")), ("", _("无"))]
 REPORT_PURPOSE = "bihuan-selfreport"
 SCREEN_PURPOSE = "bihuan-screening"
-# The public page's flood guard: per client address and per phone.
+# The self-report page's own flood guard (core.ratelimit, beside the public pages' general limits): per client
+# address (shared by the self-report, its receipt and the screening link) and per phone.
 PER_ADDRESS = (20, 3600)  # 20 submissions an hour
 PER_PHONE = (3, 86400)  # 3 reports a day
 MAX_BODY = 8 * 1024  # bytes: a self-report is a few hundred
@@ -196,13 +197,15 @@ def day_report(request, scope):
 
 # --- the public self-report page --------------------------------------------------------------------------------
 
-def _client_address(request) -> str:
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
+def _flooded(request) -> int:
+    """Count one submission to the self-report and screening pages from this client address (core.ratelimit, on
+    top of the limits every public page has). Returns 0 while within the limit, else the seconds to wait."""
+    return ratelimit.hit("report.addr", client_address(request), limit=PER_ADDRESS[0], window=PER_ADDRESS[1])
 
 
-def _too_many(request) -> HttpResponse:
+def _too_many(request, wait: int) -> HttpResponse:
     response = render(request, "checkpoints/too_many.html", status=429)
-    response["Retry-After"] = "600"
+    response["Retry-After"] = str(wait)
     return response
 
 
@@ -213,14 +216,14 @@ def self_report(request):
     if request.method == "POST":
         if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_BODY:
             return HttpResponse(_("提交内容过长"), status=413, content_type="text/plain; charset=utf-8")
-        if not throttle.hit("addr", _client_address(request), limit=PER_ADDRESS[0], window=PER_ADDRESS[1]):
-            return _too_many(request)
+        if wait := _flooded(request):
+            return _too_many(request, wait)
         if request.POST.get("website"):  # the honeypot: people never see it, robots fill it
             return render(request, "checkpoints/self_report.html", {"sent": True, "v": {}, "today": None,
                                                                     "transports": Transport.choices})
         phone = request.POST.get("phone", "").strip()
-        if phone and not throttle.hit("phone", phone[-11:], limit=PER_PHONE[0], window=PER_PHONE[1]):
-            return _too_many(request)
+        if phone and (wait := ratelimit.hit("report.phone", phone[-11:], limit=PER_PHONE[0], window=PER_PHONE[1])):
+            return _too_many(request, wait)
         try:
             report = actions.do_submit_self_report(request.POST)
         except Refused as exc:
@@ -247,8 +250,8 @@ def self_report_receipt(request, token: str):
         raise Http404("no such receipt")
     error = None
     if request.method == "POST":
-        if not throttle.hit("addr", _client_address(request), limit=PER_ADDRESS[0], window=PER_ADDRESS[1]):
-            return _too_many(request)
+        if wait := _flooded(request):
+            return _too_many(request, wait)
         try:
             if request.POST.get("cancel"):
                 actions.do_cancel_self_report(report)
@@ -328,8 +331,8 @@ def screen_link(request, token: str):
     household = reach.household
     error, saved = None, False
     if request.method == "POST":
-        if not throttle.hit("addr", _client_address(request), limit=PER_ADDRESS[0], window=PER_ADDRESS[1]):
-            return _too_many(request)
+        if wait := _flooded(request):
+            return _too_many(request, wait)
         try:
             actions.do_answer_screening(c, household, request.POST)
             saved = True
