@@ -55,6 +55,9 @@ def do_issue_directive(*, title: str, body: str, acting_user, urgency: str = Urg
     """Issue from the user's own unit to (part of) its subtree; a department issues to any part of the
     district. Receipts open at once; households are written inline for small scopes, else by the worker."""
     scope = require(acting_user, Perm.ISSUE_DIRECTIVE)
+    if not scope.acts_as_own_unit:  # an API token narrowed below the account's unit: no directive in its name
+        raise DirectiveError(f"issuer: this API token is limited to {scope.root.name}; directives are issued in "
+                             f"the name of {scope.own_unit.name} with a token for its whole part of the district")
     issuer = scope.unit
     if issuer.level >= MAX_LEVEL:
         raise DirectiveError("issuer: grids do not issue directives")

@@ -23,10 +23,20 @@ class Scope:
     """What a user sees: the root of their subtree, their own unit and role, their permissions."""
 
     user_id: int
-    unit: Unit  # the user's own unit
+    unit: Unit  # the user's own unit: the one they act as (for a narrowed API token, see ``_narrowed``)
     root: Unit  # the top of what they may see
     role: str
     perms: frozenset[str]
+    home: Unit | None = None  # the account's own unit when ``unit`` is another (a narrowed API token); else None
+
+    @property
+    def own_unit(self) -> Unit:
+        """The unit the account belongs to, whatever it acts as."""
+        return self.home or self.unit
+
+    @property
+    def acts_as_own_unit(self) -> bool:
+        return self.home is None or self.home.pk == self.unit.pk
 
     def contains(self, path: str) -> bool:
         return path.startswith(self.root.path)
@@ -60,12 +70,25 @@ def scope_of(user) -> Scope:
         scope = Scope(user.pk, staff.unit, root, staff.role, PERMISSIONS.get(staff.role, frozenset()))
     subtree = getattr(user, "_api_subtree_unit_id", None)  # an API token limited to part of the user's subtree
     if subtree is not None:
-        unit = Unit.objects.filter(pk=subtree).first()
-        if unit is None or not unit.path.startswith(scope.root.path):
-            raise PermissionDenied("the token's unit is outside this account's part of the district")
-        scope = Scope(user.pk, scope.unit, unit, scope.role, scope.perms)
+        scope = _narrowed(scope, subtree)
     user._bihuan_scope = scope
     return scope
+
+
+def _narrowed(scope: Scope, unit_id: int) -> Scope:
+    """The scope of an API token narrowed to the subtree of ``unit_id`` (core.api_auth sets it on the request's
+    user): everything it reads *and* does stays in that subtree. It sees only the subtree (``root``), and it acts
+    as the subtree's top unit (``unit``: the unit a directive is issued from, a list uploaded for, whose robots and
+    receipts are "one's own") when that unit lies below the account's own — a supervisor acting for a unit they
+    answer for, never as their own unit outside the subtree (``home`` keeps that one; what only the unit itself
+    may do, such as issuing a directive in its name, is refused while ``acts_as_own_unit`` is false). A
+    department, whose own unit stands beside the district it serves rather than above it, keeps acting as itself
+    (its own directives) within the subtree."""
+    unit = Unit.objects.filter(pk=unit_id).first()
+    if unit is None or not unit.path.startswith(scope.root.path):
+        raise PermissionDenied("the token's unit is outside this account's part of the district")
+    acting = unit if unit.path.startswith(scope.unit.path) else scope.unit
+    return Scope(scope.user_id, acting, unit, scope.role, scope.perms, home=scope.unit)
 
 
 def require(user, perm: str) -> Scope:

@@ -168,6 +168,8 @@ class MeOut(Schema):
     role: str
     role_label: str
     unit: UnitRef
+    acting_unit: UnitRef = Field(description="the unit your writes act as: your own unit, or the top of a token's "
+                                             "subtree when the token is narrowed to a unit below yours")
     scope_root: UnitRef
     permissions: list[str]
 
@@ -266,7 +268,8 @@ def me(request: HttpRequest):
     return {
         "username": user.get_username(), "name": name, "role": scope.role,
         "role_label": str(Role(scope.role).label) if scope.role in Role.values else scope.role,
-        "unit": _unit_ref(scope.unit), "scope_root": _unit_ref(scope.root), "permissions": sorted(scope.perms),
+        "unit": _unit_ref(scope.own_unit), "acting_unit": _unit_ref(scope.unit), "scope_root": _unit_ref(scope.root),
+        "permissions": sorted(scope.perms),
     }
 
 
