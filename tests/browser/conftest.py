@@ -59,5 +59,7 @@ def login(page, base_url: str, username: str, password: str):
     page.goto(f"{base_url}/login/")
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_load_state("networkidle")
+    # the sign-in form posts and redirects: wait for the page it lands on, not for the network to fall idle
+    # (pages that poll never do for long)
+    with page.expect_navigation(wait_until="load"):
+        page.click("button[type=submit]")

@@ -94,6 +94,13 @@ def _check(response, what: str, failures: list) -> None:
 @pytest.mark.parametrize("username", [u if u in (None, "commander") else pytest.param(u, marks=pytest.mark.slow)
                                       for u in USERS], ids=lambda u: u or "anonymous")
 def test_no_route_answers_bad_input_with_a_server_error(client, district, username):
+    from django.db import connection
+
+    if username not in (None, "commander") and connection.vendor != "sqlite":
+        # what the database itself refuses (ids beyond 64 bits, NUL) is walked as anonymous and as the commander,
+        # every case, on both databases; the other roles add their own permission branches, which are Python
+        # and the same on either, so they are walked once, on SQLite
+        pytest.skip("the other roles are walked on SQLite")
     client.raise_request_exception = False
     user = district.users[username] if username else None
     cases = BAD_VALUES if username in (None, "commander") else {k: BAD_VALUES[k] for k in FEW}
