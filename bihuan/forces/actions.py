@@ -177,7 +177,7 @@ def do_decide_report_in(helper: Helper, *, approve: bool, acting_user, note: str
         helper = Helper.objects.select_for_update().get(pk=helper.pk)
         _authorize(acting_user, helper.path, MANAGE)
         if helper.status != HelperStatus.PENDING:
-            raise ForcesError("status", f"该报到已处理（{helper.get_status_display()}）")
+            raise ForcesError.conflict("status", f"该报到已处理（{helper.get_status_display()}）")
         loop = report_in_loop(helper)
         if loop is not None and loop.is_open:
             if approve:  # reported and closed: 销号
@@ -268,7 +268,7 @@ def _check_members(unit: Unit, people: list[Helper]) -> None:
     lo, hi = reach_path(unit), next_path(reach_path(unit))
     for h in people:
         if not (lo <= h.path < hi or (h.home_path and lo <= h.home_path < hi)):
-            raise ForcesError("members", f"{h.name} 不在本单位范围内")
+            raise ForcesError.conflict("members", f"{h.name} 不在本单位范围内")
         if h.status in (HelperStatus.PENDING, HelperStatus.REJECTED):
             raise ForcesError("members", f"{h.name} 的报到尚未通过审核")
 
@@ -603,10 +603,10 @@ def do_create_task(unit: Unit, *, kind: str, title: str, due_at: dt.datetime, he
 
         households = sorted(set(households))
         if households and Household.objects.filter(subtree_q(unit.path), pk__in=households).count() != len(households):
-            raise ForcesError("households", "有住户不在本单位范围内")
+            raise ForcesError.conflict("households", "有住户不在本单位范围内")
         places = sorted(set(places))
         if places and Place.objects.filter(subtree_q(unit.path), pk__in=places).count() != len(places):
-            raise ForcesError("places", "有点位不在本单位范围内")
+            raise ForcesError.conflict("places", "有点位不在本单位范围内")
         task = Task.objects.create(unit=unit, path=unit.path, kind=kind, title=title[:200], detail=detail, helper=helper,
                                    team=team, households=households, places=places, due_at=due_at,
                                    created_by=acting_user)
@@ -686,7 +686,7 @@ def do_close_task(task: Task, *, acting_user, note: str = "") -> Task:
         _authorize(acting_user, task.path, MANAGE)
         loop = task_loop(task)
         if loop is None or loop.state != S.REPORTED:
-            raise ForcesError("task", "任务尚未报告完成")
+            raise ForcesError.conflict("task", "任务尚未报告完成")
         engine.transition(loop, S.CLOSED, actor=acting_user, note=note or "销号")
         audit.record(actor=acting_user, action="forces.task.close", target=task)
     return task

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
-from bihuan.core.http import ApiMoment
+from bihuan.core.http import BIG, ApiIn, ApiMoment
 from bihuan.register.access import access_unit, require, scope_of, scoped
 
 from . import actions, roster, selectors
@@ -33,7 +33,7 @@ MAX_LIMIT = 200
 
 class Page(Schema):
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=BIG)
     unit: int | None = None
 
 
@@ -63,7 +63,7 @@ class TeamDetailOut(TeamOut):
     member_ids: list[int]
 
 
-class TeamIn(Schema):
+class TeamIn(ApiIn):
     unit: int
     name: str
     purpose: str = ""
@@ -71,7 +71,7 @@ class TeamIn(Schema):
     member_ids: list[int] = []
 
 
-class TeamPatch(Schema):
+class TeamPatch(ApiIn):
     name: str | None = None
     purpose: str | None = None
     leader_id: int | None = None
@@ -89,7 +89,7 @@ class PostOut(Schema):
     active: bool
 
 
-class PostIn(Schema):
+class PostIn(ApiIn):
     unit: int
     name: str
     kind: str
@@ -98,7 +98,7 @@ class PostIn(Schema):
     required: int = Field(1, ge=1, le=50)
 
 
-class PostPatch(Schema):
+class PostPatch(ApiIn):
     name: str | None = None
     kind: str | None = None
     start_hour: int | None = Field(None, ge=0, le=23)
@@ -118,7 +118,7 @@ class ShiftOut(Schema):
     off_at: dt.datetime | None
 
 
-class ShiftIn(Schema):
+class ShiftIn(ApiIn):
     helper_id: int
     starts_at: ApiMoment
     ends_at: ApiMoment
@@ -143,7 +143,7 @@ class TaskDetailOut(TaskOut):
     reported_at: dt.datetime | None
 
 
-class TaskIn(Schema):
+class TaskIn(ApiIn):
     unit: int
     kind: str
     title: str
@@ -155,7 +155,7 @@ class TaskIn(Schema):
     place_ids: list[int] = []
 
 
-class CloseIn(Schema):
+class TaskCloseIn(ApiIn):
     note: str = ""
 
 
@@ -169,14 +169,14 @@ class PlaceOut(Schema):
     active: bool
 
 
-class PlaceIn(Schema):
+class PlaceIn(ApiIn):
     unit: int
     name: str
     kind: str
     every_hours: int = Field(24, ge=1, le=336)
 
 
-class PlacePatch(Schema):
+class PlacePatch(ApiIn):
     name: str | None = None
     kind: str | None = None
     every_hours: int | None = Field(None, ge=1, le=336)
@@ -192,7 +192,7 @@ class SwapOut(Schema):
     created_at: dt.datetime
 
 
-class SwapIn(Schema):
+class SwapIn(ApiIn):
     to_helper_id: int
 
 
@@ -212,25 +212,13 @@ class LogOut(Schema):
     area_m2: int
 
 
-class ErrorOut(Schema):
-    detail: str
-
-
-class RefusedOut(ErrorOut):
-    field: str | None
-
-
-ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
-WRITE_ERRORS = {400: RefusedOut, **ERRORS}
-
-
 class RollupOut(Schema):
     unit: int
     figures: dict
     children: dict
 
 
-class DecisionIn(Schema):
+class DecisionIn(ApiIn):
     approve: bool
     note: str = ""
 
@@ -243,40 +231,40 @@ def _list(request: HttpRequest, qs, page: Page):
     return list(qs[page.offset:page.offset + page.limit])
 
 
-@router.get("/forces/helpers", response={200: list[HelperOut], **ERRORS})
+@router.get("/forces/helpers", response={200: list[HelperOut]})
 def list_helpers(request, page: Query[Page]):
     return _list(request, Helper.objects.order_by("path", "id"), page)
 
 
-@router.get("/forces/helpers/{helper_id}", response={200: HelperOut, **ERRORS})
+@router.get("/forces/helpers/{helper_id}", response={200: HelperOut})
 def get_helper(request, helper_id: int):
     return access_helper(request.user, helper_id)
 
 
-@router.post("/forces/helpers/{helper_id}/decide", response={200: HelperOut, **WRITE_ERRORS})
+@router.post("/forces/helpers/{helper_id}/decide", response={200: HelperOut})
 def decide_helper(request, helper_id: int, body: DecisionIn):
     helper = access_helper(request.user, helper_id, MANAGE)
     return actions.do_decide_report_in(helper, approve=body.approve, note=body.note, acting_user=request.user)
 
 
-@router.get("/forces/teams", response={200: list[TeamOut], **ERRORS})
+@router.get("/forces/teams", response={200: list[TeamOut]})
 def list_teams(request, page: Query[Page]):
     return _list(request, Team.objects.order_by("path", "id"), page)
 
 
-@router.get("/forces/posts", response={200: list[PostOut], **ERRORS})
+@router.get("/forces/posts", response={200: list[PostOut]})
 def list_posts(request, page: Query[Page]):
     return _list(request, Post.objects.filter(active=True).order_by("path", "id"), page)
 
 
-@router.get("/forces/posts/{post_id}/shifts", response={200: list[ShiftOut], **ERRORS})
+@router.get("/forces/posts/{post_id}/shifts", response={200: list[ShiftOut]})
 def list_shifts(request, post_id: int):
     post = access_post(request.user, post_id)
     lo, hi = roster.week_bounds(roster.monday_of(timezone.localdate()))
     return list(Shift.objects.filter(post=post, starts_at__lt=hi + dt.timedelta(days=7), ends_at__gt=lo))
 
 
-@router.post("/forces/posts/{post_id}/shifts", response={201: ShiftOut, **WRITE_ERRORS})
+@router.post("/forces/posts/{post_id}/shifts", response={201: ShiftOut})
 def add_shift(request, post_id: int, body: ShiftIn):
     post = access_post(request.user, post_id, MANAGE)
     helper = access_helper(request.user, body.helper_id)
@@ -284,22 +272,22 @@ def add_shift(request, post_id: int, body: ShiftIn):
                                         acting_user=request.user)
 
 
-@router.get("/forces/tasks", response={200: list[TaskOut], **ERRORS})
+@router.get("/forces/tasks", response={200: list[TaskOut]})
 def list_tasks(request, page: Query[Page]):
     return _list(request, Task.objects.order_by("-created_at"), page)
 
 
-@router.get("/forces/places", response={200: list[PlaceOut], **ERRORS})
+@router.get("/forces/places", response={200: list[PlaceOut]})
 def list_places(request, page: Query[Page]):
     return _list(request, Place.objects.filter(active=True).order_by("path", "id"), page)
 
 
-@router.get("/forces/logs", response={200: list[LogOut], **ERRORS})
+@router.get("/forces/logs", response={200: list[LogOut]})
 def list_logs(request, page: Query[Page]):
     return _list(request, DisinfectionLog.objects.order_by("-at", "-id"), page)
 
 
-@router.get("/forces/rollup", response={200: RollupOut, **ERRORS})
+@router.get("/forces/rollup", response={200: RollupOut})
 def rollup(request, unit: int | None = None):
     """The unit's field-force figures (and its children's), live."""
     scope = require(request.user, VIEW)
@@ -321,12 +309,12 @@ def _team_out(team: Team) -> dict:
             "leader_id": team.leader_id, "member_ids": sorted(team.members.values_list("pk", flat=True))}
 
 
-@router.get("/forces/teams/{team_id}", response={200: TeamDetailOut, **ERRORS})
+@router.get("/forces/teams/{team_id}", response={200: TeamDetailOut})
 def get_team(request, team_id: int):
     return _team_out(access_team(request.user, team_id))
 
 
-@router.post("/forces/teams", response={201: TeamDetailOut, **WRITE_ERRORS})
+@router.post("/forces/teams", response={201: TeamDetailOut})
 def create_team(request, body: TeamIn):
     """Form a team under a unit of one's subtree, with its leader and members (helpers one may see)."""
     require(request.user, MANAGE)
@@ -337,7 +325,7 @@ def create_team(request, body: TeamIn):
     return 201, _team_out(team)
 
 
-@router.patch("/forces/teams/{team_id}", response={200: TeamDetailOut, **WRITE_ERRORS})
+@router.patch("/forces/teams/{team_id}", response={200: TeamDetailOut})
 def update_team(request, team_id: int, body: TeamPatch):
     """Rename a team, change its leader or set its members (fields left out are kept)."""
     team = access_team(request.user, team_id, MANAGE)
@@ -348,7 +336,7 @@ def update_team(request, team_id: int, body: TeamPatch):
     return _team_out(team)
 
 
-@router.post("/forces/posts", response={201: PostOut, **WRITE_ERRORS})
+@router.post("/forces/posts", response={201: PostOut})
 def create_post(request, body: PostIn):
     require(request.user, MANAGE)
     unit = access_unit(request.user, body.unit)
@@ -356,7 +344,7 @@ def create_post(request, body: PostIn):
                                        end_hour=body.end_hour, required=body.required, acting_user=request.user)
 
 
-@router.patch("/forces/posts/{post_id}", response={200: PostOut, **WRITE_ERRORS})
+@router.patch("/forces/posts/{post_id}", response={200: PostOut})
 def update_post(request, post_id: int, body: PostPatch):
     post = access_post(request.user, post_id, MANAGE)
     fields = {f: getattr(post, f) for f in ("name", "kind", "start_hour", "end_hour", "required", "active")}
@@ -364,7 +352,7 @@ def update_post(request, post_id: int, body: PostPatch):
     return actions.do_update_post(post, **fields, acting_user=request.user)
 
 
-@router.post("/forces/places", response={201: PlaceOut, **WRITE_ERRORS})
+@router.post("/forces/places", response={201: PlaceOut})
 def create_place(request, body: PlaceIn):
     require(request.user, MANAGE)
     unit = access_unit(request.user, body.unit)
@@ -372,7 +360,7 @@ def create_place(request, body: PlaceIn):
                                         acting_user=request.user)
 
 
-@router.patch("/forces/places/{place_id}", response={200: PlaceOut, **WRITE_ERRORS})
+@router.patch("/forces/places/{place_id}", response={200: PlaceOut})
 def update_place(request, place_id: int, body: PlacePatch):
     place = access_place(request.user, place_id, MANAGE)
     fields = {f: getattr(place, f) for f in ("name", "kind", "every_hours", "active")}
@@ -388,7 +376,7 @@ def _task_out(task: Task) -> dict:
             "state": loop.state if loop else None, "report": task.report, "reported_at": task.reported_at}
 
 
-@router.post("/forces/tasks", response={201: TaskDetailOut, **WRITE_ERRORS})
+@router.post("/forces/tasks", response={201: TaskDetailOut})
 def create_task(request, body: TaskIn):
     """Give a task to a helper or a team (its loop opens; the unit and the person are told at once)."""
     require(request.user, MANAGE)
@@ -401,24 +389,24 @@ def create_task(request, body: TaskIn):
     return 201, _task_out(task)
 
 
-@router.get("/forces/tasks/{task_id}", response={200: TaskDetailOut, **ERRORS})
+@router.get("/forces/tasks/{task_id}", response={200: TaskDetailOut})
 def get_task(request, task_id: int):
     return _task_out(access_task(request.user, task_id))
 
 
-@router.post("/forces/tasks/{task_id}/close", response={200: TaskDetailOut, **WRITE_ERRORS})
-def close_task(request, task_id: int, body: CloseIn):
+@router.post("/forces/tasks/{task_id}/close", response={200: TaskDetailOut})
+def close_task(request, task_id: int, body: TaskCloseIn):
     task = access_task(request.user, task_id, MANAGE)
     return _task_out(actions.do_close_task(task, note=body.note, acting_user=request.user))
 
 
-@router.get("/forces/swaps", response={200: list[SwapOut], **ERRORS})
+@router.get("/forces/swaps", response={200: list[SwapOut]})
 def list_swaps(request, page: Query[Page]):
     """Shift swaps (换班) of the subtree's posts, newest first: requested, accepted (to approve), decided."""
     return _list(request, ShiftSwap.objects.order_by("-created_at", "-id"), page)
 
 
-@router.post("/forces/shifts/{shift_id}/swaps", response={201: SwapOut, **WRITE_ERRORS})
+@router.post("/forces/shifts/{shift_id}/swaps", response={201: SwapOut})
 def request_swap(request, shift_id: int, body: SwapIn):
     """Ask another helper to take a helper's shift, on the holder's behalf (the other person is told at once)."""
     shift = access_shift(request.user, shift_id, MANAGE)
@@ -426,14 +414,14 @@ def request_swap(request, shift_id: int, body: SwapIn):
     return 201, actions.do_request_swap(shift, to_helper=to_helper, acting_user=request.user)
 
 
-@router.post("/forces/swaps/{swap_id}/decide", response={200: SwapOut, **WRITE_ERRORS})
+@router.post("/forces/swaps/{swap_id}/decide", response={200: SwapOut})
 def decide_swap(request, swap_id: int, body: DecisionIn):
     """Approve (the shift passes to the other helper) or refuse an accepted swap; both people are told."""
     swap = access_swap(request.user, swap_id, MANAGE)
     return actions.do_approve_swap(swap, approve=body.approve, acting_user=request.user)
 
 
-@router.get("/forces/hours", response={200: list[HoursRow], **ERRORS})
+@router.get("/forces/hours", response={200: list[HoursRow]})
 def hours(request, by: str = "helper", unit: int | None = None, days: int = Query(7, ge=1, le=366)):
     """Hours served over the last ``days``, per ``helper``, ``team`` (members' hours wherever they served),
     ``home`` (home organisation, 双报到) or ``unit`` (the posts' own units), most first."""

@@ -157,11 +157,11 @@ def check_households(unit: Unit, role: str, household_ids: Iterable[int] | None)
     if not ids:
         return []
     if role not in RESPONSIBLE_ROLES or unit.level != MAX_LEVEL:
-        raise StaffError("households", "only grid workers, building leaders and villager representatives answer "
+        raise StaffError.conflict("households", "only grid workers, building leaders and villager representatives answer "
                                        "for households")
     found = set(Household.objects.filter(pk__in=ids, unit=unit).values_list("pk", flat=True))
     if missing := [i for i in ids if i not in found]:
-        raise StaffError("households", f"household {missing[0]} is not in the grid {unit.name}")
+        raise StaffError.conflict("households", f"household {missing[0]} is not in the grid {unit.name}")
     return ids
 
 
@@ -174,7 +174,7 @@ def _allowed_unit(acting_user, unit: Unit) -> Unit:
 
 def _not_self(acting_user, staff: Staff, what: str) -> None:
     if acting_user is not None and acting_user.pk == staff.user_id:
-        raise StaffError("", f"you cannot {what} yourself")
+        raise StaffError("", f"you cannot {what} yourself", status=403)
 
 
 # --- the actions -------------------------------------------------------------------------------------------

@@ -75,7 +75,7 @@ MATRIX = {
         "unit": d.community_a.pk, "kind": "visit", "title": "走访独居老人", "helper_id": d.helper.pk,
         "due_at": (timezone.now() + dt.timedelta(days=1)).isoformat(), "household_ids": [d.household_a.pk]}, 201),
     ("GET", "/forces/tasks/{task_id}"): lambda d: ("GET", f"{B}/tasks/{d.task.pk}", None, 200),
-    ("POST", "/forces/tasks/{task_id}/close"): lambda d: ("POST", f"{B}/tasks/{d.task.pk}/close", {}, 400),
+    ("POST", "/forces/tasks/{task_id}/close"): lambda d: ("POST", f"{B}/tasks/{d.task.pk}/close", {}, 409),  # not reported yet
     ("GET", "/forces/swaps"): lambda d: ("GET", f"{B}/swaps?unit={d.community_a.pk}", None, 200),
     ("POST", "/forces/shifts/{shift_id}/swaps"): lambda d: ("POST", f"{B}/shifts/{d.shift2.pk}/swaps", {
         "to_helper_id": d.other.pk}, 201),
