@@ -10,6 +10,7 @@ campaign answers ``mark_reach``. Personal values are masked; nothing clear ever 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from django.http import HttpRequest
 from django.utils import timezone
@@ -17,7 +18,7 @@ from ninja import Field, Router, Schema
 from pydantic import BaseModel
 
 from bihuan.core.api_auth import SessionWithCsrf
-from bihuan.core.http import ApiDay, ApiIn, ApiInPlain
+from bihuan.core.http import ApiDay, ApiIn, ApiInPlain, ApiText
 from bihuan.core.roles import Perm
 from bihuan.pushes import report as push_report
 from bihuan.register.access import access_household, require, scope_of, scoped
@@ -46,15 +47,15 @@ class PersonIn(ApiInPlain):  # plain pydantic: no ninja root validator on the ho
     destination: str = ""
     destination_unit: int | None = None
     temperature: str = ""
-    health_code: str = Field(HealthCode.GREEN, description=f"one of {HealthCode.values}")
+    health_code: HealthCode = Field(HealthCode.GREEN, description=f"one of {HealthCode.values}")
     test_hours: int | None = Field(None, description="a negative test within this many hours; none: no proof")
     note: str = ""
 
 
 class RegistrationIn(ApiInPlain):
-    token: str = Field(..., description="the client's one-time key: the same token again returns the same "
+    token: ApiText(40) = Field(..., description="the client's one-time key: the same token again returns the same "
                                         "registration (a retried request creates nothing)")
-    vehicle_type: str = Field("", description=f"one of {VehicleType.values} ('' = on foot)")
+    vehicle_type: VehicleType | Literal[""] = Field("", description=f"one of {VehicleType.values} ('' = on foot)")
     plate: str = ""
     people: list[PersonIn] = Field(..., description="the driver first, then the passengers")
 

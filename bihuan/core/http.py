@@ -147,6 +147,18 @@ def _moment_from_text(value):
     return value
 
 
+TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+
+
+def _time_from_text(value):
+    """An API time of day: local ``HH:MM`` or ``HH:MM:SS``, no offset (it is the district's clock)."""
+    if isinstance(value, dt.time):
+        return value  # a default
+    if not isinstance(value, str) or not re.fullmatch(TIME_PATTERN, value):
+        raise ValueError("a local time such as 22:00")
+    return dt.time.fromisoformat(value)
+
+
 def _with_offset(value: dt.datetime) -> dt.datetime:
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("a date-time with its UTC offset (Z or +08:00)")
@@ -195,6 +207,8 @@ def _api_types():
     moment = Annotated[dt.datetime, BeforeValidator(_moment_from_text), AfterValidator(_with_offset),
                        WithJsonSchema({"type": "string", "format": "date-time", "pattern": MOMENT_PATTERN})]
     whole = Annotated[int, Field(ge=-BIG, le=BIG)]
+    clock = Annotated[dt.time, BeforeValidator(_time_from_text),
+                      WithJsonSchema({"type": "string", "pattern": TIME_PATTERN})]
 
     def json_object(cls, data):
         if isinstance(data, DjangoGetter):  # ninja's second pass over the same body
@@ -220,12 +234,20 @@ def _api_types():
         model_config = ConfigDict(extra="forbid")
         _json_object = model_validator(mode="before")(classmethod(json_object))
 
-    return day, moment, whole, ApiIn, ApiInPlain
+    return day, moment, whole, clock, ApiIn, ApiInPlain
+
+
+def ApiText(max_length: int):  # noqa: N802 (a type, named as one)
+    """A required text of the API: at most ``max_length`` characters, not blank (what the actions check after
+    stripping), stated in the schema as ``minLength``, ``maxLength`` and the pattern ``\\S``."""
+    from pydantic import Field
+
+    return Annotated[str, Field(min_length=1, max_length=max_length, pattern=r"\S")]
 
 
 # The API's dates, moments, ids and bodies from outside: the same window and range as the pages (422 outside it),
 # exactly what the schema says (a request the schema allows is read; one it does not is a 422).
-ApiDay, ApiMoment, ApiInt, ApiIn, ApiInPlain = _api_types()
+ApiDay, ApiMoment, ApiInt, ApiTime, ApiIn, ApiInPlain = _api_types()
 
 
 class StrictInputMiddleware:

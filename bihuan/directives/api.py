@@ -22,10 +22,11 @@ from typing import Any, Literal
 from django.http import Http404, HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
+from pydantic import ConfigDict
 
 from bihuan.core.api_errors import RefusedOut
 from bihuan.core.errors import Refused
-from bihuan.core.http import ApiIn, download
+from bihuan.core.http import ApiIn, ApiText, download
 from bihuan.core.roles import Perm
 from bihuan.loops.engine import LoopError
 from bihuan.loops.models import Loop
@@ -47,9 +48,9 @@ MAX_TARGETS = 500
 
 
 class FeedbackFieldIn(ApiIn):
-    key: str
-    label: str = ""
-    type: str = Field(description="number, bool, choice or text")
+    key: ApiText(100)
+    label: str = Field("", max_length=200)
+    type: Literal[tuple(sorted(actions.FIELD_TYPES))] = Field(description="number, bool, choice or text")  # type: ignore[valid-type]
     choices: list[str] = []
     required: bool = Field(False, description="a report must answer it")
 
@@ -63,14 +64,14 @@ class FeedbackFieldOut(Schema):
 
 
 class IssueIn(ApiIn):
-    title: str = Field(min_length=1, max_length=200)
-    body: str = Field(min_length=1, max_length=20_000)
+    title: ApiText(200)
+    body: ApiText(20_000)
     urgency: Urgency = Urgency.NORMAL
     scope_unit: int | None = Field(None, description="root of the subtree it goes to (default: your scope)")
     target_kinds: list[UnitKind] = Field([], description="only units of these kinds (and what is below them)")
     target_unit_ids: list[int] = Field([], max_length=MAX_TARGETS, description="only these units")
-    household_flag: str = Field("", description="only households with a resident in this key group: "
-                                                + ", ".join(KEY_GROUPS))
+    household_flag: Literal[("", *KEY_GROUPS)] = Field(  # type: ignore[valid-type]
+        "", description="only households with a resident in this key group")
     sign_minutes: int = Field(30, ge=1, le=7 * 24 * 60, description="each level signs within this")
     reach_hours: int = Field(24, ge=1, le=30 * 24, description="every household reached within this")
     reminder_minutes: int = Field(30, ge=1, le=24 * 60)
@@ -80,9 +81,12 @@ class IssueIn(ApiIn):
 
 
 class UpdateIn(ApiIn):
-    title: str | None = Field(None, min_length=1, max_length=200)
-    body: str | None = Field(None, min_length=1, max_length=20_000)
-    urgency: Urgency | None = None
+    """What changes, at least one of the three (omitted: kept)."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+    title: ApiText(200) = None
+    body: ApiText(20_000) = None
+    urgency: Urgency = None
 
 
 class ReasonIn(ApiIn):

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
-from bihuan.core.http import BIG, ApiIn, ApiMoment
+from bihuan.core.http import BIG, ApiIn, ApiMoment, ApiText
 from bihuan.register.access import access_unit, require, scope_of, scoped
 
 from . import actions, roster, selectors
@@ -25,7 +25,19 @@ from .access import (
     access_task,
     access_team,
 )
-from .models import DisinfectionLog, Helper, Place, Post, Shift, ShiftSwap, Task, Team
+from .models import (
+    DisinfectionLog,
+    Helper,
+    Place,
+    PlaceKind,
+    Post,
+    PostKind,
+    Shift,
+    ShiftSwap,
+    Task,
+    TaskKind,
+    Team,
+)
 
 router = Router(tags=["forces"])
 MAX_LIMIT = 200
@@ -65,15 +77,15 @@ class TeamDetailOut(TeamOut):
 
 class TeamIn(ApiIn):
     unit: int
-    name: str
-    purpose: str = ""
+    name: ApiText(100)
+    purpose: str = Field("", max_length=200)
     leader_id: int | None = None
     member_ids: list[int] = []
 
 
 class TeamPatch(ApiIn):
-    name: str | None = None
-    purpose: str | None = None
+    name: ApiText(100) | None = None
+    purpose: str | None = Field(None, max_length=200)
     leader_id: int | None = None
     member_ids: list[int] | None = None
 
@@ -91,16 +103,16 @@ class PostOut(Schema):
 
 class PostIn(ApiIn):
     unit: int
-    name: str
-    kind: str
+    name: ApiText(100)
+    kind: PostKind
     start_hour: int = Field(0, ge=0, le=23)
     end_hour: int = Field(24, ge=1, le=24)
     required: int = Field(1, ge=1, le=50)
 
 
 class PostPatch(ApiIn):
-    name: str | None = None
-    kind: str | None = None
+    name: ApiText(100) | None = None
+    kind: PostKind | None = None
     start_hour: int | None = Field(None, ge=0, le=23)
     end_hour: int | None = Field(None, ge=1, le=24)
     required: int | None = Field(None, ge=1, le=50)
@@ -145,10 +157,10 @@ class TaskDetailOut(TaskOut):
 
 class TaskIn(ApiIn):
     unit: int
-    kind: str
-    title: str
-    detail: str = ""
-    due_at: dt.datetime
+    kind: TaskKind
+    title: ApiText(200)
+    detail: str = Field("", max_length=2000)
+    due_at: ApiMoment
     helper_id: int | None = None
     team_id: int | None = None
     household_ids: list[int] = []
@@ -171,14 +183,14 @@ class PlaceOut(Schema):
 
 class PlaceIn(ApiIn):
     unit: int
-    name: str
-    kind: str
+    name: ApiText(100)
+    kind: PlaceKind
     every_hours: int = Field(24, ge=1, le=336)
 
 
 class PlacePatch(ApiIn):
-    name: str | None = None
-    kind: str | None = None
+    name: ApiText(100) | None = None
+    kind: PlaceKind | None = None
     every_hours: int | None = Field(None, ge=1, le=336)
     active: bool | None = None
 

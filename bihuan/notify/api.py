@@ -6,11 +6,12 @@ secret are write-only: answers carry the masked URL and whether the robot signs 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
-from bihuan.core.http import ApiIn
+from bihuan.core.http import ApiIn, ApiText, ApiTime
 from bihuan.register.models import subtree_q
 
 from .access import access_robot, access_robot_unit, require_robot_admin
@@ -22,6 +23,7 @@ from .actions import (
     last_tests,
     preferences_of,
 )
+from .events import MAX_PREFIXES, PREFIX
 from .models import Robot, RobotKind
 
 router = Router(tags=["notify"])
@@ -31,11 +33,15 @@ router = Router(tags=["notify"])
 
 
 
+# an event name or prefix (`directive`, `directive.issued`, `loop.reminder:verification`), as events.clean reads it
+EventPrefix = Annotated[str, Field(pattern=r"^\s*" + PREFIX.pattern[1:-1] + r"\s*$")]
+
+
 class PreferencesIO(ApiIn):
     email: bool = Field(True, description="email when SMTP is configured and the account has an address")
     sms: bool = Field(True, description="SMS when the gateway is configured (urgent work goes by SMS anyway)")
-    quiet_start: dt.time | None = Field(None, description="local time, e.g. 22:00; both ends or neither")
-    quiet_end: dt.time | None = Field(None, description="local time, e.g. 07:00")
+    quiet_start: ApiTime | None = Field(None, description="local time, e.g. 22:00; both ends or neither")
+    quiet_end: ApiTime | None = Field(None, description="local time, e.g. 07:00")
 
 
 class TestOut(Schema):
@@ -62,17 +68,18 @@ class RobotOut(Schema):
 class RobotIn(ApiIn):
     unit_id: int | None = Field(None, description="default: the caller's own unit")
     kind: RobotKind
-    name: str
-    webhook_url: str
+    name: ApiText(100)
+    webhook_url: str = Field(max_length=500, pattern=r"^\s*[Hh][Tt][Tt][Pp][Ss]?://[^/?#@:\s\[\]][^\[\]]*$")
     secret: str = ""
-    events: list[str] = []
+    events: list[EventPrefix] = Field([], max_length=MAX_PREFIXES)
 
 
 class RobotPatch(ApiIn):
-    name: str | None = None
-    webhook_url: str | None = Field(None, description="omit or empty to keep the stored one")
+    name: ApiText(100) | None = None
+    webhook_url: str | None = Field(None, max_length=500, description="omit or empty to keep the stored one",
+                                     pattern=r"^\s*$|^\s*[Hh][Tt][Tt][Pp][Ss]?://[^/?#@:\s\[\]][^\[\]]*$")
     secret: str | None = Field(None, description='omit or empty to keep; "-" removes it')
-    events: list[str] | None = None
+    events: list[EventPrefix] | None = Field(None, max_length=MAX_PREFIXES)
     active: bool | None = None
 
 

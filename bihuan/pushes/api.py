@@ -26,7 +26,7 @@ from ninja import Field, File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 
 from bihuan.core.api_errors import ErrorOut
-from bihuan.core.http import ApiDay, download
+from bihuan.core.http import ApiDay, ApiMoment, download
 from bihuan.core.roles import Perm
 from bihuan.register.access import access_unit, require, scope_of, scoped
 from bihuan.register.api import PageParams, UnitRef
@@ -335,7 +335,7 @@ def batch_report(request: HttpRequest, id: int):
 @router.get("/people", response={200: PersonPage})
 def list_people(request: HttpRequest, page: Query[PageParams], batch: int | None = None, unit: int | None = None,
                 pushed_on: ApiDay | None = None, verified_on: ApiDay | None = None,
-                verified_since: dt.datetime | None = None, outcome: Outcome | None = None,
+                verified_since: ApiMoment | None = None, outcome: Outcome | None = None,
                 measure: Measure | None = None):
     """Verification results, masked: who was pushed, which unit handles them, the outcome and measure and when
     they were verified. Filter by ``batch`` (everyone a row of that list named, merged duplicates included),

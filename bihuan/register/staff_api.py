@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
-from bihuan.core.http import BIG, ApiIn
+from bihuan.core.http import BIG, ApiIn, ApiText
 from bihuan.core.roles import Perm, Role
 
 from .access import access_staff, access_unit, require
@@ -63,8 +63,8 @@ class StaffCreated(StaffOut):
 
 class StaffIn(ApiIn):
     unit_id: int
-    username: str = Field(min_length=1, max_length=150)
-    name: str = Field(min_length=1, max_length=50)
+    username: str = Field(max_length=150, pattern=r"^\s*[\w.@+-]+\s*$", description="letters, digits and @.+-_")
+    name: ApiText(50)
     role: Role
     phone: str = ""
     email: str = Field("", max_length=254, description="for email notices")
@@ -73,7 +73,7 @@ class StaffIn(ApiIn):
 
 
 class StaffPatchIn(ApiIn):
-    name: str | None = None
+    name: ApiText(50) | None = None
     phone: str | None = Field(None, description='"" removes the phone')
     email: str | None = Field(None, max_length=254, description='"" removes the address')
     role: Role | None = None

@@ -35,6 +35,17 @@ RULES_BEYOND_THE_SCHEMA = {
     "POST /api/v1/forces/posts/{post_id}/shifts": "ends_at after starts_at, at most 12 hours later",
     "POST /api/v1/inspections/findings/{finding_id}/report": "the photo is a JPEG, PNG or WebP image",
     "POST /api/v1/pushes/batches": "the file is a workbook or CSV list the import reads",
+    "POST /api/v1/checkpoints/{checkpoint_id}/registrations": "ID numbers with their check digit, plates, phones and "
+                                                               "temperatures as the gate reads them; a plate for a vehicle",
+    "PUT /api/v1/campaigns/{campaign_id}/households/{household_id}/answer": "people moving in with valid ID numbers, "
+                                                                             "people leaving of the household",
+    "POST /api/v1/directives/{id}/marks": "a method for reached, a reason for unreachable",
+    "PUT /api/v1/notify/preferences": "both ends of the quiet hours or neither, and not the same time",
+    "POST /api/v1/notify/robots": "a signing secret for DingTalk robots only",
+    "PATCH /api/v1/notify/robots/{id}": "a signing secret for DingTalk robots only",
+    "POST /api/v1/directives": "the feedback form's keys differ, a choice field lists its choices",
+    "POST /api/v1/staff": "a Chinese mobile or landline number, an email address as Django's validator reads them",
+    "PATCH /api/v1/staff/{id}": "a Chinese mobile or landline number, an email address as Django's validator reads them",
 }
 
 
@@ -59,6 +70,8 @@ def _config(token: str):
             # its own test): the one rule of every string that the schema does not repeat on each of them.
             "allow-x00": False,
         },
+        # Every path is also sent one method it does not have (405 with Allow), not each of them: the bound.
+        "phases": {"coverage": {"unexpected-methods": ["DELETE"]}},
         "operations": [
             {"include-name": name, "checks": {"positive_data_acceptance": {
                 "expected-statuses": [*POSITIVE_DATA_ACCEPTANCE_EXPECTED_STATUSES, "400"]}}}

@@ -328,10 +328,16 @@ def test_a_department_may_not_change_the_commanders_directive(world, as_user):
 # ---------------------------------------------------------------------------------------- refusals
 
 
+@pytest.mark.parametrize("body", [{"household_flag": "vip"}, {"feedback_form": [{"key": "x", "type": "date"}]}])
+def test_what_the_schema_rules_out_is_a_422(world, as_user, body):
+    response = as_user("commander", "POST", D, {"title": "t", "body": "b", **body})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"][2] == next(iter(body))
+
+
 @pytest.mark.parametrize(("who", "verb", "body", "field"), [
-    ("commander", "", {"title": "t", "body": "b", "household_flag": "vip"}, "household_flag"),
-    ("commander", "", {"title": "t", "body": "b", "feedback_form": [{"key": "x", "type": "date"}]},
-     "feedback_form[0].type"),
+    ("commander", "", {"title": "t", "body": "b", "feedback_form": [{"key": "x", "type": "text"},
+                                                                   {"key": "x", "type": "number"}]},
+     "feedback_form[1].key"),
     ("grid_a", "marks", {"household_ids": [0], "status": "reached"}, "method"),
     ("grid_a", "marks", {"household_ids": [0], "status": "unreachable"}, "reason"),
     ("township_a", "close", {}, "reason"),  # households not reached yet: 409, the directive's state
@@ -395,7 +401,7 @@ def test_cap_exports_are_valid_xml_of_the_right_type(world, as_user, schema):
     assert as_user("grid_a", "GET", f"{D}/{d.directive.pk}/cap.xml?type=Ack").status_code == 422
 
     r = as_user("grid_a", "GET", f"{D}/receipts/{d.loop.pk}/ack.xml")
-    assert r.status_code == 400 and r.json()["field"] == "receipt"
+    assert r.status_code == 409 and r.json()["field"] == "receipt"  # not signed (yet)
     as_user("grid_a", "POST", f"{D}/receipts/{d.loop.pk}/sign")
     r = as_user("commander", "GET", f"{D}/receipts/{d.loop.pk}/ack.xml")
     ack = valid(schema, r.content)
