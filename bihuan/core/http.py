@@ -123,9 +123,11 @@ def in_window(day: dt.date | None) -> dt.date | None:
 
 
 # The window as the OpenAPI schema states it: a date of those years (format `date` rules out 2023-02-30), a moment
-# whose date part is one.
+# (RFC 3339, with its offset) whose date part is one. The whole moment is spelt out: a pattern on its date alone
+# would leave a generator drawing from all years and throwing nearly all away.
 DAY_PATTERN = r"^(19[0-9]{2}|20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
-MOMENT_PATTERN = r"^(19[0-9]{2}|20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[Tt ]"
+MOMENT_PATTERN = (r"^(19[0-9]{2}|20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+                  r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
 
 
 def _day_from_text(value):
@@ -142,7 +144,7 @@ def _moment_from_text(value):
     """An API moment: an RFC 3339 date-time with its offset, dated within the window (not a number of seconds)."""
     if isinstance(value, dt.datetime):
         return value  # a default
-    if not isinstance(value, str) or not re.match(MOMENT_PATTERN, value):
+    if not isinstance(value, str) or not re.fullmatch(MOMENT_PATTERN, value):
         raise ValueError(f"a date-time such as 2022-03-04T08:00:00+08:00, dated from {FIRST_DATE} to {LAST_DATE}")
     return value
 

@@ -202,7 +202,7 @@ def alert_xml(directive: Directive, msg_type: str = "Alert") -> bytes:
         identifier, sent, refs, note = m.version_id(d.version), m.times[d.version], m.refs(d.version - 1), ""
     else:
         if d.status == DirectiveStatus.ISSUED or d.closed_at is None:
-            raise DirectiveError("type: the directive is neither cancelled nor closed")
+            raise DirectiveError.conflict("type: the directive is neither cancelled nor closed")
         identifier, sent, refs = f"{m.base}:cancel", d.closed_at, m.refs(d.version)
         what = "撤销" if d.status == DirectiveStatus.CANCELLED else "销号"
         note = f"{what}：{d.close_reason}" if d.close_reason else what

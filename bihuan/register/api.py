@@ -20,7 +20,7 @@ from pydantic import create_model
 
 from bihuan.core import audit, reveal
 from bihuan.core.api_errors import RefusedOut
-from bihuan.core.http import BIG, ApiIn
+from bihuan.core.http import BIG, ApiIn, ApiText
 from bihuan.core.roles import Perm, Role
 
 from . import coverage, privacy
@@ -173,8 +173,7 @@ class MeOut(Schema):
 
 
 class RevealIn(ApiIn):
-    reason: str = Field(min_length=1, max_length=500,
-                        description="why the full values are needed (audited): one of "
+    reason: ApiText(500) = Field(description="why the full values are needed (audited): one of "
                                     + ", ".join(reveal.REASONS) + " or free text; blank is refused")
 
 

@@ -14,7 +14,11 @@ on (``max_response_time`` aside: it has no limit to check on a shared machine):
   is 401 (``ignored_auth``, ``missing_required_header``), and the stateful ones.
 
 Bounded and repeatable: ``MAX_EXAMPLES`` per operation and phase, a fixed seed, deterministic generation (the same
-requests every run); the run is about two minutes. Failures are listed per operation with the request and the answer.
+4,600-odd requests every run, most of them the coverage phase's boundary and negative cases); on an idle 2-core
+machine about a minute and a half, on a busy one up to five. So it runs once per ``make test`` pair: on PostgreSQL,
+the production database, where a text over its column's length, a NUL or an SQL typing slip is an error that SQLite
+forgives (``BIHUAN_API_SCHEMA_TEST=1`` runs it on SQLite too). Failures are listed per operation with the request and
+the answer.
 
 Some refusals depend on what no JSON Schema can state, and stay 400 for input the schema allows:
 ``RULES_BEYOND_THE_SCHEMA`` names the operations and the rules; for those alone a 400 counts as accepted.
@@ -24,6 +28,8 @@ from __future__ import annotations
 
 import collections
 import time
+
+import pytest
 
 MAX_EXAMPLES = 10
 SEED = 1
@@ -44,6 +50,7 @@ RULES_BEYOND_THE_SCHEMA = {
     "POST /api/v1/notify/robots": "a signing secret for DingTalk robots only",
     "PATCH /api/v1/notify/robots/{id}": "a signing secret for DingTalk robots only",
     "POST /api/v1/directives": "the feedback form's keys differ, a choice field lists its choices",
+    "POST /api/v1/directives/receipts/{loop_id}/report": "the answers fit the directive's own feedback form",
     "POST /api/v1/staff": "a Chinese mobile or landline number, an email address as Django's validator reads them",
     "PATCH /api/v1/staff/{id}": "a Chinese mobile or landline number, an email address as Django's validator reads them",
 }
@@ -60,7 +67,9 @@ def _config(token: str):
     return SchemathesisConfig.from_dict({
         "seed": SEED,
         "cache": {"enabled": False},  # nothing written outside the test
-        "headers": {"Authorization": f"Bearer {token}"},
+        # Connection: close: the server's thread for a connection ends with its request and closes its database
+        # connection (a kept-alive one would hold the test database open at its teardown).
+        "headers": {"Authorization": f"Bearer {token}", "Connection": "close"},
         "workers": 1,
         "generation": {
             "max-examples": MAX_EXAMPLES,
@@ -91,6 +100,12 @@ def _describe(recorder, case_id: str, check) -> str:
 
 
 def test_every_operation_answers_as_the_schema_says(live_server):
+    import os
+
+    from django.db import connection
+
+    if connection.vendor != "postgresql" and os.environ.get("BIHUAN_API_SCHEMA_TEST") != "1":
+        pytest.skip("runs on PostgreSQL (CI's second pass), or with BIHUAN_API_SCHEMA_TEST=1")
     import schemathesis
     from django.contrib.auth import get_user_model
     from schemathesis.engine import Status, events, from_schema
