@@ -239,6 +239,12 @@ def _api_types():
     return day, moment, whole, clock, ApiIn, ApiInPlain
 
 
+# A phone as the API states it: a mainland mobile (+86 or 0086 before it allowed) or a landline with its area code
+# (a dash after it allowed), or "" for none. The register's parser reads more (any separators): the schema names the
+# plain forms.
+PHONE_PATTERN = (r"^$|^\s*((\+86|0086)[ -]?)?1[3-9][0-9]{9}\s*$|^\s*0[0-9]{2,3}-?[0-9]{7,8}\s*$")
+
+
 def ApiText(max_length: int):  # noqa: N802 (a type, named as one)
     """A required text of the API: at most ``max_length`` characters, not blank (what the actions check after
     stripping), stated in the schema as ``minLength``, ``maxLength`` and the pattern ``\\S``."""

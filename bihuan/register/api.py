@@ -20,7 +20,7 @@ from pydantic import create_model
 
 from bihuan.core import audit, reveal
 from bihuan.core.api_errors import RefusedOut
-from bihuan.core.http import BIG, ApiIn, ApiText
+from bihuan.core.http import BIG, PHONE_PATTERN, ApiIn, ApiText
 from bihuan.core.roles import Perm, Role
 
 from . import coverage, privacy
@@ -195,7 +195,8 @@ class ResidentPatchIn(ApiIn):
     status: ResidentStatus | None = None
     relation: Relation | None = None
     flags: ResidentFlagsIn | None = None  # type: ignore[valid-type]
-    phone: str | None = Field(None, description='a Chinese mobile or landline; "" removes the phone')
+    phone: str | None = Field(None, max_length=30, pattern=PHONE_PATTERN,
+                              description='a Chinese mobile or landline; "" removes the phone')
 
 
 

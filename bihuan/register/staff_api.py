@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
 
-from bihuan.core.http import BIG, ApiIn, ApiText
+from bihuan.core.http import BIG, PHONE_PATTERN, ApiIn, ApiText
 from bihuan.core.roles import Perm, Role
 
 from .access import access_staff, access_unit, require
@@ -66,7 +66,7 @@ class StaffIn(ApiIn):
     username: str = Field(max_length=150, pattern=r"^\s*[\w.@+-]+\s*$", description="letters, digits and @.+-_")
     name: ApiText(50)
     role: Role
-    phone: str = ""
+    phone: str = Field("", max_length=30, pattern=PHONE_PATTERN)
     email: str = Field("", max_length=254, description="for email notices")
     language: Language = Language.BROWSER
     household_ids: list[int] = Field(default_factory=list, description="grid roles: the households answered for")
@@ -74,7 +74,7 @@ class StaffIn(ApiIn):
 
 class StaffPatchIn(ApiIn):
     name: ApiText(50) | None = None
-    phone: str | None = Field(None, description='"" removes the phone')
+    phone: str | None = Field(None, max_length=30, pattern=PHONE_PATTERN, description='"" removes the phone')
     email: str | None = Field(None, max_length=254, description='"" removes the address')
     role: Role | None = None
     language: Language | None = None

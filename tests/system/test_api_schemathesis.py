@@ -51,8 +51,8 @@ RULES_BEYOND_THE_SCHEMA = {
     "PATCH /api/v1/notify/robots/{id}": "a signing secret for DingTalk robots only",
     "POST /api/v1/directives": "the feedback form's keys differ, a choice field lists its choices",
     "POST /api/v1/directives/receipts/{loop_id}/report": "the answers fit the directive's own feedback form",
-    "POST /api/v1/staff": "a Chinese mobile or landline number, an email address as Django's validator reads them",
-    "PATCH /api/v1/staff/{id}": "a Chinese mobile or landline number, an email address as Django's validator reads them",
+    "POST /api/v1/staff": "an email address as Django's validator reads it",
+    "PATCH /api/v1/staff/{id}": "an email address as Django's validator reads it",
 }
 
 
