@@ -14,11 +14,11 @@ on (``max_response_time`` aside: it has no limit to check on a shared machine):
   is 401 (``ignored_auth``, ``missing_required_header``), and the stateful ones.
 
 Bounded and repeatable: ``MAX_EXAMPLES`` per operation and phase, a fixed seed, deterministic generation (the same
-4,600-odd requests every run, most of them the coverage phase's boundary and negative cases); on an idle 2-core
-machine about a minute and a half, on a busy one up to five. So it runs once per ``make test`` pair: on PostgreSQL,
-the production database, where a text over its column's length, a NUL or an SQL typing slip is an error that SQLite
-forgives (``BIHUAN_API_SCHEMA_TEST=1`` runs it on SQLite too). Failures are listed per operation with the request and
-the answer.
+4,700-odd requests every run, most of them the coverage phase's boundary and negative cases); on a 2-core machine
+1.5 to 2.5 minutes at a load of 2 to 4, up to five when it is much busier. So it runs once per ``make test`` pair:
+on PostgreSQL, the production database, where a text over its column's length, a NUL or an SQL typing slip is an
+error that SQLite forgives (``BIHUAN_API_SCHEMA_TEST=1`` runs it on SQLite too). Failures are listed per operation
+with the request and the answer.
 
 Some refusals depend on what no JSON Schema can state, and stay 400 for input the schema allows:
 ``RULES_BEYOND_THE_SCHEMA`` names the operations and the rules; for those alone a 400 counts as accepted.
