@@ -45,8 +45,6 @@ MAX_TARGETS = 500
 # ---------------------------------------------------------------------------------------------- schemas
 
 
-
-
 class FeedbackFieldIn(ApiIn):
     key: ApiText(100)
     label: str = Field("", max_length=200)

@@ -29,10 +29,6 @@ from .models import Robot, RobotKind
 router = Router(tags=["notify"])
 
 
-
-
-
-
 # an event name or prefix (`directive`, `directive.issued`, `loop.reminder:verification`), as events.clean reads it
 EventPrefix = Annotated[str, Field(pattern=r"^\s*" + PREFIX.pattern[1:-1] + r"\s*$")]
 

@@ -183,8 +183,6 @@ class RevealOut(Schema):
     phone: str
 
 
-
-
 # One optional boolean per key group, generated from KEY_GROUPS so the two never drift apart.
 ResidentFlagsIn = create_model(
     "ResidentFlagsIn", __base__=ApiIn, **{group: (bool | None, None) for group in KEY_GROUPS}
@@ -197,8 +195,6 @@ class ResidentPatchIn(ApiIn):
     flags: ResidentFlagsIn | None = None  # type: ignore[valid-type]
     phone: str | None = Field(None, max_length=30, pattern=PHONE_PATTERN,
                               description='a Chinese mobile or landline; "" removes the phone')
-
-
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -251,7 +247,6 @@ def _page(qs, page: PageParams) -> tuple[int, list]:
 
 
 # ---------------------------------------------------------------------------------------------- routes
-
 
 
 @router.get("/me", response={200: MeOut})

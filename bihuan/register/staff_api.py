@@ -23,10 +23,6 @@ router = Router(tags=["staff"])
 MAX_LIMIT = 200
 
 
-
-
-
-
 class StaffUnit(Schema):
     id: int
     name: str
@@ -57,8 +53,6 @@ class StaffPage(Schema):
 
 class StaffCreated(StaffOut):
     first_password: str = Field(description="shown once; the person must change it at the first login")
-
-
 
 
 class StaffIn(ApiIn):
