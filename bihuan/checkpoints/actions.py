@@ -589,7 +589,7 @@ def do_start_campaign(*, title: str, since: dt.date, acting_user, scope_unit: Un
 
 def _clean_answer(data: dict, campaign: Campaign, household: Household | None = None) -> dict:
     try:
-        present = int(str(data.get("present") or "").strip())
+        present = int(str(data.get("present") if data.get("present") is not None else "").strip())  # 0 counts
     except ValueError:
         raise CheckpointError("present", _("请填写在家人数")) from None
     if not 0 <= present <= 30:

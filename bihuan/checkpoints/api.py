@@ -10,6 +10,7 @@ campaign answers ``mark_reach``. Personal values are masked; nothing clear ever 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from django.http import HttpRequest
 from django.utils import timezone
@@ -17,18 +18,16 @@ from ninja import Field, Router, Schema
 from pydantic import BaseModel
 
 from bihuan.core.api_auth import SessionWithCsrf
-from bihuan.core.http import ApiDay
+from bihuan.core.http import ApiDay, ApiIn, ApiInPlain, ApiText
 from bihuan.core.roles import Perm
 from bihuan.pushes import report as push_report
 from bihuan.register.access import access_household, require, scope_of, scoped
-from bihuan.register.api import ErrorOut, RefusedOut
 from bihuan.register.models import subtree_q
 
 from . import actions, gate, selectors
 from .models import Checkpoint, HealthCode, ScreeningAnswer, SelfReport, VehicleType
 
 router = Router(tags=["checkpoints"])
-ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 
 
 class CheckpointOut(Schema):
@@ -39,7 +38,7 @@ class CheckpointOut(Schema):
     hours: str
 
 
-class PersonIn(BaseModel):  # plain pydantic: no ninja root validator on the hot path
+class PersonIn(ApiInPlain):  # plain pydantic: no ninja root validator on the hot path
     name: str = ""
     id_number: str = ""
     phone: str = ""
@@ -48,15 +47,15 @@ class PersonIn(BaseModel):  # plain pydantic: no ninja root validator on the hot
     destination: str = ""
     destination_unit: int | None = None
     temperature: str = ""
-    health_code: str = Field(HealthCode.GREEN, description=f"one of {HealthCode.values}")
+    health_code: HealthCode = Field(HealthCode.GREEN, description=f"one of {HealthCode.values}")
     test_hours: int | None = Field(None, description="a negative test within this many hours; none: no proof")
     note: str = ""
 
 
-class RegistrationIn(BaseModel):
-    token: str = Field(..., description="the client's one-time key: the same token again returns the same "
+class RegistrationIn(ApiInPlain):
+    token: ApiText(40) = Field(..., description="the client's one-time key: the same token again returns the same "
                                         "registration (a retried request creates nothing)")
-    vehicle_type: str = Field("", description=f"one of {VehicleType.values} ('' = on foot)")
+    vehicle_type: VehicleType | Literal[""] = Field("", description=f"one of {VehicleType.values} ('' = on foot)")
     plate: str = ""
     people: list[PersonIn] = Field(..., description="the driver first, then the passengers")
 
@@ -107,7 +106,7 @@ class SelfReportOut(Schema):
     created_at: dt.datetime
 
 
-class AnswerIn(Schema):
+class AnswerIn(ApiIn):
     present: int = Field(..., ge=0, le=30)
     arrived: list[dict] = Field([], description='[{"name", "from", "phone"}] arrived since the campaign\'s day')
     fever: bool = False
@@ -146,7 +145,7 @@ def _registration_out(r, created: bool = False) -> dict:
                            for t in (getattr(r, "new_travellers", None) or r.travellers.all())]}
 
 
-@router.get("/checkpoints", response={200: list[CheckpointOut], **ERRORS})
+@router.get("/checkpoints", response={200: list[CheckpointOut]})
 def list_checkpoints(request: HttpRequest):
     require(request.auth, Perm.REGISTER_CHECKPOINT)
     return [{"id": c.pk, "name": c.name, "kind": c.kind, "unit_id": c.unit_id, "hours": c.hours_text}
@@ -154,7 +153,7 @@ def list_checkpoints(request: HttpRequest):
 
 
 @router.post("/checkpoints/{checkpoint_id}/registrations",
-             response={200: RegistrationOut, 201: RegistrationOut, 400: RefusedOut, **ERRORS},
+             response={200: RegistrationOut, 201: RegistrationOut},
              auth=[gate.BearerGate(), SessionWithCsrf()])
 def post_registration(request: HttpRequest, checkpoint_id: int, payload: RegistrationIn):
     """Register a vehicle with its driver and passengers (or one person on foot); 201 when new, 200 when the
@@ -167,14 +166,14 @@ def post_registration(request: HttpRequest, checkpoint_id: int, payload: Registr
     return (201 if created else 200), _registration_out(registration, created)
 
 
-@router.get("/checkpoints/{checkpoint_id}/registrations", response={200: list[RegistrationOut], **ERRORS})
+@router.get("/checkpoints/{checkpoint_id}/registrations", response={200: list[RegistrationOut]})
 def list_registrations(request: HttpRequest, checkpoint_id: int, day: ApiDay | None = None):
     checkpoint = actions.access_checkpoint(request.auth, checkpoint_id)
     require(request.auth, Perm.REGISTER_CHECKPOINT)
     return [_registration_out(r) for r in selectors.registrations_of(checkpoint, day or timezone.localdate())]
 
 
-@router.get("/self-reports", response={200: list[SelfReportOut], **ERRORS})
+@router.get("/self-reports", response={200: list[SelfReportOut]})
 def list_self_reports(request: HttpRequest, day: ApiDay | None = None):
     """The day's self-reports whose person is verified in the caller's part of the district (masked)."""
     scope = require(request.auth, Perm.VERIFY_PUSH)
@@ -192,7 +191,7 @@ def _answer_out(a: ScreeningAnswer) -> dict:
             "via": a.via, "answered_at": a.answered_at}
 
 
-@router.get("/campaigns/{campaign_id}/answers", response={200: list[AnswerOut], **ERRORS})
+@router.get("/campaigns/{campaign_id}/answers", response={200: list[AnswerOut]})
 def list_answers(request: HttpRequest, campaign_id: int):
     c = selectors.campaign_for(request.auth, campaign_id)
     require(request.auth, Perm.MARK_REACH)
@@ -201,7 +200,7 @@ def list_answers(request: HttpRequest, campaign_id: int):
 
 
 @router.put("/campaigns/{campaign_id}/households/{household_id}/answer",
-            response={200: AnswerOut, 400: RefusedOut, **ERRORS})
+            response={200: AnswerOut})
 def put_answer(request: HttpRequest, campaign_id: int, household_id: int, payload: AnswerIn):
     c = selectors.campaign_for(request.auth, campaign_id)
     household = access_household(request.auth, household_id)

@@ -14,17 +14,35 @@ import unicodedata
 
 from django.utils.translation import gettext as _
 
+CONFLICT = 409
+
 
 class Refused(ValueError):
-    """An action refused its input. ``Refused("unit", "choose a township")`` or ``Refused("unit: choose …")``."""
+    """An action refused its input. ``Refused("unit", "choose a township")`` or ``Refused("unit: choose …")``.
 
-    def __init__(self, field: str, message: str | None = None):
+    ``status`` is what the API answers: 400 for input no rule accepts; ``CONFLICT`` (409) for input that would be
+    accepted but for the object's state now (a directive closed, a report-in already decided, a task not reported
+    yet): the same request could succeed at another time. A subclass may set its own (``reveal.Throttled``: 429).
+    """
+
+    status = 400
+
+    def __init__(self, field: str, message: str | None = None, *, status: int | None = None):
+        if status is not None:
+            self.status = status
         if message is None:  # the one-string form "field: message" (or a message about no field at all)
             head, sep, tail = field.partition(":")
             field, message = (head.strip(), tail.strip()) if sep and head and " " not in head.strip() else ("", field)
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}" if field else message)
+
+    @classmethod
+    def conflict(cls, field: str, message: str | None = None) -> Refused:
+        """The refusal of a request that the object's state forbids now (the API answers 409)."""
+        refused = cls(field) if message is None else cls(field, message)
+        refused.status = CONFLICT
+        return refused
 
     @property
     def base_field(self) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from openpyxl import Workbook
-from openpyxl.cell.cell import Cell
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 
@@ -33,10 +33,13 @@ class Formula(str):
 
 
 def neutral(value):
-    """``value`` safe for a spreadsheet cell: text that starts like a formula gets a leading apostrophe;
+    """``value`` safe for a spreadsheet cell: text that starts like a formula gets a leading apostrophe, control
+    characters a workbook cannot hold (openpyxl refuses them: a 500 for a title typed with one) are dropped;
     numbers, dates, booleans, ``None`` and ``Formula`` pass unchanged."""
-    if isinstance(value, str) and not isinstance(value, Formula) and value[:1] in FORMULA_STARTS:
-        return "'" + value
+    if isinstance(value, str) and not isinstance(value, Formula):
+        value = ILLEGAL_CHARACTERS_RE.sub("", value)
+        if value[:1] in FORMULA_STARTS:
+            return "'" + value
     return value
 
 

@@ -4,6 +4,9 @@ and the one file-download response (which writes the export's audit row itself, 
 from __future__ import annotations
 
 import datetime as dt
+import re
+import types
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -119,23 +122,140 @@ def in_window(day: dt.date | None) -> dt.date | None:
     return day if day is not None and FIRST_DATE <= day <= LAST_DATE else None
 
 
-def _moment_in_window(value: dt.datetime) -> dt.datetime:
-    if not FIRST_DATE <= value.date() <= LAST_DATE:
-        raise ValueError(f"must lie between {FIRST_DATE} and {LAST_DATE}")
+# The window as the OpenAPI schema states it: a date of those years (format `date` rules out 2023-02-30), a moment
+# (RFC 3339, with its offset) whose date part is one. The whole moment is spelt out: a pattern on its date alone
+# would leave a generator drawing from all years and throwing nearly all away.
+DAY_PATTERN = r"^(19[0-9]{2}|20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"
+MOMENT_PATTERN = (r"^(19[0-9]{2}|20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+                  r"T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
+
+
+def _day_from_text(value):
+    """An API date: ``YYYY-MM-DD`` within the window, nothing else (pydantic alone would read ``0`` as 1970-01-01
+    and ``2022-03-04T00:00`` as a date)."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value  # a default
+    if not isinstance(value, str) or not re.fullmatch(DAY_PATTERN, value):
+        raise ValueError(f"a date YYYY-MM-DD from {FIRST_DATE} to {LAST_DATE}")
+    return dt.date.fromisoformat(value)
+
+
+def _moment_from_text(value):
+    """An API moment: an RFC 3339 date-time with its offset, dated within the window (not a number of seconds)."""
+    if isinstance(value, dt.datetime):
+        return value  # a default
+    if not isinstance(value, str) or not re.fullmatch(MOMENT_PATTERN, value):
+        raise ValueError(f"a date-time such as 2022-03-04T08:00:00+08:00, dated from {FIRST_DATE} to {LAST_DATE}")
     return value
 
 
+TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$"
+
+
+def _time_from_text(value):
+    """An API time of day: local ``HH:MM`` or ``HH:MM:SS``, no offset (it is the district's clock)."""
+    if isinstance(value, dt.time):
+        return value  # a default
+    if not isinstance(value, str) or not re.fullmatch(TIME_PATTERN, value):
+        raise ValueError("a local time such as 22:00")
+    return dt.time.fromisoformat(value)
+
+
+def _with_offset(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("a date-time with its UTC offset (Z or +08:00)")
+    return value
+
+
+def _json_type(annotation, value, where: str) -> None:
+    """``value`` is of the JSON type ``annotation`` says: a boolean for ``bool`` (not 0 or "yes"), a number without a
+    fraction for ``int`` (not "5" or true), a string for a time; lists item by item. Pydantic's own checks follow."""
+    if value is None:
+        return
+    options = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
+    if options:
+        kinds = [a for a in options if a is not type(None)]
+        if len(kinds) == 1:
+            _json_type(kinds[0], value, where)
+        return
+    if annotation is bool and not isinstance(value, bool):
+        raise ValueError(f"{where}: true or false")
+    if annotation is int and (isinstance(value, bool) or not (
+            isinstance(value, int) or isinstance(value, float) and value.is_integer())):
+        raise ValueError(f"{where}: a whole number")
+    if annotation is dt.time and not isinstance(value, str):
+        raise ValueError(f"{where}: a time such as 08:00")
+    if typing.get_origin(annotation) is list and isinstance(value, list):
+        (item,) = typing.get_args(annotation) or (typing.Any,)
+        for i, v in enumerate(value):
+            _json_type(item, v, f"{where}[{i}]")
+
+
 def _api_types():
-    from pydantic import AfterValidator, Field
+    from ninja import Schema
+    from ninja.schema import DjangoGetter
+    from pydantic import (
+        AfterValidator,
+        BaseModel,
+        BeforeValidator,
+        ConfigDict,
+        Field,
+        WithJsonSchema,
+        model_validator,
+    )
 
-    day = Annotated[dt.date, Field(ge=FIRST_DATE, le=LAST_DATE)]
-    moment = Annotated[dt.datetime, AfterValidator(_moment_in_window)]
+    day = Annotated[dt.date, BeforeValidator(_day_from_text),
+                    WithJsonSchema({"type": "string", "format": "date", "pattern": DAY_PATTERN})]
+    moment = Annotated[dt.datetime, BeforeValidator(_moment_from_text), AfterValidator(_with_offset),
+                       WithJsonSchema({"type": "string", "format": "date-time", "pattern": MOMENT_PATTERN})]
     whole = Annotated[int, Field(ge=-BIG, le=BIG)]
-    return day, moment, whole
+    clock = Annotated[dt.time, BeforeValidator(_time_from_text),
+                      WithJsonSchema({"type": "string", "pattern": TIME_PATTERN})]
+
+    def json_object(cls, data):
+        if isinstance(data, DjangoGetter):  # ninja's second pass over the same body
+            data = data._obj
+        if not isinstance(data, dict):
+            raise ValueError("the body must be a JSON object")
+        for name, field in cls.model_fields.items():
+            if name in data:
+                _json_type(field.annotation, data[name], name)
+        return data
+
+    class ApiIn(Schema):
+        """The base of every JSON body the API reads: an object (ninja's Schema alone reads the attributes of any
+        value, so ``[]`` or ``true`` would pass for an empty body), of the declared fields only (a misspelt field
+        is a 422, not a silent no-op; the schema says ``additionalProperties: false``), each of its JSON type."""
+
+        model_config = ConfigDict(extra="forbid")
+        _json_object = model_validator(mode="before")(classmethod(json_object))
+
+    class ApiInPlain(BaseModel):
+        """``ApiIn`` as a plain pydantic model, for a hot path (no ninja root validator)."""
+
+        model_config = ConfigDict(extra="forbid")
+        _json_object = model_validator(mode="before")(classmethod(json_object))
+
+    return day, moment, whole, clock, ApiIn, ApiInPlain
 
 
-# The API's dates, moments and ids from outside: the same window and range as the pages (422 outside it).
-ApiDay, ApiMoment, ApiInt = _api_types()
+# A phone as the API states it: a mainland mobile (+86 or 0086 before it allowed) or a landline with its area code
+# (a dash after it allowed), or "" for none. The register's parser reads more (any separators): the schema names the
+# plain forms.
+PHONE_PATTERN = (r"^$|^\s*((\+86|0086)[ -]?)?1[3-9][0-9]{9}\s*$|^\s*0[0-9]{2,3}-?[0-9]{7,8}\s*$")
+
+
+def ApiText(max_length: int):  # noqa: N802 (a type, named as one)
+    """A required text of the API: at most ``max_length`` characters, not blank (what the actions check after
+    stripping), stated in the schema as ``minLength``, ``maxLength`` and the pattern ``\\S``."""
+    from pydantic import Field
+
+    return Annotated[str, Field(min_length=1, max_length=max_length, pattern=r"\S")]
+
+
+# The API's dates, moments, ids and bodies from outside: the same window and range as the pages (422 outside it),
+# exactly what the schema says (a request the schema allows is read; one it does not is a 422).
+ApiDay, ApiMoment, ApiInt, ApiTime, ApiIn, ApiInPlain = _api_types()
 
 
 class StrictInputMiddleware:
@@ -149,7 +269,7 @@ class StrictInputMiddleware:
         if self._has_nul(request):
             text = "请求含有无效字符 (the request contains a NUL character)"
             if request.path.startswith("/api/"):
-                return JsonResponse({"detail": text}, status=400)
+                return JsonResponse({"detail": text, "field": None}, status=400)  # the API's 400 shape
             return HttpResponse(text, status=400, content_type="text/plain; charset=utf-8")
         return self.get_response(request)
 

@@ -156,7 +156,7 @@ def do_report_receipt(*, loop_id: int, answers: dict, acting_user, note: str = "
         loop = receipt_for(acting_user, loop_id)
         directive = Directive.objects.get(pk=loop.subject_id)
         if directive.status != DirectiveStatus.ISSUED or loop.state in (LoopState.CLOSED, LoopState.CANCELLED):
-            raise DirectiveError("directive", "it is closed or cancelled: the report can no longer be changed")
+            raise DirectiveError.conflict("directive", "it is closed or cancelled: the report can no longer be changed")
         clean = clean_answers(directive.feedback_form, answers)
         data = {"answers": clean, "reported_by": _who(acting_user), "note": note[:2000]}
         amending = loop.state == LoopState.REPORTED
@@ -197,7 +197,7 @@ def do_mark_households(*, directive: Directive, household_ids: list[int], status
     if status == ReachStatus.UNREACHABLE and not reason.strip():
         raise DirectiveError("reason: say why the household cannot be reached")
     if directive.status != DirectiveStatus.ISSUED:
-        raise DirectiveError("directive: it is closed or cancelled")
+        raise DirectiveError.conflict("directive: it is closed or cancelled")
     now = timezone.now()
     with transaction.atomic():
         rows = scoped(acting_user, Reach.objects.filter(directive=directive, household_id__in=household_ids))
@@ -231,7 +231,7 @@ def do_update_directive(*, directive: Directive, acting_user, title: str | None 
                         urgency: str | None = None) -> Directive:
     _check_issuer(acting_user, directive)
     if directive.status != DirectiveStatus.ISSUED:
-        raise DirectiveError("directive: it is closed or cancelled")
+        raise DirectiveError.conflict("directive: it is closed or cancelled")
     if urgency and urgency not in Urgency.values:
         raise DirectiveError(f"urgency: one of {Urgency.values}")
     with transaction.atomic():
@@ -252,7 +252,7 @@ def do_update_directive(*, directive: Directive, acting_user, title: str | None 
 def do_cancel_directive(*, directive: Directive, reason: str, acting_user) -> Directive:
     _check_issuer(acting_user, directive)
     if directive.status != DirectiveStatus.ISSUED:
-        raise DirectiveError("directive: it is already closed or cancelled")
+        raise DirectiveError.conflict("directive: it is already closed or cancelled")
     if not reason.strip():
         raise DirectiveError("reason: say why the directive is cancelled")
     with transaction.atomic():
@@ -271,10 +271,10 @@ def do_close_directive(*, directive: Directive, acting_user, reason: str = "") -
     """销号. With every household reached (or unreachable with a reason) no reason is needed; early needs one."""
     _check_issuer(acting_user, directive)
     if directive.status != DirectiveStatus.ISSUED:
-        raise DirectiveError("directive: it is already closed or cancelled")
+        raise DirectiveError.conflict("directive: it is already closed or cancelled")
     pending = Reach.objects.filter(directive=directive, status=ReachStatus.PENDING).count()
     if (pending or directive.fanout_state != FanoutState.DONE) and not reason.strip():
-        raise DirectiveError(f"reason: {pending} households are not reached yet; closing early needs a reason")
+        raise DirectiveError.conflict(f"reason: {pending} households are not reached yet; closing early needs a reason")
     with transaction.atomic():
         directive.status, directive.closed_at, directive.close_reason = (
             DirectiveStatus.CLOSED, timezone.now(), reason.strip())

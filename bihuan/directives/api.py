@@ -24,9 +24,9 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 from pydantic import ConfigDict
 
-from bihuan.core.api_errors import ERRORS, WRITE_ERRORS, RefusedOut
+from bihuan.core.api_errors import RefusedOut
 from bihuan.core.errors import Refused
-from bihuan.core.http import download
+from bihuan.core.http import ApiIn, ApiText, download
 from bihuan.core.roles import Perm
 from bihuan.loops.engine import LoopError
 from bihuan.loops.models import Loop
@@ -45,14 +45,10 @@ MAX_TARGETS = 500
 # ---------------------------------------------------------------------------------------------- schemas
 
 
-class _StrictIn(Schema):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not a silent no-op
-
-
-class FeedbackFieldIn(_StrictIn):
-    key: str
-    label: str = ""
-    type: str = Field(description="number, bool, choice or text")
+class FeedbackFieldIn(ApiIn):
+    key: ApiText(100)
+    label: str = Field("", max_length=200)
+    type: Literal[tuple(sorted(actions.FIELD_TYPES))] = Field(description="number, bool, choice or text")  # type: ignore[valid-type]
     choices: list[str] = []
     required: bool = Field(False, description="a report must answer it")
 
@@ -65,15 +61,15 @@ class FeedbackFieldOut(Schema):
     required: bool = False
 
 
-class IssueIn(_StrictIn):
-    title: str = Field(min_length=1, max_length=200)
-    body: str = Field(min_length=1, max_length=20_000)
+class IssueIn(ApiIn):
+    title: ApiText(200)
+    body: ApiText(20_000)
     urgency: Urgency = Urgency.NORMAL
     scope_unit: int | None = Field(None, description="root of the subtree it goes to (default: your scope)")
     target_kinds: list[UnitKind] = Field([], description="only units of these kinds (and what is below them)")
     target_unit_ids: list[int] = Field([], max_length=MAX_TARGETS, description="only these units")
-    household_flag: str = Field("", description="only households with a resident in this key group: "
-                                                + ", ".join(KEY_GROUPS))
+    household_flag: Literal[("", *KEY_GROUPS)] = Field(  # type: ignore[valid-type]
+        "", description="only households with a resident in this key group")
     sign_minutes: int = Field(30, ge=1, le=7 * 24 * 60, description="each level signs within this")
     reach_hours: int = Field(24, ge=1, le=30 * 24, description="every household reached within this")
     reminder_minutes: int = Field(30, ge=1, le=24 * 60)
@@ -82,26 +78,29 @@ class IssueIn(_StrictIn):
     is_exercise: bool = Field(False, description="a drill (CAP status Exercise)")
 
 
-class UpdateIn(_StrictIn):
-    title: str | None = Field(None, min_length=1, max_length=200)
-    body: str | None = Field(None, min_length=1, max_length=20_000)
-    urgency: Urgency | None = None
+class UpdateIn(ApiIn):
+    """What changes, at least one of the three (omitted: kept)."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+    title: ApiText(200) = None
+    body: ApiText(20_000) = None
+    urgency: Urgency = None
 
 
-class ReasonIn(_StrictIn):
+class ReasonIn(ApiIn):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class CloseIn(_StrictIn):
+class CloseIn(ApiIn):
     reason: str = Field("", max_length=2000, description="needed when households are still pending")
 
 
-class ReportIn(_StrictIn):
+class ReportIn(ApiIn):
     answers: dict[str, Any] = Field({}, description="answers to the directive's feedback form, by key")
     note: str = Field("", max_length=2000)
 
 
-class MarksIn(_StrictIn):
+class MarksIn(ApiIn):
     household_ids: list[int] = Field(min_length=1, max_length=MAX_MARKS)
     status: ReachStatus
     method: str = Field("", description="phone, wechat, visit or self (needed for reached)")
@@ -258,7 +257,7 @@ def _user(request: HttpRequest):
 
 
 def _refused(exc: Refused):
-    return 400, {"detail": str(exc), "field": exc.field or None}
+    return exc.status, {"detail": str(exc), "field": exc.field or None}
 
 
 def _unit_ref(u) -> dict:
@@ -328,7 +327,7 @@ XLSX_RESPONSE = {"responses": {200: {"description": "Excel workbook",
 # ---------------------------------------------------------------------------------------------- routes
 
 
-@router.post("", response={201: DirectiveDetail, **WRITE_ERRORS})
+@router.post("", response={201: DirectiveDetail})
 def issue_directive(request: HttpRequest, body: IssueIn):
     """Issue a directive from your unit to (part of) its subtree (a department: to any part of the district).
     Receipts open at once for every unit in scope; households are written at once for small scopes, else by
@@ -351,7 +350,7 @@ def issue_directive(request: HttpRequest, body: IssueIn):
     return 201, _detail(request, directive, directive.scope_unit)
 
 
-@router.get("", response={200: DirectivePage, **ERRORS})
+@router.get("", response={200: DirectivePage})
 def list_directives(request: HttpRequest, page: Query[PageParams], status: DirectiveStatus | None = None,
                     exercise: bool | None = None):
     """Directives you (or a unit below you) issued, or that reach into your part of the district; newest
@@ -370,7 +369,7 @@ def list_directives(request: HttpRequest, page: Query[PageParams], status: Direc
             "items": [_item(d, mine.get(d.pk), my_unit) for d in rows]}
 
 
-@router.get("/{id}", response={200: DirectiveDetail, **ERRORS})
+@router.get("/{id}", response={200: DirectiveDetail})
 def directive_detail(request: HttpRequest, id: int, unit: int | None = None):
     """A directive with its live counts at ``unit`` (default: the top of what you see of it): households
     reached / unreachable / pending, receipts signed / relayed / reported / overdue in the subtree."""
@@ -378,7 +377,7 @@ def directive_detail(request: HttpRequest, id: int, unit: int | None = None):
     return _detail(request, directive, _focus(request, directive, unit))
 
 
-@router.get("/{id}/units", response={200: UnitRollupPage, **ERRORS})
+@router.get("/{id}/units", response={200: UnitRollupPage})
 def directive_units(request: HttpRequest, id: int, page: Query[PageParams], parent: int | None = None):
     """The children of ``parent`` (default: the top of what you see of the directive), each with its counts
     and its own receipt: the drill-down from the district to the grids."""
@@ -398,7 +397,7 @@ def directive_units(request: HttpRequest, id: int, page: Query[PageParams], pare
             "limit": page.limit, "offset": page.offset, "items": [row(u) for u in shown]}
 
 
-@router.get("/{id}/households", response={200: ReachPage, **ERRORS})
+@router.get("/{id}/households", response={200: ReachPage})
 def directive_households(request: HttpRequest, id: int, page: Query[PageParams], unit: int | None = None,
                          status: ReachStatus | None = None):
     """The households of ``unit``'s subtree (default: all you see) with their reach state for this
@@ -429,19 +428,19 @@ def _receipt_action(request: HttpRequest, loop_id: int, act, **kwargs):
     return 200, _receipt(Loop.objects.select_related("owner_unit").get(pk=loop.pk))
 
 
-@router.post("/receipts/{loop_id}/sign", response={200: ReceiptOut, **WRITE_ERRORS})
+@router.post("/receipts/{loop_id}/sign", response={200: ReceiptOut})
 def sign_receipt(request: HttpRequest, loop_id: int):
     """签收: sign for the directive for the receipt's unit (your own, or one below it). Repeating it is a no-op."""
     return _receipt_action(request, loop_id, actions.do_sign_receipt)
 
 
-@router.post("/receipts/{loop_id}/relay", response={200: ReceiptOut, **WRITE_ERRORS})
+@router.post("/receipts/{loop_id}/relay", response={200: ReceiptOut})
 def relay_receipt(request: HttpRequest, loop_id: int):
     """下达: the directive has been passed on to the units below (signs for it too, if not yet signed)."""
     return _receipt_action(request, loop_id, actions.do_relay_receipt)
 
 
-@router.post("/receipts/{loop_id}/report", response={200: ReceiptOut, **WRITE_ERRORS})
+@router.post("/receipts/{loop_id}/report", response={200: ReceiptOut})
 def report_receipt(request: HttpRequest, loop_id: int, body: ReportIn):
     """反馈: the unit's answers to the directive's feedback form (every required field answered, and at least
     one field of a form that has any). Sent again before the issuer closes the directive, it amends the
@@ -449,7 +448,7 @@ def report_receipt(request: HttpRequest, loop_id: int, body: ReportIn):
     return _receipt_action(request, loop_id, actions.do_report_receipt, answers=body.answers, note=body.note)
 
 
-@router.get("/receipts/{loop_id}/ack.xml", response={400: RefusedOut, **ERRORS}, openapi_extra=XML_RESPONSE)
+@router.get("/receipts/{loop_id}/ack.xml", response={200: None, 409: RefusedOut}, openapi_extra=XML_RESPONSE)
 def receipt_ack_xml(request: HttpRequest, loop_id: int):
     """The unit's sign-off as a CAP 1.2 ``Ack`` referencing the directive's message (``application/xml``).
     400 if the unit has not signed yet."""
@@ -462,7 +461,7 @@ def receipt_ack_xml(request: HttpRequest, loop_id: int):
     return HttpResponse(xml, content_type="application/xml; charset=utf-8")
 
 
-@router.post("/{id}/marks", response={200: MarksOut, **WRITE_ERRORS})
+@router.post("/{id}/marks", response={200: MarksOut})
 def mark_households(request: HttpRequest, id: int, body: MarksIn):
     """Mark households of your part reached (with a method), unreachable (with a reason) or back to pending
     (undo). Households outside your part of the district are left alone."""
@@ -486,7 +485,7 @@ def _issuer_action(request: HttpRequest, id: int, act, **kwargs):
     return 200, _detail(request, directive, _focus(request, directive, None))
 
 
-@router.post("/{id}/update", response={200: DirectiveDetail, **WRITE_ERRORS})
+@router.post("/{id}/update", response={200: DirectiveDetail})
 def update_directive(request: HttpRequest, id: int, body: UpdateIn):
     """A new version of the title, text and/or urgency; everyone already reached is told."""
     if body.title is None and body.body is None and body.urgency is None:
@@ -496,19 +495,19 @@ def update_directive(request: HttpRequest, id: int, body: UpdateIn):
                           urgency=body.urgency.value if body.urgency else None)
 
 
-@router.post("/{id}/cancel", response={200: DirectiveDetail, **WRITE_ERRORS})
+@router.post("/{id}/cancel", response={200: DirectiveDetail})
 def cancel_directive(request: HttpRequest, id: int, body: ReasonIn):
     """撤销 with a reason: every open receipt is cancelled and everyone already reached is told."""
     return _issuer_action(request, id, actions.do_cancel_directive, reason=body.reason)
 
 
-@router.post("/{id}/close", response={200: DirectiveDetail, **WRITE_ERRORS})
+@router.post("/{id}/close", response={200: DirectiveDetail})
 def close_directive(request: HttpRequest, id: int, body: CloseIn):
     """销号 by the issuer: without a reason once every household is reached or unreachable, early with one."""
     return _issuer_action(request, id, actions.do_close_directive, reason=body.reason)
 
 
-@router.get("/{id}/cap.xml", response={400: RefusedOut, **ERRORS}, openapi_extra=XML_RESPONSE)
+@router.get("/{id}/cap.xml", response={200: None, 409: RefusedOut}, openapi_extra=XML_RESPONSE)
 def directive_cap_xml(request: HttpRequest, id: int, type: Literal["Alert", "Update", "Cancel"] | None = None):
     """The directive as a CAP 1.2 message (``application/xml``): ``Alert`` (first version), ``Update``
     (current version, referencing the earlier ones) or ``Cancel`` (once cancelled or closed). Default: the
@@ -521,7 +520,7 @@ def directive_cap_xml(request: HttpRequest, id: int, type: Literal["Alert", "Upd
     return HttpResponse(xml, content_type="application/xml; charset=utf-8")
 
 
-@router.get("/{id}/readiness", response={200: ReadinessOut, **ERRORS})
+@router.get("/{id}/readiness", response={200: ReadinessOut})
 def directive_readiness(request: HttpRequest, id: int):
     """The drill report: for every unit of the scope, the time from issue to its sign-off and to 50 %, 90 %
     and 100 % of its households reached (null: not yet)."""
@@ -531,7 +530,7 @@ def directive_readiness(request: HttpRequest, id: int):
             "rows": [r.as_dict() for r in _within_scope(request, rows)]}
 
 
-@router.get("/{id}/readiness.xlsx", response=ERRORS, openapi_extra=XLSX_RESPONSE)
+@router.get("/{id}/readiness.xlsx", response={200: None}, openapi_extra=XLSX_RESPONSE)
 def directive_readiness_xlsx(request: HttpRequest, id: int):
     """The drill report as an Excel workbook."""
     directive = _directive(request, id)

@@ -198,11 +198,11 @@ def alert_xml(directive: Directive, msg_type: str = "Alert") -> bytes:
         identifier, sent, refs, note = m.version_id(1), m.times[1], "", ""
     elif msg_type == "Update":
         if d.version < 2:
-            raise DirectiveError("type: the directive has not been updated; its message is the Alert")
+            raise DirectiveError.conflict("type: the directive has not been updated; its message is the Alert")
         identifier, sent, refs, note = m.version_id(d.version), m.times[d.version], m.refs(d.version - 1), ""
     else:
         if d.status == DirectiveStatus.ISSUED or d.closed_at is None:
-            raise DirectiveError("type: the directive is neither cancelled nor closed")
+            raise DirectiveError.conflict("type: the directive is neither cancelled nor closed")
         identifier, sent, refs = f"{m.base}:cancel", d.closed_at, m.refs(d.version)
         what = "撤销" if d.status == DirectiveStatus.CANCELLED else "销号"
         note = f"{what}：{d.close_reason}" if d.close_reason else what
@@ -240,7 +240,7 @@ def ack_xml(loop: Loop) -> bytes:
     if loop.kind != RECEIPT:
         raise DirectiveError("receipt: not a directive receipt")
     if loop.acknowledged_at is None:
-        raise DirectiveError("receipt: the unit has not signed for the directive yet")
+        raise DirectiveError.conflict("receipt: the unit has not signed for the directive yet")
     directive = Directive.objects.select_related("issuer_unit").get(pk=loop.subject_id)
     m = _Message(directive)
     version = max((v for v, at in m.times.items() if at <= loop.acknowledged_at), default=1)

@@ -120,6 +120,8 @@ def units_in_scope(directive: Directive, paths: list[str]):
 
 
 def _household_where(directive: Directive, paths: list[str], alias: str = "h") -> tuple[str, list]:
+    if not paths:  # the target names no unit there is (a kind the district does not have)
+        return "1 = 0", []
     if len(paths) == 1:
         sql, params = f"{alias}.path >= %s AND {alias}.path < %s", [paths[0], next_path(paths[0])]
     else:

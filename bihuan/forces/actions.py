@@ -177,7 +177,7 @@ def do_decide_report_in(helper: Helper, *, approve: bool, acting_user, note: str
         helper = Helper.objects.select_for_update().get(pk=helper.pk)
         _authorize(acting_user, helper.path, MANAGE)
         if helper.status != HelperStatus.PENDING:
-            raise ForcesError("status", f"该报到已处理（{helper.get_status_display()}）")
+            raise ForcesError.conflict("status", f"该报到已处理（{helper.get_status_display()}）")
         loop = report_in_loop(helper)
         if loop is not None and loop.is_open:
             if approve:  # reported and closed: 销号
@@ -276,7 +276,7 @@ def _check_members(unit: Unit, people: list[Helper]) -> None:
     lo, hi = reach_path(unit), next_path(reach_path(unit))
     for h in people:
         if not (lo <= h.path < hi or (h.home_path and lo <= h.home_path < hi)):
-            raise ForcesError("members", f"{h.name} 不在本单位范围内")
+            raise ForcesError.conflict("members", f"{h.name} 不在本单位范围内")
         if h.status in (HelperStatus.PENDING, HelperStatus.REJECTED):
             raise ForcesError("members", f"{h.name} 的报到尚未通过审核")
 
@@ -392,7 +392,7 @@ def do_assign_shift(post: Post, *, starts_at: dt.datetime, ends_at: dt.datetime,
     if ends_at - starts_at > dt.timedelta(hours=MAX_HOURS_PER_DAY):
         raise ForcesError("ends_at", f"一个班次不能超过 {MAX_HOURS_PER_DAY} 小时")
     if helper is not None and helper.status != HelperStatus.ACTIVE:
-        raise ForcesError("helper", f"{helper.name} 不在岗（{helper.get_status_display()}）")
+        raise ForcesError.conflict("helper", f"{helper.name} 不在岗（{helper.get_status_display()}）")
     with transaction.atomic():
         _authorize(acting_user, post.path, MANAGE)
         if helper is not None:
@@ -400,7 +400,7 @@ def do_assign_shift(post: Post, *, starts_at: dt.datetime, ends_at: dt.datetime,
         why = person_conflicts(helper_id=getattr(helper, "pk", None), staff_id=getattr(staff, "pk", None),
                                starts_at=starts_at, ends_at=ends_at)
         if why:
-            raise ForcesError("helper", f"{(helper or staff).name}：{why}")
+            raise ForcesError.conflict("helper", f"{(helper or staff).name}：{why}")
         shift = Shift.objects.create(post=post, path=post.path, helper=helper, staff=staff, starts_at=starts_at,
                                      ends_at=ends_at)
         audit.record(actor=acting_user, action="forces.shift.assign", target=shift, changes={
@@ -478,7 +478,7 @@ def do_tap_duty(shift: Shift, *, on: bool, helper: Helper | None = None, acting_
             if now < shift.starts_at - dt.timedelta(minutes=30):
                 raise ForcesError("shift", "上岗时间未到（班前 30 分钟起可打卡）")
             if now >= shift.ends_at:
-                raise ForcesError("shift", "该班次已结束")
+                raise ForcesError.conflict("shift", "该班次已结束")
             shift.on_at = now
             for loop in _missed_loops(shift):
                 late = int((now - shift.starts_at).total_seconds() // 60)
@@ -518,13 +518,13 @@ def do_request_swap(shift: Shift, *, to_helper: Helper, helper: Helper | None = 
             helper = shift.helper
         if to_helper.pk == helper.pk or to_helper.status != HelperStatus.ACTIVE or \
                 to_helper.path[:16] != helper.path[:16]:
-            raise ForcesError("to_helper", "请选择本社区另一位在岗的志愿者")
+            raise ForcesError.conflict("to_helper", "请选择本社区另一位在岗的志愿者")
         if shift.on_at:
-            raise ForcesError("shift", "已上岗的班次不能换班")
+            raise ForcesError.conflict("shift", "已上岗的班次不能换班")
         if shift.ends_at <= timezone.now():
-            raise ForcesError("shift", "该班次已结束")
+            raise ForcesError.conflict("shift", "该班次已结束")
         if ShiftSwap.objects.filter(shift=shift, state__in=(SwapState.REQUESTED, SwapState.ACCEPTED)).exists():
-            raise ForcesError("shift", "该班次已有换班申请在办理中")
+            raise ForcesError.conflict("shift", "该班次已有换班申请在办理中")
         swap = ShiftSwap.objects.create(shift=shift, path=shift.path, from_helper=helper, to_helper=to_helper)
         _text_helper(to_helper, key=f"forces.swap:{swap.pk}:asked",
                      body=f"{helper.name} 请您替班：{_swap_line(shift)}。请打开您的值守页面接受或拒绝。")
@@ -567,15 +567,15 @@ def do_approve_swap(swap: ShiftSwap, *, approve: bool, acting_user) -> ShiftSwap
             pk=swap.pk)
         _authorize(acting_user, swap.path, MANAGE)
         if swap.state != SwapState.ACCEPTED:
-            raise ForcesError("swap", f"该换班请求{swap.get_state_display()}")
+            raise ForcesError.conflict("swap", f"该换班请求{swap.get_state_display()}")
         shift = swap.shift
         if approve:
             if shift.on_at or shift.helper_id != swap.from_helper_id:
-                raise ForcesError("swap", "班次已变化，不能换班")
+                raise ForcesError.conflict("swap", "班次已变化，不能换班")
             why = person_conflicts(helper_id=swap.to_helper_id, staff_id=None, starts_at=shift.starts_at,
                                    ends_at=shift.ends_at, exclude_id=shift.pk)
             if why:
-                raise ForcesError("swap", f"{swap.to_helper.name}：{why}")
+                raise ForcesError.conflict("swap", f"{swap.to_helper.name}：{why}")
             Shift.objects.filter(pk=shift.pk, on_at__isnull=True).update(helper=swap.to_helper, reminded_at=None)
         swap.state = SwapState.APPROVED if approve else SwapState.DECLINED
         swap.decided_by = acting_user
@@ -611,10 +611,10 @@ def do_create_task(unit: Unit, *, kind: str, title: str, due_at: dt.datetime, he
 
         households = sorted(set(households))
         if households and Household.objects.filter(subtree_q(unit.path), pk__in=households).count() != len(households):
-            raise ForcesError("households", "有住户不在本单位范围内")
+            raise ForcesError.conflict("households", "有住户不在本单位范围内")
         places = sorted(set(places))
         if places and Place.objects.filter(subtree_q(unit.path), pk__in=places).count() != len(places):
-            raise ForcesError("places", "有点位不在本单位范围内")
+            raise ForcesError.conflict("places", "有点位不在本单位范围内")
         task = Task.objects.create(unit=unit, path=unit.path, kind=kind, title=title[:200], detail=detail, helper=helper,
                                    team=team, households=households, places=places, due_at=due_at,
                                    created_by=acting_user)
@@ -694,7 +694,7 @@ def do_close_task(task: Task, *, acting_user, note: str = "") -> Task:
         _authorize(acting_user, task.path, MANAGE)
         loop = task_loop(task)
         if loop is None or loop.state != S.REPORTED:
-            raise ForcesError("task", "任务尚未报告完成")
+            raise ForcesError.conflict("task", "任务尚未报告完成")
         engine.transition(loop, S.CLOSED, actor=acting_user, note=note or "销号")
         audit.record(actor=acting_user, action="forces.task.close", target=task)
     return task

@@ -11,7 +11,8 @@ from django.utils import timezone
 from ninja import Field, Query, Router, Schema
 
 from bihuan.core import reveal
-from bihuan.core.http import ApiMoment
+from bihuan.core.api_errors import RefusedOut
+from bihuan.core.http import BIG, ApiIn, ApiMoment, ApiText
 from bihuan.core.roles import Perm
 from bihuan.register.access import access_unit, require, scope_of, scoped
 from bihuan.register.api import RevealIn
@@ -28,7 +29,19 @@ from .access import (
     access_task,
     access_team,
 )
-from .models import DisinfectionLog, Helper, Place, Post, Shift, ShiftSwap, Task, Team
+from .models import (
+    DisinfectionLog,
+    Helper,
+    Place,
+    PlaceKind,
+    Post,
+    PostKind,
+    Shift,
+    ShiftSwap,
+    Task,
+    TaskKind,
+    Team,
+)
 
 router = Router(tags=["forces"])
 MAX_LIMIT = 200
@@ -36,7 +49,7 @@ MAX_LIMIT = 200
 
 class Page(Schema):
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=BIG)
     unit: int | None = None
 
 
@@ -66,17 +79,17 @@ class TeamDetailOut(TeamOut):
     member_ids: list[int]
 
 
-class TeamIn(Schema):
+class TeamIn(ApiIn):
     unit: int
-    name: str
-    purpose: str = ""
+    name: ApiText(100)
+    purpose: str = Field("", max_length=200)
     leader_id: int | None = None
     member_ids: list[int] = []
 
 
-class TeamPatch(Schema):
-    name: str | None = None
-    purpose: str | None = None
+class TeamPatch(ApiIn):
+    name: ApiText(100) | None = None
+    purpose: str | None = Field(None, max_length=200)
     leader_id: int | None = None
     member_ids: list[int] | None = None
 
@@ -92,18 +105,18 @@ class PostOut(Schema):
     active: bool
 
 
-class PostIn(Schema):
+class PostIn(ApiIn):
     unit: int
-    name: str
-    kind: str
+    name: ApiText(100)
+    kind: PostKind
     start_hour: int = Field(0, ge=0, le=23)
     end_hour: int = Field(24, ge=1, le=24)
     required: int = Field(1, ge=1, le=50)
 
 
-class PostPatch(Schema):
-    name: str | None = None
-    kind: str | None = None
+class PostPatch(ApiIn):
+    name: ApiText(100) | None = None
+    kind: PostKind | None = None
     start_hour: int | None = Field(None, ge=0, le=23)
     end_hour: int | None = Field(None, ge=1, le=24)
     required: int | None = Field(None, ge=1, le=50)
@@ -121,7 +134,7 @@ class ShiftOut(Schema):
     off_at: dt.datetime | None
 
 
-class ShiftIn(Schema):
+class ShiftIn(ApiIn):
     helper_id: int
     starts_at: ApiMoment
     ends_at: ApiMoment
@@ -146,19 +159,19 @@ class TaskDetailOut(TaskOut):
     reported_at: dt.datetime | None
 
 
-class TaskIn(Schema):
+class TaskIn(ApiIn):
     unit: int
-    kind: str
-    title: str
-    detail: str = ""
-    due_at: dt.datetime
+    kind: TaskKind
+    title: ApiText(200)
+    detail: str = Field("", max_length=2000)
+    due_at: ApiMoment
     helper_id: int | None = None
     team_id: int | None = None
     household_ids: list[int] = []
     place_ids: list[int] = []
 
 
-class CloseIn(Schema):
+class TaskCloseIn(ApiIn):
     note: str = ""
 
 
@@ -172,16 +185,16 @@ class PlaceOut(Schema):
     active: bool
 
 
-class PlaceIn(Schema):
+class PlaceIn(ApiIn):
     unit: int
-    name: str
-    kind: str
+    name: ApiText(100)
+    kind: PlaceKind
     every_hours: int = Field(24, ge=1, le=336)
 
 
-class PlacePatch(Schema):
-    name: str | None = None
-    kind: str | None = None
+class PlacePatch(ApiIn):
+    name: ApiText(100) | None = None
+    kind: PlaceKind | None = None
     every_hours: int | None = Field(None, ge=1, le=336)
     active: bool | None = None
 
@@ -195,7 +208,7 @@ class SwapOut(Schema):
     created_at: dt.datetime
 
 
-class SwapIn(Schema):
+class SwapIn(ApiIn):
     to_helper_id: int
 
 
@@ -215,25 +228,13 @@ class LogOut(Schema):
     area_m2: int
 
 
-class ErrorOut(Schema):
-    detail: str
-
-
-class RefusedOut(ErrorOut):
-    field: str | None
-
-
-ERRORS = {401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
-WRITE_ERRORS = {400: RefusedOut, **ERRORS}
-
-
 class RollupOut(Schema):
     unit: int
     figures: dict
     children: dict
 
 
-class DecisionIn(Schema):
+class DecisionIn(ApiIn):
     approve: bool
     note: str = ""
 
@@ -246,12 +247,12 @@ def _list(request: HttpRequest, qs, page: Page):
     return list(qs[page.offset:page.offset + page.limit])
 
 
-@router.get("/forces/helpers", response={200: list[HelperOut], **ERRORS})
+@router.get("/forces/helpers", response={200: list[HelperOut]})
 def list_helpers(request, page: Query[Page]):
     return _list(request, Helper.objects.order_by("path", "id"), page)
 
 
-@router.get("/forces/helpers/{helper_id}", response={200: HelperOut, **ERRORS})
+@router.get("/forces/helpers/{helper_id}", response={200: HelperOut})
 def get_helper(request, helper_id: int):
     return access_helper(request.user, helper_id)
 
@@ -263,7 +264,7 @@ class HelperRevealOut(Schema):
 
 
 @router.post("/forces/helpers/{helper_id}/reveal",
-             response={200: HelperRevealOut, 400: RefusedOut, 429: RefusedOut, **ERRORS})
+             response={200: HelperRevealOut, 429: RefusedOut})
 def reveal_helper(request, helper_id: int, body: RevealIn):
     """A helper's full phone and ID number, on purpose, as a resident's (``POST /residents/{id}/reveal``): the
     reason is audited, and the reveals of one user are limited per window (429 past it)."""
@@ -272,30 +273,30 @@ def reveal_helper(request, helper_id: int, body: RevealIn):
     return {"id": helper.pk, **values}
 
 
-@router.post("/forces/helpers/{helper_id}/decide", response={200: HelperOut, **WRITE_ERRORS})
+@router.post("/forces/helpers/{helper_id}/decide", response={200: HelperOut})
 def decide_helper(request, helper_id: int, body: DecisionIn):
     helper = access_helper(request.user, helper_id, MANAGE)
     return actions.do_decide_report_in(helper, approve=body.approve, note=body.note, acting_user=request.user)
 
 
-@router.get("/forces/teams", response={200: list[TeamOut], **ERRORS})
+@router.get("/forces/teams", response={200: list[TeamOut]})
 def list_teams(request, page: Query[Page]):
     return _list(request, Team.objects.order_by("path", "id"), page)
 
 
-@router.get("/forces/posts", response={200: list[PostOut], **ERRORS})
+@router.get("/forces/posts", response={200: list[PostOut]})
 def list_posts(request, page: Query[Page]):
     return _list(request, Post.objects.filter(active=True).order_by("path", "id"), page)
 
 
-@router.get("/forces/posts/{post_id}/shifts", response={200: list[ShiftOut], **ERRORS})
+@router.get("/forces/posts/{post_id}/shifts", response={200: list[ShiftOut]})
 def list_shifts(request, post_id: int):
     post = access_post(request.user, post_id)
     lo, hi = roster.week_bounds(roster.monday_of(timezone.localdate()))
     return list(Shift.objects.filter(post=post, starts_at__lt=hi + dt.timedelta(days=7), ends_at__gt=lo))
 
 
-@router.post("/forces/posts/{post_id}/shifts", response={201: ShiftOut, **WRITE_ERRORS})
+@router.post("/forces/posts/{post_id}/shifts", response={201: ShiftOut})
 def add_shift(request, post_id: int, body: ShiftIn):
     post = access_post(request.user, post_id, MANAGE)
     helper = access_helper(request.user, body.helper_id)
@@ -303,22 +304,22 @@ def add_shift(request, post_id: int, body: ShiftIn):
                                         acting_user=request.user)
 
 
-@router.get("/forces/tasks", response={200: list[TaskOut], **ERRORS})
+@router.get("/forces/tasks", response={200: list[TaskOut]})
 def list_tasks(request, page: Query[Page]):
     return _list(request, Task.objects.order_by("-created_at"), page)
 
 
-@router.get("/forces/places", response={200: list[PlaceOut], **ERRORS})
+@router.get("/forces/places", response={200: list[PlaceOut]})
 def list_places(request, page: Query[Page]):
     return _list(request, Place.objects.filter(active=True).order_by("path", "id"), page)
 
 
-@router.get("/forces/logs", response={200: list[LogOut], **ERRORS})
+@router.get("/forces/logs", response={200: list[LogOut]})
 def list_logs(request, page: Query[Page]):
     return _list(request, DisinfectionLog.objects.order_by("-at", "-id"), page)
 
 
-@router.get("/forces/rollup", response={200: RollupOut, **ERRORS})
+@router.get("/forces/rollup", response={200: RollupOut})
 def rollup(request, unit: int | None = None):
     """The unit's field-force figures (and its children's), live."""
     scope = require(request.user, VIEW)
@@ -340,12 +341,12 @@ def _team_out(team: Team) -> dict:
             "leader_id": team.leader_id, "member_ids": sorted(team.members.values_list("pk", flat=True))}
 
 
-@router.get("/forces/teams/{team_id}", response={200: TeamDetailOut, **ERRORS})
+@router.get("/forces/teams/{team_id}", response={200: TeamDetailOut})
 def get_team(request, team_id: int):
     return _team_out(access_team(request.user, team_id))
 
 
-@router.post("/forces/teams", response={201: TeamDetailOut, **WRITE_ERRORS})
+@router.post("/forces/teams", response={201: TeamDetailOut})
 def create_team(request, body: TeamIn):
     """Form a team under a unit of one's subtree, with its leader and members (helpers one may see)."""
     require(request.user, MANAGE)
@@ -356,7 +357,7 @@ def create_team(request, body: TeamIn):
     return 201, _team_out(team)
 
 
-@router.patch("/forces/teams/{team_id}", response={200: TeamDetailOut, **WRITE_ERRORS})
+@router.patch("/forces/teams/{team_id}", response={200: TeamDetailOut})
 def update_team(request, team_id: int, body: TeamPatch):
     """Rename a team, change its leader or set its members (fields left out are kept)."""
     team = access_team(request.user, team_id, MANAGE)
@@ -367,7 +368,7 @@ def update_team(request, team_id: int, body: TeamPatch):
     return _team_out(team)
 
 
-@router.post("/forces/posts", response={201: PostOut, **WRITE_ERRORS})
+@router.post("/forces/posts", response={201: PostOut})
 def create_post(request, body: PostIn):
     require(request.user, MANAGE)
     unit = access_unit(request.user, body.unit)
@@ -375,7 +376,7 @@ def create_post(request, body: PostIn):
                                        end_hour=body.end_hour, required=body.required, acting_user=request.user)
 
 
-@router.patch("/forces/posts/{post_id}", response={200: PostOut, **WRITE_ERRORS})
+@router.patch("/forces/posts/{post_id}", response={200: PostOut})
 def update_post(request, post_id: int, body: PostPatch):
     post = access_post(request.user, post_id, MANAGE)
     fields = {f: getattr(post, f) for f in ("name", "kind", "start_hour", "end_hour", "required", "active")}
@@ -383,7 +384,7 @@ def update_post(request, post_id: int, body: PostPatch):
     return actions.do_update_post(post, **fields, acting_user=request.user)
 
 
-@router.post("/forces/places", response={201: PlaceOut, **WRITE_ERRORS})
+@router.post("/forces/places", response={201: PlaceOut})
 def create_place(request, body: PlaceIn):
     require(request.user, MANAGE)
     unit = access_unit(request.user, body.unit)
@@ -391,7 +392,7 @@ def create_place(request, body: PlaceIn):
                                         acting_user=request.user)
 
 
-@router.patch("/forces/places/{place_id}", response={200: PlaceOut, **WRITE_ERRORS})
+@router.patch("/forces/places/{place_id}", response={200: PlaceOut})
 def update_place(request, place_id: int, body: PlacePatch):
     place = access_place(request.user, place_id, MANAGE)
     fields = {f: getattr(place, f) for f in ("name", "kind", "every_hours", "active")}
@@ -407,7 +408,7 @@ def _task_out(task: Task) -> dict:
             "state": loop.state if loop else None, "report": task.report, "reported_at": task.reported_at}
 
 
-@router.post("/forces/tasks", response={201: TaskDetailOut, **WRITE_ERRORS})
+@router.post("/forces/tasks", response={201: TaskDetailOut})
 def create_task(request, body: TaskIn):
     """Give a task to a helper or a team (its loop opens; the unit and the person are told at once)."""
     require(request.user, MANAGE)
@@ -420,24 +421,24 @@ def create_task(request, body: TaskIn):
     return 201, _task_out(task)
 
 
-@router.get("/forces/tasks/{task_id}", response={200: TaskDetailOut, **ERRORS})
+@router.get("/forces/tasks/{task_id}", response={200: TaskDetailOut})
 def get_task(request, task_id: int):
     return _task_out(access_task(request.user, task_id))
 
 
-@router.post("/forces/tasks/{task_id}/close", response={200: TaskDetailOut, **WRITE_ERRORS})
-def close_task(request, task_id: int, body: CloseIn):
+@router.post("/forces/tasks/{task_id}/close", response={200: TaskDetailOut})
+def close_task(request, task_id: int, body: TaskCloseIn):
     task = access_task(request.user, task_id, MANAGE)
     return _task_out(actions.do_close_task(task, note=body.note, acting_user=request.user))
 
 
-@router.get("/forces/swaps", response={200: list[SwapOut], **ERRORS})
+@router.get("/forces/swaps", response={200: list[SwapOut]})
 def list_swaps(request, page: Query[Page]):
     """Shift swaps (换班) of the subtree's posts, newest first: requested, accepted (to approve), decided."""
     return _list(request, ShiftSwap.objects.order_by("-created_at", "-id"), page)
 
 
-@router.post("/forces/shifts/{shift_id}/swaps", response={201: SwapOut, **WRITE_ERRORS})
+@router.post("/forces/shifts/{shift_id}/swaps", response={201: SwapOut})
 def request_swap(request, shift_id: int, body: SwapIn):
     """Ask another helper to take a helper's shift, on the holder's behalf (the other person is told at once)."""
     shift = access_shift(request.user, shift_id, MANAGE)
@@ -445,14 +446,14 @@ def request_swap(request, shift_id: int, body: SwapIn):
     return 201, actions.do_request_swap(shift, to_helper=to_helper, acting_user=request.user)
 
 
-@router.post("/forces/swaps/{swap_id}/decide", response={200: SwapOut, **WRITE_ERRORS})
+@router.post("/forces/swaps/{swap_id}/decide", response={200: SwapOut})
 def decide_swap(request, swap_id: int, body: DecisionIn):
     """Approve (the shift passes to the other helper) or refuse an accepted swap; both people are told."""
     swap = access_swap(request.user, swap_id, MANAGE)
     return actions.do_approve_swap(swap, approve=body.approve, acting_user=request.user)
 
 
-@router.get("/forces/hours", response={200: list[HoursRow], **ERRORS})
+@router.get("/forces/hours", response={200: list[HoursRow]})
 def hours(request, by: str = "helper", unit: int | None = None, days: int = Query(7, ge=1, le=366)):
     """Hours served over the last ``days``, per ``helper``, ``team`` (members' hours wherever they served),
     ``home`` (home organisation, 双报到) or ``unit`` (the posts' own units), most first."""

@@ -285,7 +285,7 @@ def do_close_rectification(finding: Finding, *, acting_user, note: str = "") -> 
     with transaction.atomic():
         loop = _loop(finding)
         if loop.state != LoopState.REPORTED:
-            raise InspectionError("state", "整改尚未反馈，不能销号")
+            raise InspectionError.conflict("state", "整改尚未反馈，不能销号")
         engine.transition(loop, LoopState.CLOSED, actor=acting_user, note=note[:2000] or "复查合格，销号")
         audit.record(actor=acting_user, action="inspections.rectification_closed", target=finding)
     return finding
@@ -301,7 +301,7 @@ def do_return_rectification(finding: Finding, *, reason: str, acting_user) -> Fi
     with transaction.atomic():
         loop = _loop(finding)
         if loop.state != LoopState.REPORTED:
-            raise InspectionError("state", "整改尚未反馈，不能退回")
+            raise InspectionError.conflict("state", "整改尚未反馈，不能退回")
         engine.reopen(loop, actor=acting_user, note=f"退回：{reason}"[:2000])
         Finding.objects.filter(pk=finding.pk).update(returns=finding.returns + 1)
         finding.returns += 1

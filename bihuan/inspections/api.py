@@ -12,18 +12,17 @@ from django.utils import timezone
 from ninja import Field, File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 
-from bihuan.core.http import ApiDay
+from bihuan.core.http import ApiDay, ApiIn
 from bihuan.register.access import access_unit
-from bihuan.register.api import ErrorOut, PageParams, RefusedOut
+from bihuan.register.api import PageParams
 
 from . import access, actions, planning, scoring, selectors
 from .models import InspectionGroup, Plan
 
 router = Router(tags=["inspections"])
-ERRORS = {400: RefusedOut, 401: ErrorOut, 403: ErrorOut, 404: ErrorOut}
 
 
-class PlanIn(Schema):
+class PlanIn(ApiIn):
     group: int
     week_start: ApiDay
     seed: int | None = Field(None, ge=0, le=2**53, description="kept for audit; random if not given")
@@ -80,7 +79,7 @@ class FindingPage(Schema):
     items: list[FindingOut]
 
 
-class ReasonIn(Schema):
+class FindingReasonIn(ApiIn):
     reason: str = Field(min_length=1, max_length=300)
 
 
@@ -119,7 +118,7 @@ def _plan(p: Plan) -> dict:
             "visits": [_visit(v) for v in p.visits.all()]}
 
 
-@router.get("/plans", response={200: list[PlanOut], **ERRORS})
+@router.get("/plans", response={200: list[PlanOut]})
 def list_plans(request: HttpRequest, week_start: ApiDay | None = None):
     """The plans of a week (this week by default): the district command only."""
     access.require_command(request.user)
@@ -127,7 +126,7 @@ def list_plans(request: HttpRequest, week_start: ApiDay | None = None):
     return [_plan(p) for p in Plan.objects.filter(week_start=week).prefetch_related("visits")]
 
 
-@router.post("/plans", response={201: PlanOut, **ERRORS})
+@router.post("/plans", response={201: PlanOut})
 def draw_plan(request: HttpRequest, body: PlanIn):
     access.require_command(request.user)
     group = InspectionGroup.objects.filter(pk=body.group).first()
@@ -137,7 +136,7 @@ def draw_plan(request: HttpRequest, body: PlanIn):
     return 201, _plan(Plan.objects.prefetch_related("visits").get(pk=plan.pk))
 
 
-@router.get("/visits", response={200: VisitPage, **ERRORS})
+@router.get("/visits", response={200: VisitPage})
 def list_visits(request: HttpRequest, page: Query[PageParams], state: str = ""):
     qs = access.visible_visits(request.user).order_by("-planned_for", "-id")
     if state:
@@ -145,18 +144,18 @@ def list_visits(request: HttpRequest, page: Query[PageParams], state: str = ""):
     return {"total": qs.count(), "items": [_visit(v) for v in qs[page.offset:page.offset + page.limit]]}
 
 
-@router.get("/visits/{visit_id}", response={200: VisitOut, **ERRORS})
+@router.get("/visits/{visit_id}", response={200: VisitOut})
 def get_visit(request: HttpRequest, visit_id: int):
     return _visit(access.access_visit(request.user, visit_id))
 
 
-@router.post("/visits/{visit_id}/start", response={200: VisitOut, **ERRORS})
+@router.post("/visits/{visit_id}/start", response={200: VisitOut})
 def start_visit(request: HttpRequest, visit_id: int):
     visit = access.access_visit(request.user, visit_id)
     return _visit(actions.do_start_visit(visit, acting_user=request.user))
 
 
-@router.get("/findings", response={200: FindingPage, **ERRORS})
+@router.get("/findings", response={200: FindingPage})
 def list_findings(request: HttpRequest, page: Query[PageParams], state: str = "all", severity: str = "",
                   unit: int | None = None):
     """Findings in a state (open, overdue, reported, closed, all), of a severity, under a unit of the caller's view."""
@@ -166,12 +165,12 @@ def list_findings(request: HttpRequest, page: Query[PageParams], state: str = "a
     return {"total": len(rows), "items": [_finding(f, now) for f, _s in rows[page.offset:page.offset + page.limit]]}
 
 
-@router.get("/findings/{finding_id}", response={200: FindingOut, **ERRORS})
+@router.get("/findings/{finding_id}", response={200: FindingOut})
 def get_finding(request: HttpRequest, finding_id: int):
     return _finding(access.access_finding(request.user, finding_id), timezone.now())
 
 
-@router.post("/findings/{finding_id}/report", response={200: FindingOut, **ERRORS})
+@router.post("/findings/{finding_id}/report", response={200: FindingOut})
 def report_finding(request: HttpRequest, finding_id: int, text: Form[str], photo: File[UploadedFile]):
     """The responsible unit reports its rectification with a photo (multipart: ``text``, ``photo``)."""
     f = access.access_finding(request.user, finding_id)
@@ -179,21 +178,21 @@ def report_finding(request: HttpRequest, finding_id: int, text: Form[str], photo
     return _finding(access.access_finding(request.user, finding_id), timezone.now())
 
 
-@router.post("/findings/{finding_id}/close", response={200: FindingOut, **ERRORS})
+@router.post("/findings/{finding_id}/close", response={200: FindingOut})
 def close_finding(request: HttpRequest, finding_id: int):
     f = access.access_finding(request.user, finding_id)
     actions.do_close_rectification(f, acting_user=request.user)
     return _finding(access.access_finding(request.user, finding_id), timezone.now())
 
 
-@router.post("/findings/{finding_id}/return", response={200: FindingOut, **ERRORS})
-def return_finding(request: HttpRequest, finding_id: int, body: ReasonIn):
+@router.post("/findings/{finding_id}/return", response={200: FindingOut})
+def return_finding(request: HttpRequest, finding_id: int, body: FindingReasonIn):
     f = access.access_finding(request.user, finding_id)
     actions.do_return_rectification(f, reason=body.reason, acting_user=request.user)
     return _finding(access.access_finding(request.user, finding_id), timezone.now())
 
 
-@router.get("/scores", response={200: ScoresOut, **ERRORS})
+@router.get("/scores", response={200: ScoresOut})
 def scores(request: HttpRequest, week_start: ApiDay | None = None, level: int | None = Query(None, ge=1, le=6)):
     """Every unit of the caller's view (of ``level`` if given) with its counts, score and rank in its level."""
     root = access.score_root(request.user)

@@ -36,7 +36,7 @@ ACTIONS = {S.ACKNOWLEDGED: "acknowledged", S.IN_PROGRESS: "started", S.REPORTED:
 
 
 class LoopError(Refused):
-    pass
+    status = 409  # a step the loop's state does not allow now (signed twice, closed before the report)
 
 
 def _q(name: str) -> str:

@@ -67,7 +67,7 @@ def _check_robot(kind: str, name: str, webhook_url: str | None, secret: str | No
     if webhook_url is not None:
         try:
             check_http_url("webhook_url", webhook_url)
-        except ConfigError:
+        except (ConfigError, ValueError):  # ValueError: urlsplit's "Invalid IPv6 URL"
             raise Refused("webhook_url", _("Webhook 地址应为 http(s) 网址")) from None
     if secret and kind != RobotKind.DINGTALK:
         raise Refused("secret", _("只有钉钉机器人使用加签密钥"))

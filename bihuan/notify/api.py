@@ -6,11 +6,12 @@ secret are write-only: answers carry the masked URL and whether the robot signs 
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 from django.http import HttpRequest
 from ninja import Field, Router, Schema
 
-from bihuan.core.api_errors import ERRORS, WRITE_ERRORS, ErrorOut, RefusedOut
+from bihuan.core.http import ApiIn, ApiText, ApiTime
 from bihuan.register.models import subtree_q
 
 from .access import access_robot, access_robot_unit, require_robot_admin
@@ -22,20 +23,21 @@ from .actions import (
     last_tests,
     preferences_of,
 )
+from .events import MAX_PREFIXES, PREFIX
 from .models import Robot, RobotKind
 
 router = Router(tags=["notify"])
 
 
+# an event name or prefix (`directive`, `directive.issued`, `loop.reminder:verification`), as events.clean reads it
+EventPrefix = Annotated[str, Field(pattern=r"^\s*" + PREFIX.pattern[1:-1] + r"\s*$")]
 
 
-
-
-class PreferencesIO(Schema):
+class PreferencesIO(ApiIn):
     email: bool = Field(True, description="email when SMTP is configured and the account has an address")
     sms: bool = Field(True, description="SMS when the gateway is configured (urgent work goes by SMS anyway)")
-    quiet_start: dt.time | None = Field(None, description="local time, e.g. 22:00; both ends or neither")
-    quiet_end: dt.time | None = Field(None, description="local time, e.g. 07:00")
+    quiet_start: ApiTime | None = Field(None, description="local time, e.g. 22:00; both ends or neither")
+    quiet_end: ApiTime | None = Field(None, description="local time, e.g. 07:00")
 
 
 class TestOut(Schema):
@@ -59,20 +61,21 @@ class RobotOut(Schema):
     last_test: TestOut | None
 
 
-class RobotIn(Schema):
+class RobotIn(ApiIn):
     unit_id: int | None = Field(None, description="default: the caller's own unit")
     kind: RobotKind
-    name: str
-    webhook_url: str
+    name: ApiText(100)
+    webhook_url: str = Field(max_length=500, pattern=r"^\s*[Hh][Tt][Tt][Pp][Ss]?://[^/?#@:\s\[\]][^\[\]]*$")
     secret: str = ""
-    events: list[str] = []
+    events: list[EventPrefix] = Field([], max_length=MAX_PREFIXES)
 
 
-class RobotPatch(Schema):
-    name: str | None = None
-    webhook_url: str | None = Field(None, description="omit or empty to keep the stored one")
+class RobotPatch(ApiIn):
+    name: ApiText(100) | None = None
+    webhook_url: str | None = Field(None, max_length=500, description="omit or empty to keep the stored one",
+                                     pattern=r"^\s*$|^\s*[Hh][Tt][Tt][Pp][Ss]?://[^/?#@:\s\[\]][^\[\]]*$")
     secret: str | None = Field(None, description='omit or empty to keep; "-" removes it')
-    events: list[str] | None = None
+    events: list[EventPrefix] | None = Field(None, max_length=MAX_PREFIXES)
     active: bool | None = None
 
 
@@ -97,19 +100,19 @@ def _robot(r: Robot, tests: dict) -> dict:
             "events": r.events, "last_test": _test(tests.get(r.pk))}
 
 
-@router.get("/notify/preferences", response={200: PreferencesIO, 401: ErrorOut})
+@router.get("/notify/preferences", response={200: PreferencesIO})
 def get_preferences(request: HttpRequest):
     return 200, _prefs(preferences_of(_user(request)))
 
 
-@router.put("/notify/preferences", response={200: PreferencesIO, 400: RefusedOut, 401: ErrorOut})
+@router.put("/notify/preferences", response={200: PreferencesIO})
 def put_preferences(request: HttpRequest, body: PreferencesIO):
     p = do_set_preferences(acting_user=_user(request), email=body.email, sms=body.sms,
                            quiet_start=body.quiet_start, quiet_end=body.quiet_end)
     return 200, _prefs(p)
 
 
-@router.get("/notify/robots", response={200: list[RobotOut], **ERRORS})
+@router.get("/notify/robots", response={200: list[RobotOut]})
 def list_robots(request: HttpRequest, unit: int | None = None):
     """The robots of ``unit`` (default: the caller's own unit) and of every unit below it."""
     user = _user(request)
@@ -120,7 +123,7 @@ def list_robots(request: HttpRequest, unit: int | None = None):
     return 200, [_robot(r, tests) for r in robots]
 
 
-@router.post("/notify/robots", response={201: RobotOut, **WRITE_ERRORS})
+@router.post("/notify/robots", response={201: RobotOut})
 def create_robot(request: HttpRequest, body: RobotIn):
     user = _user(request)
     unit = access_robot_unit(user, body.unit_id) if body.unit_id else require_robot_admin(user).unit
@@ -129,7 +132,7 @@ def create_robot(request: HttpRequest, body: RobotIn):
     return 201, _robot(robot, {})
 
 
-@router.patch("/notify/robots/{id}", response={200: RobotOut, **WRITE_ERRORS})
+@router.patch("/notify/robots/{id}", response={200: RobotOut})
 def update_robot(request: HttpRequest, id: int, body: RobotPatch):
     user = _user(request)
     robot = do_update_robot(access_robot(user, id), acting_user=user, name=body.name, webhook_url=body.webhook_url,
@@ -137,7 +140,7 @@ def update_robot(request: HttpRequest, id: int, body: RobotPatch):
     return 200, _robot(robot, last_tests([robot.pk]))
 
 
-@router.post("/notify/robots/{id}/test", response={202: TestOut, **WRITE_ERRORS})
+@router.post("/notify/robots/{id}/test", response={202: TestOut})
 def test_robot(request: HttpRequest, id: int):
     """Enqueue a test message; poll ``GET /notify/robots`` (``last_test``) for its delivery state."""
     user = _user(request)

@@ -25,8 +25,8 @@ from django.utils import timezone
 from ninja import Field, File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 
-from bihuan.core.api_errors import ERRORS, ErrorOut, RefusedOut
-from bihuan.core.http import ApiDay, download
+from bihuan.core.api_errors import ErrorOut
+from bihuan.core.http import ApiDay, ApiMoment, download
 from bihuan.core.roles import Perm
 from bihuan.register.access import access_unit, require, scope_of, scoped
 from bihuan.register.api import PageParams, UnitRef
@@ -132,7 +132,7 @@ class PersonPage(Schema):
     items: list[PersonOut]
 
 
-class CountsOut(Schema):
+class PushCountsOut(Schema):
     pushed: int
     routed: dict[str, int] = Field(description="pushed people by how they were routed: resident, address, "
                                                "manual (dispatched from the queue), transfer")
@@ -153,7 +153,7 @@ class CountsOut(Schema):
 class ReportRow(UnitRef):
     parent_id: int | None
     own: bool = Field(description="the root unit's own records (not its children's), when it holds any")
-    counts: CountsOut
+    counts: PushCountsOut
 
 
 class ReportOut(Schema):
@@ -163,7 +163,7 @@ class ReportOut(Schema):
     as_of: dt.datetime = Field(description="when the snapshot figures (overdue) were taken")
     title: str
     to_level: int
-    totals: CountsOut
+    totals: PushCountsOut
     total: int
     limit: int
     offset: int
@@ -245,9 +245,9 @@ def _report_unit(request: HttpRequest, unit: int | None) -> Unit:
 # ---------------------------------------------------------------------------------------------- batches
 
 
-@router.post("/batches", response={201: BatchDetail, 400: RefusedOut, 503: ErrorOut, **ERRORS})
+@router.post("/batches", response={201: BatchDetail, 503: ErrorOut})
 def upload_batch(request: HttpRequest, file: File[UploadedFile], source: Form[str],
-                 unit: Form[int | None] = None):
+                 unit: Form[int] = None):
     """Upload a pushed list (.xlsx, .xls or .csv in UTF-8, GBK or GB18030) for ``unit`` (default: your own
     unit) from ``source`` (推送来源, e.g. 省大数据中心). A small file is imported at once (the answer holds its
     reconciliation); a large one is queued for the worker — poll ``GET /pushes/batches/{id}``. The same file
@@ -275,7 +275,7 @@ def upload_batch(request: HttpRequest, file: File[UploadedFile], source: Form[st
     return 201, _batch_detail(batch)
 
 
-@router.get("/batches", response={200: BatchPage, **ERRORS})
+@router.get("/batches", response={200: BatchPage})
 def list_batches(request: HttpRequest, page: Query[PageParams], unit: int | None = None,
                  state: str | None = None):
     """Uploaded lists of ``unit``'s subtree (default: your part of the district), newest first."""
@@ -292,13 +292,13 @@ def list_batches(request: HttpRequest, page: Query[PageParams], unit: int | None
     return {"total": total, "limit": page.limit, "offset": page.offset, "items": [_batch_out(b) for b in rows]}
 
 
-@router.get("/batches/{id}", response={200: BatchDetail, **ERRORS})
+@router.get("/batches/{id}", response={200: BatchDetail})
 def batch_detail(request: HttpRequest, id: int):
     """A batch's progress and reconciliation: rows = imported + merged + rejected, and the rejections by reason."""
     return _batch_detail(_batch(request, id))
 
 
-@router.get("/batches/{id}/rows", response={200: RowPage, **ERRORS})
+@router.get("/batches/{id}/rows", response={200: RowPage})
 def batch_rows(request: HttpRequest, id: int, page: Query[PageParams], result: RowResult | None = None):
     """Every row's result (imported, merged or rejected with the reason and the column), in file order, with
     the row as read (masked)."""
@@ -317,7 +317,7 @@ def batch_rows(request: HttpRequest, id: int, page: Query[PageParams], result: R
                       for n, r, reason, f, pid, path, m in rows]}
 
 
-@router.get("/batches/{id}/report.xlsx", response=ERRORS, openapi_extra=XLSX_RESPONSE)
+@router.get("/batches/{id}/report.xlsx", response={200: None}, openapi_extra=XLSX_RESPONSE)
 def batch_report(request: HttpRequest, id: int):
     """The batch's reconciliation and every row's result as an Excel workbook (audited: it names people)."""
     batch = _batch(request, id)
@@ -332,10 +332,10 @@ def batch_report(request: HttpRequest, id: int):
 # ---------------------------------------------------------------------------------------------- results
 
 
-@router.get("/people", response={200: PersonPage, **ERRORS})
+@router.get("/people", response={200: PersonPage})
 def list_people(request: HttpRequest, page: Query[PageParams], batch: int | None = None, unit: int | None = None,
                 pushed_on: ApiDay | None = None, verified_on: ApiDay | None = None,
-                verified_since: dt.datetime | None = None, outcome: Outcome | None = None,
+                verified_since: ApiMoment | None = None, outcome: Outcome | None = None,
                 measure: Measure | None = None):
     """Verification results, masked: who was pushed, which unit handles them, the outcome and measure and when
     they were verified. Filter by ``batch`` (everyone a row of that list named, merged duplicates included),
@@ -387,9 +387,9 @@ def _report_args(request: HttpRequest, unit: int | None, day: dt.date | None, st
     return (root, first, last, depth), None
 
 
-@router.get("/report", response={200: ReportOut, 400: RefusedOut, **ERRORS})
+@router.get("/report", response={200: ReportOut})
 def daily_report(request: HttpRequest, page: Query[PageParams], unit: int | None = None, day: ApiDay | None = None,
-                 start: ApiDay | None = None, end: ApiDay | None = None, to_level: int | None = None):
+                 start: ApiDay | None = None, end: ApiDay | None = None, to_level: int | None = Query(None, ge=1, le=6)):
     """The daily report (日报) of ``unit`` (default: the top of your part) for ``day`` (default today) or the
     days ``start`` … ``end``: totals, and every unit below down to ``to_level`` (default: villages and
     communities for the district and townships, one level below further down) in tree order."""
@@ -409,9 +409,9 @@ def daily_report(request: HttpRequest, page: Query[PageParams], unit: int | None
     }
 
 
-@router.get("/report.xlsx", response={400: RefusedOut, **ERRORS}, openapi_extra=XLSX_RESPONSE)
+@router.get("/report.xlsx", response={200: None}, openapi_extra=XLSX_RESPONSE)
 def daily_report_xlsx(request: HttpRequest, unit: int | None = None, day: ApiDay | None = None,
-                      start: ApiDay | None = None, end: ApiDay | None = None, to_level: int | None = None):
+                      start: ApiDay | None = None, end: ApiDay | None = None, to_level: int | None = Query(None, ge=1, le=6)):
     """The daily report as a conventional 日报 workbook: title row, header groups 推送 / 核查 / 转办 / 核查结果 /
     管控措施, units indented by level, a totals row."""
     (root, first, last, depth), refusal = _report_args(request, unit, day, start, end, to_level)

@@ -16,11 +16,11 @@ import datetime as dt
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
-from pydantic import ConfigDict, create_model
+from pydantic import create_model
 
 from bihuan.core import audit, reveal
-from bihuan.core.api_errors import ERRORS, ErrorOut, RefusedOut
-from bihuan.core.http import BIG
+from bihuan.core.api_errors import RefusedOut
+from bihuan.core.http import BIG, PHONE_PATTERN, ApiIn, ApiText
 from bihuan.core.roles import Perm, Role
 
 from . import coverage, privacy
@@ -174,9 +174,8 @@ class MeOut(Schema):
     permissions: list[str]
 
 
-class RevealIn(Schema):
-    reason: str = Field(min_length=1, max_length=500,
-                        description="why the full values are needed (audited): one of "
+class RevealIn(ApiIn):
+    reason: ApiText(500) = Field(description="why the full values are needed (audited): one of "
                                     + ", ".join(reveal.REASONS) + " or free text; blank is refused")
 
 
@@ -186,23 +185,18 @@ class RevealOut(Schema):
     phone: str
 
 
-class _StrictIn(Schema):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is a 422, not a silent no-op
-
-
 # One optional boolean per key group, generated from KEY_GROUPS so the two never drift apart.
 ResidentFlagsIn = create_model(
-    "ResidentFlagsIn", __base__=_StrictIn, **{group: (bool | None, None) for group in KEY_GROUPS}
+    "ResidentFlagsIn", __base__=ApiIn, **{group: (bool | None, None) for group in KEY_GROUPS}
 )
 
 
-class ResidentPatchIn(_StrictIn):
+class ResidentPatchIn(ApiIn):
     status: ResidentStatus | None = None
     relation: Relation | None = None
     flags: ResidentFlagsIn | None = None  # type: ignore[valid-type]
-    phone: str | None = Field(None, description='a Chinese mobile or landline; "" removes the phone')
-
-
+    phone: str | None = Field(None, max_length=30, pattern=PHONE_PATTERN,
+                              description='a Chinese mobile or landline; "" removes the phone')
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -257,8 +251,7 @@ def _page(qs, page: PageParams) -> tuple[int, list]:
 # ---------------------------------------------------------------------------------------------- routes
 
 
-
-@router.get("/me", response={200: MeOut, 401: ErrorOut, 403: ErrorOut})
+@router.get("/me", response={200: MeOut})
 def me(request: HttpRequest):
     """Who the caller is: their unit, the top of what they see, and what their role may do."""
     user = _user(request)
@@ -273,7 +266,7 @@ def me(request: HttpRequest):
     }
 
 
-@router.get("/units", response={200: UnitPage, **ERRORS})
+@router.get("/units", response={200: UnitPage})
 def list_units(request: HttpRequest, page: Query[PageParams], parent: int | None = None):
     """The children of ``parent`` (default: the top of your scope), each with its coverage counts."""
     parent_unit = _within(request, parent)
@@ -288,7 +281,7 @@ def list_units(request: HttpRequest, page: Query[PageParams], parent: int | None
     }
 
 
-@router.get("/units/{id}", response={200: UnitDetail, **ERRORS})
+@router.get("/units/{id}", response={200: UnitDetail})
 def unit_detail(request: HttpRequest, id: int):
     """A unit with its breadcrumb (within your scope) and its coverage counts."""
     user = _user(request)
@@ -299,7 +292,7 @@ def unit_detail(request: HttpRequest, id: int):
     return {**_unit_with_counts(unit, totals), "code": unit.code, "breadcrumb": [_unit_ref(a) for a in breadcrumb]}
 
 
-@router.get("/units/{id}/blind-spots", response={200: BlindSpotsOut, **ERRORS})
+@router.get("/units/{id}/blind-spots", response={200: BlindSpotsOut})
 def unit_blind_spots(request: HttpRequest, id: int):
     """Households without a grid, grids without a responsible person, units without staff, compounds with no
     property management and no 包保 cadre (盲区)."""
@@ -322,7 +315,7 @@ def unit_blind_spots(request: HttpRequest, id: int):
     }
 
 
-@router.get("/households", response={200: HouseholdPage, **ERRORS})
+@router.get("/households", response={200: HouseholdPage})
 def list_households(request: HttpRequest, page: Query[PageParams], unit: int | None = None, q: str = ""):
     """Households in ``unit``'s subtree (default: your scope). ``q`` searches address, head name, pinyin
     initials, and — given four characters — the end of any resident's phone or ID number."""
@@ -336,7 +329,7 @@ def list_households(request: HttpRequest, page: Query[PageParams], unit: int | N
             "items": [_household(h, view) for h in rows]}
 
 
-@router.get("/households/{id}", response={200: HouseholdDetail, **ERRORS})
+@router.get("/households/{id}", response={200: HouseholdDetail})
 def household_detail(request: HttpRequest, id: int):
     """A household and its residents (masked)."""
     user = _user(request)
@@ -347,7 +340,7 @@ def household_detail(request: HttpRequest, id: int):
     return {**_household(household, view), "residents": [_resident(r, view) for r in residents]}
 
 
-@router.get("/residents", response={200: ResidentPage, **ERRORS})
+@router.get("/residents", response={200: ResidentPage})
 def list_residents(request: HttpRequest, page: Query[PageParams], unit: int | None = None, q: str = ""):
     """Residents in ``unit``'s subtree (default: your scope), masked. ``q`` searches name, pinyin
     initials, and — given four characters — the end of the phone or ID number."""
@@ -366,7 +359,7 @@ def list_residents(request: HttpRequest, page: Query[PageParams], unit: int | No
     }
 
 
-@router.post("/residents/{id}/reveal", response={200: RevealOut, 400: RefusedOut, 429: RefusedOut, **ERRORS})
+@router.post("/residents/{id}/reveal", response={200: RevealOut, 429: RefusedOut})
 def reveal_resident(request: HttpRequest, id: int, body: RevealIn):
     """The full ID number and phone of one resident, on purpose: the read is audited with your reason."""
     user = _user(request)
@@ -375,7 +368,7 @@ def reveal_resident(request: HttpRequest, id: int, body: RevealIn):
     return {"id": id, **values}
 
 
-@router.patch("/residents/{id}", response={200: ResidentOut, 400: RefusedOut, **ERRORS})
+@router.patch("/residents/{id}", response={200: ResidentOut})
 def update_resident(request: HttpRequest, id: int, body: ResidentPatchIn):
     """Change a resident's status, relation, key-group flags and/or phone (audited)."""
     user = _user(request)

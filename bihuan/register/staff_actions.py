@@ -92,9 +92,9 @@ def check_role(unit: Unit, role: str, acting_user) -> str:
     if role not in Role.values:
         raise StaffError("role", f"unknown role {role!r}")
     if role not in roles_for_unit(unit):
-        raise StaffError("role", f"{Role(role).label} cannot hold a post at a unit of level {unit.level}")
+        raise StaffError.conflict("role", f"{Role(role).label} cannot hold a post at a unit of level {unit.level}")
     if acting_user is not None and not may_grant(scope_of(acting_user).role, role):
-        raise StaffError("role", f"{Role(role).label} has more power than your own role")
+        raise StaffError("role", f"{Role(role).label} has more power than your own role", status=403)
     return role
 
 
@@ -147,7 +147,7 @@ def check_username(username: str) -> str:
     if len(username) > field.max_length:
         raise StaffError("username", "too long")
     if User.objects.filter(**{f"{User.USERNAME_FIELD}__iexact": username}).exists():
-        raise StaffError("username", f"{username!r} is taken")
+        raise StaffError.conflict("username", f"{username!r} is taken")
     return username
 
 
@@ -157,11 +157,11 @@ def check_households(unit: Unit, role: str, household_ids: Iterable[int] | None)
     if not ids:
         return []
     if role not in RESPONSIBLE_ROLES or unit.level != MAX_LEVEL:
-        raise StaffError("households", "only grid workers, building leaders and villager representatives answer "
+        raise StaffError.conflict("households", "only grid workers, building leaders and villager representatives answer "
                                        "for households")
     found = set(Household.objects.filter(pk__in=ids, unit=unit).values_list("pk", flat=True))
     if missing := [i for i in ids if i not in found]:
-        raise StaffError("households", f"household {missing[0]} is not in the grid {unit.name}")
+        raise StaffError.conflict("households", f"household {missing[0]} is not in the grid {unit.name}")
     return ids
 
 
@@ -174,7 +174,7 @@ def _allowed_unit(acting_user, unit: Unit) -> Unit:
 
 def _not_self(acting_user, staff: Staff, what: str) -> None:
     if acting_user is not None and acting_user.pk == staff.user_id:
-        raise StaffError("", f"you cannot {what} yourself")
+        raise StaffError("", f"you cannot {what} yourself", status=403)
 
 
 # --- the actions -------------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def do_update_staff(*, staff: Staff, changes: dict, acting_user) -> Staff:
             require(acting_user, Perm.MANAGE_STAFF)
             staff = access_staff(acting_user, staff.pk, for_update=True)
         if not staff.is_active:
-            raise StaffError("", "the account is deactivated")
+            raise StaffError.conflict("", "the account is deactivated")
         diff: dict[str, list] = {}
         if "name" in changes and (name := check_name(changes["name"])) != staff.name:
             diff["name"] = [staff.name, name]
@@ -243,9 +243,9 @@ def do_update_staff(*, staff: Staff, changes: dict, acting_user) -> Staff:
         role = staff.role
         if "role" in changes and changes["role"] != staff.role:
             if acting_user is not None and acting_user.pk == staff.user_id:
-                raise StaffError("role", "you cannot change your own role")
+                raise StaffError("role", "you cannot change your own role", status=403)
             if acting_user is not None and not may_grant(scope_of(acting_user).role, staff.role):
-                raise StaffError("role", "this person's role has more power than your own")
+                raise StaffError("role", "this person's role has more power than your own", status=403)
             role = check_role(staff.unit, changes["role"], acting_user)
             diff["role"] = [staff.role, role]
             staff.role = role
@@ -274,9 +274,9 @@ def do_move_staff(*, staff: Staff, unit: Unit, role: str | None = None, acting_u
             unit = access_unit(acting_user, unit.pk)
             _not_self(acting_user, staff, "move")
             if not may_grant(scope_of(acting_user).role, staff.role):
-                raise StaffError("role", "this person's role has more power than your own")
+                raise StaffError("role", "this person's role has more power than your own", status=403)
         if not staff.is_active:
-            raise StaffError("", "the account is deactivated")
+            raise StaffError.conflict("", "the account is deactivated")
         if unit.pk == staff.unit_id and (role is None or role == staff.role):
             return staff
         new_role = check_role(unit, role or staff.role, acting_user)
@@ -297,7 +297,7 @@ def do_deactivate_staff(*, staff: Staff, reason: str = "", acting_user) -> Staff
             staff = access_staff(acting_user, staff.pk, for_update=True)
             _not_self(acting_user, staff, "deactivate")
             if not may_grant(scope_of(acting_user).role, staff.role):
-                raise StaffError("role", "this person's role has more power than your own")
+                raise StaffError("role", "this person's role has more power than your own", status=403)
         if not staff.is_active:
             return staff
         user = staff.user
@@ -322,9 +322,9 @@ def do_reset_staff_password(*, staff: Staff, acting_user) -> str:
             staff = access_staff(acting_user, staff.pk, for_update=True)
             _not_self(acting_user, staff, "reset the password of")
             if not may_grant(scope_of(acting_user).role, staff.role):
-                raise StaffError("role", "this person's role has more power than your own")
+                raise StaffError("role", "this person's role has more power than your own", status=403)
         if not staff.is_active:
-            raise StaffError("", "the account is deactivated")
+            raise StaffError.conflict("", "the account is deactivated")
         password = new_password()
         staff.user.password = first_password_hash(password)
         staff.user.save(update_fields=["password"])
@@ -362,7 +362,7 @@ def do_appoint_leader(*, unit: Unit, staff: Staff, duty: str = "", acting_user) 
             unit = _allowed_unit(acting_user, unit)
             staff = access_staff(acting_user, staff.pk)
         if not staff.is_active:
-            raise StaffError("staff", "the account is deactivated")
+            raise StaffError.conflict("staff", "the account is deactivated")
         leader, created = UnitLeader.objects.get_or_create(unit=unit, staff=staff, defaults={"duty": duty})
         if not created and leader.duty == duty:
             return leader

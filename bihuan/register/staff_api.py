@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from django.http import HttpRequest
 from ninja import Field, Query, Router, Schema
-from pydantic import ConfigDict
 
-from bihuan.core.api_errors import ERRORS, WRITE_ERRORS
+from bihuan.core.http import BIG, PHONE_PATTERN, ApiIn, ApiText
 from bihuan.core.roles import Perm, Role
 
 from .access import access_staff, access_unit, require
@@ -22,10 +21,6 @@ from .staff_actions import do_create_staff, do_deactivate_staff, do_move_staff, 
 
 router = Router(tags=["staff"])
 MAX_LIMIT = 200
-
-
-
-
 
 
 class StaffUnit(Schema):
@@ -60,24 +55,20 @@ class StaffCreated(StaffOut):
     first_password: str = Field(description="shown once; the person must change it at the first login")
 
 
-class _StrictIn(Schema):
-    model_config = ConfigDict(extra="forbid")
-
-
-class StaffIn(_StrictIn):
+class StaffIn(ApiIn):
     unit_id: int
-    username: str = Field(min_length=1, max_length=150)
-    name: str = Field(min_length=1, max_length=50)
+    username: str = Field(max_length=150, pattern=r"^\s*[\w.@+-]+\s*$", description="letters, digits and @.+-_")
+    name: ApiText(50)
     role: Role
-    phone: str = ""
+    phone: str = Field("", max_length=30, pattern=PHONE_PATTERN)
     email: str = Field("", max_length=254, description="for email notices")
     language: Language = Language.BROWSER
     household_ids: list[int] = Field(default_factory=list, description="grid roles: the households answered for")
 
 
-class StaffPatchIn(_StrictIn):
-    name: str | None = None
-    phone: str | None = Field(None, description='"" removes the phone')
+class StaffPatchIn(ApiIn):
+    name: ApiText(50) | None = None
+    phone: str | None = Field(None, max_length=30, pattern=PHONE_PATTERN, description='"" removes the phone')
     email: str | None = Field(None, max_length=254, description='"" removes the address')
     role: Role | None = None
     language: Language | None = None
@@ -85,7 +76,7 @@ class StaffPatchIn(_StrictIn):
     unit_id: int | None = Field(None, description="move the person to this unit of your subtree")
 
 
-class DeactivateIn(_StrictIn):
+class DeactivateIn(ApiIn):
     reason: str = Field("", max_length=200)
 
 
@@ -94,7 +85,7 @@ class StaffQuery(Schema):
     role: Role | None = None
     inactive: bool = Field(False, description="include deactivated accounts")
     limit: int = Field(50, ge=1, le=MAX_LIMIT)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=BIG)
 
 
 def _user(request: HttpRequest):
@@ -113,7 +104,7 @@ def _staff(s: Staff, households: int | None = None) -> dict:
     }
 
 
-@router.get("", response={200: StaffPage, **ERRORS})
+@router.get("", response={200: StaffPage})
 def list_staff(request: HttpRequest, q: Query[StaffQuery]):
     """The people of ``unit``'s subtree (default: your scope), phones masked, in a fixed number of queries."""
     user = _user(request)
@@ -125,7 +116,7 @@ def list_staff(request: HttpRequest, q: Query[StaffQuery]):
     return {"total": total, "limit": q.limit, "offset": q.offset, "items": [_staff(s) for s in rows]}
 
 
-@router.get("/{id}", response={200: StaffOut, **ERRORS})
+@router.get("/{id}", response={200: StaffOut})
 def staff_detail(request: HttpRequest, id: int):
     user = _user(request)
     staff = access_staff(user, id)
@@ -133,7 +124,7 @@ def staff_detail(request: HttpRequest, id: int):
     return _staff(staff)
 
 
-@router.post("", response={201: StaffCreated, **WRITE_ERRORS})
+@router.post("", response={201: StaffCreated})
 def create_staff(request: HttpRequest, body: StaffIn):
     """Appoint a person at a unit of your subtree. The answer holds the first password, once."""
     user = _user(request)
@@ -144,7 +135,7 @@ def create_staff(request: HttpRequest, body: StaffIn):
     return 201, {**_staff(staff, len(body.household_ids)), "first_password": password}
 
 
-@router.patch("/{id}", response={200: StaffOut, **WRITE_ERRORS})
+@router.patch("/{id}", response={200: StaffOut})
 def update_staff(request: HttpRequest, id: int, body: StaffPatchIn):
     """Change a person's name, phone, role, language, households; ``unit_id`` moves them (with ``role`` if the
     old one does not fit the new unit)."""
@@ -165,7 +156,7 @@ def update_staff(request: HttpRequest, id: int, body: StaffPatchIn):
     return _staff(access_staff(user, staff.pk))
 
 
-@router.post("/{id}/deactivate", response={200: StaffOut, **WRITE_ERRORS})
+@router.post("/{id}/deactivate", response={200: StaffOut})
 def deactivate_staff(request: HttpRequest, id: int, body: DeactivateIn):
     """Take a person's access away at once; their open loops go back to their unit."""
     user = _user(request)

@@ -328,13 +328,19 @@ def test_a_department_may_not_change_the_commanders_directive(world, as_user):
 # ---------------------------------------------------------------------------------------- refusals
 
 
+@pytest.mark.parametrize("body", [{"household_flag": "vip"}, {"feedback_form": [{"key": "x", "type": "date"}]}])
+def test_what_the_schema_rules_out_is_a_422(world, as_user, body):
+    response = as_user("commander", "POST", D, {"title": "t", "body": "b", **body})
+    assert response.status_code == 422 and response.json()["detail"][0]["loc"][2] == next(iter(body))
+
+
 @pytest.mark.parametrize(("who", "verb", "body", "field"), [
-    ("commander", "", {"title": "t", "body": "b", "household_flag": "vip"}, "household_flag"),
-    ("commander", "", {"title": "t", "body": "b", "feedback_form": [{"key": "x", "type": "date"}]},
-     "feedback_form[0].type"),
+    ("commander", "", {"title": "t", "body": "b", "feedback_form": [{"key": "x", "type": "text"},
+                                                                   {"key": "x", "type": "number"}]},
+     "feedback_form[1].key"),
     ("grid_a", "marks", {"household_ids": [0], "status": "reached"}, "method"),
     ("grid_a", "marks", {"household_ids": [0], "status": "unreachable"}, "reason"),
-    ("township_a", "close", {}, "reason"),
+    ("township_a", "close", {}, "reason"),  # households not reached yet: 409, the directive's state
     ("township_a", "update", {}, "title"),
 ])
 def test_refusals_are_400_naming_the_field(world, as_user, who, verb, body, field):
@@ -342,7 +348,7 @@ def test_refusals_are_400_naming_the_field(world, as_user, who, verb, body, fiel
     body = {**body, "household_ids": [d.household_a.id]} if "household_ids" in body else body
     url = f"{D}/{d.directive.pk}/{verb}" if verb else D
     response = as_user(who, "POST", url, body)
-    assert response.status_code == 400, response.content
+    assert response.status_code == (409 if verb == "close" else 400), response.content
     assert response.json()["field"] == field and response.json()["detail"].startswith(field)
 
 
@@ -352,16 +358,16 @@ def test_a_bad_feedback_answer_names_the_field(world, as_user):
     assert receipt_of(world.directive, world.grid_a).state == LoopState.ISSUED
 
 
-def test_acting_on_a_cancelled_directive_is_a_400(world, as_user):
+def test_acting_on_a_cancelled_directive_is_a_409(world, as_user):
     d = world
     assert as_user("township_a", "POST", f"{D}/{d.directive.pk}/cancel", {"reason": "撤回"}).status_code == 200
     r = as_user("township_a", "POST", f"{D}/{d.directive.pk}/cancel", {"reason": "再撤"})
-    assert r.status_code == 400 and r.json()["field"] == "directive"
+    assert r.status_code == 409 and r.json()["field"] == "directive"
     r = as_user("grid_a", "POST", f"{D}/receipts/{d.loop.pk}/report", {"answers": {"tested": 1}})
-    assert r.status_code == 400 and r.json()["field"] == "directive"
+    assert r.status_code == 409 and r.json()["field"] == "directive"
     r = as_user("grid_a", "POST", f"{D}/{d.directive.pk}/marks",
                 {"household_ids": [d.household_a.id], "status": "reached", "method": "phone"})
-    assert r.status_code == 400 and r.json()["field"] == "directive"
+    assert r.status_code == 409 and r.json()["field"] == "directive"
 
 
 @pytest.mark.parametrize("body", [{"title": "t"}, {"title": "t", "body": "b", "urgency": "soon"},
@@ -391,11 +397,11 @@ def test_cap_exports_are_valid_xml_of_the_right_type(world, as_user, schema):
     root = valid(schema, r.content)
     assert text(root, "cap:msgType") == "Alert"
     r = as_user("grid_a", "GET", f"{D}/{d.directive.pk}/cap.xml?type=Update")
-    assert r.status_code == 400 and r.json()["field"] == "type"
+    assert r.status_code == 409 and r.json()["field"] == "type"  # not updated (yet)
     assert as_user("grid_a", "GET", f"{D}/{d.directive.pk}/cap.xml?type=Ack").status_code == 422
 
     r = as_user("grid_a", "GET", f"{D}/receipts/{d.loop.pk}/ack.xml")
-    assert r.status_code == 400 and r.json()["field"] == "receipt"
+    assert r.status_code == 409 and r.json()["field"] == "receipt"  # not signed (yet)
     as_user("grid_a", "POST", f"{D}/receipts/{d.loop.pk}/sign")
     r = as_user("commander", "GET", f"{D}/receipts/{d.loop.pk}/ack.xml")
     ack = valid(schema, r.content)

@@ -134,7 +134,7 @@ def test_a_unit_amends_through_the_api_until_the_directive_is_closed(as_user, di
     assert [h["answers"] for h in j["history"]] == [{"tested": 4, "closed": True}]
     do_close_directive(directive=directive, acting_user=d.users["commander"], reason="结束")
     r = as_user("grid_a", "POST", url, {"answers": {"tested": 9, "closed": True}})
-    assert r.status_code == 400 and r.json()["field"] == "directive"
+    assert r.status_code == 409 and r.json()["field"] == "directive"  # closed
     assert Loop.objects.get(pk=loop.pk).data["answers"]["tested"] == 6
 
 

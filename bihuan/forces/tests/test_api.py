@@ -77,7 +77,7 @@ MATRIX = {
         "unit": d.community_a.pk, "kind": "visit", "title": "走访独居老人", "helper_id": d.helper.pk,
         "due_at": (timezone.now() + dt.timedelta(days=1)).isoformat(), "household_ids": [d.household_a.pk]}, 201),
     ("GET", "/forces/tasks/{task_id}"): lambda d: ("GET", f"{B}/tasks/{d.task.pk}", None, 200),
-    ("POST", "/forces/tasks/{task_id}/close"): lambda d: ("POST", f"{B}/tasks/{d.task.pk}/close", {}, 400),
+    ("POST", "/forces/tasks/{task_id}/close"): lambda d: ("POST", f"{B}/tasks/{d.task.pk}/close", {}, 409),  # not reported yet
     ("GET", "/forces/swaps"): lambda d: ("GET", f"{B}/swaps?unit={d.community_a.pk}", None, 200),
     ("POST", "/forces/shifts/{shift_id}/swaps"): lambda d: ("POST", f"{B}/shifts/{d.shift2.pk}/swaps", {
         "to_helper_id": d.other.pk}, 201),
@@ -114,7 +114,7 @@ def test_insiders_reach_branch_a_and_outsiders_get_404(world, as_user, route):
     assert as_user("grid_a", "GET", f"{B}/helpers/{d.helper.pk}").status_code == 404
 
 
-def test_helpers_are_masked_and_a_conflicting_shift_is_refused_with_400(world, as_user):
+def test_helpers_are_masked_and_a_conflicting_shift_is_refused_with_409(world, as_user):
     d = world
     body = as_user("community_a", "GET", f"{B}/helpers/{d.helper.pk}").json()
     assert body["phone_masked"] == "139****5670" and "13912345670" not in str(body)
@@ -122,4 +122,4 @@ def test_helpers_are_masked_and_a_conflicting_shift_is_refused_with_400(world, a
              "ends_at": (start + dt.timedelta(hours=4)).isoformat()}
     assert as_user("community_a", "POST", f"{B}/posts/{d.post.pk}/shifts", shift).status_code == 201
     again = as_user("community_a", "POST", f"{B}/posts/{d.post.pk}/shifts", shift)
-    assert again.status_code == 400 and "同一时段" in again.json()["detail"]
+    assert again.status_code == 409 and "同一时段" in again.json()["detail"]

@@ -108,7 +108,7 @@ def test_an_outsider_unit_can_neither_create_in_another_subtree_nor_use_its_peop
     refused = as_user("village_b", "POST", f"{B}/tasks", {"unit": d.village_b.pk, "kind": "visit", "title": "走访",
                                                           "helper_id": mine.pk, "due_at": due,
                                                           "household_ids": [d.household_a.pk]})
-    assert refused.status_code == 400 and "住户不在本单位范围内" in refused.json()["detail"]
+    assert refused.status_code == 409 and "住户不在本单位范围内" in refused.json()["detail"]
     # A grid worker (no manage_staff) may look but not create.
     assert as_user("grid_a", "POST", f"{B}/posts", {"unit": d.grid_a.pk, "name": "门", "kind": "gate"}).status_code == 403
     assert not Team.objects.exists() and not Post.objects.exists() and not Place.objects.exists()

@@ -65,7 +65,7 @@ def test_creating_returns_the_first_password_once_and_refusals_have_one_shape(di
     assert "first_password" not in again
     refused = as_user("property_a", "POST", BASE, {"unit_id": district.grid_a.id, "username": "x2",
                                                    "name": "越权", "role": "community_staff"})
-    assert refused.status_code == 400 and refused.json()["field"] == "role"
+    assert refused.status_code == 409 and refused.json()["field"] == "role"  # no post for it at a grid
     moved = as_user("community_a", "PATCH", f"{BASE}/{j['id']}", {"unit_id": district.compound_a.id,
                                                                    "role": "property_manager"})
     assert moved.status_code == 200 and moved.json()["unit"]["id"] == district.compound_a.id
