@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import logging
 from collections import Counter
 from typing import Any
@@ -35,7 +36,15 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from bihuan.core import audit, excel
-from bihuan.core.bulk import any_of, insert_rows, reserve_ids, update_rows
+from bihuan.core.bulk import (
+    JsonText,
+    any_of,
+    collector_paused,
+    insert_rows,
+    reserve_ids,
+    sqlite_cache,
+    update_rows,
+)
 from bihuan.core.errors import disk_full
 from bihuan.core.roles import Perm
 from bihuan.core.tabular import UnreadableFile, cell_text, chunks, estimate_rows, is_blank, read_sheets
@@ -46,19 +55,22 @@ from bihuan.register.models import Resident, Unit, subtree_q
 from . import dedupe
 from .headers import FIELDS, IGNORE, detect_mapping, header_score, saved_mapping
 from .models import BatchState, PushBatch, PushedPerson, PushRow, RowResult
-from .normalize import Row, clean_text, masked_cell, normalize_row, remembering
+from .normalize import Row, clean_text, masked_cell, normalize_row, remembering, scrub
 
 logger = logging.getLogger(__name__)
 
 INLINE_MAX_ROWS = 2000  # larger files go to the worker
 CHUNK = 2000  # rows per transaction
 ANALYZE_AFTER = 6_000  # new people after which PostgreSQL's statistics of the table are refreshed
+IMPORT_CACHE_MIB = 64  # SQLite's page cache while a list is written (core.bulk.sqlite_cache)
 ROUTE_CHUNK = 25_000  # new people routed (and their owners told) together: one notice per grid for most lists
 RESULT_FIELDS = ("batch_id", "row_number", "result", "reason", "field", "person_id", "masked")
 LEASE_SECONDS = 300
 HEADER_SEARCH_ROWS = 10
 _ROW_DEPENDENT = frozenset({"id_number", "phone"})  # columns whose mask depends on the row as read
 _MASKED_MEMO_MAX = 200_000
+_MASK_MEMO_TRIAL = 2_000  # distinct texts after which a column that seldom repeats is no longer remembered
+_json_str = json.encoder.encode_basestring  # a str as json.dumps(…, ensure_ascii=False) writes it
 _ADVISORY_LOCK = 0x62_69_68_75  # "bihu": serialises the chunks of all batches on PostgreSQL
 
 NO_HEADER = ("找不到表头行：前 10 行中没有同时含“姓名”或“身份证号”和其他已知列的行，请检查文件或保存列对应关系 "
@@ -88,30 +100,54 @@ class Table:
     def cells(self, values: tuple) -> dict[str, Any]:
         return {f: values[i] for i, f in enumerate(self.fields) if f and i < len(values)}
 
-    def masked(self, values: tuple, row: Row) -> dict[str, str]:
-        keys = self._keys()
-        if keys is None:
-            return self._masked_slowly(values, row)
-        out: dict[str, str] = {}
-        fields = self.fields
-        memo = self._masked_memo
+    def masked(self, values: tuple, row: Row) -> JsonText:
+        """The row as read, masked (``masked_cell``), as the JSON text of PushRow.masked: ``{"header": "value",
+        …}`` in column order, blank cells left out — the text ``json.dumps(…, ensure_ascii=False)`` gives.
+
+        Per column, chosen once: ID numbers and phones are masked from the row as normalised; a text cell of
+        any other column is its trimmed text with runs of seven or more digits masked (``scrub``), each
+        distinct text once while the column repeats itself (origins, addresses, date spellings); whole numbers
+        below a million (a 序号 column) are their digits; any other cell goes through ``masked_cell``."""
+        plan = self._mask_plan()
+        if plan is None:
+            return JsonText(json.dumps(self._masked_slowly(values, row), ensure_ascii=False))
+        parts: list[str] = []
+        columns = len(plan)
         for i, value in enumerate(values):
-            if value is None or (value.__class__ is str and not value.strip()):
+            cls = value.__class__
+            if value is None:
                 continue
-            field = fields[i] if i < len(fields) else None
-            key = keys[i] if i < len(keys) else f"第{i + 1}列"
-            if field in _ROW_DEPENDENT:
-                out[key] = masked_cell(field, value, row)
-                continue
-            # The other columns' masks depend on the cell alone, and lists repeat their values.
-            memo_key = (i, value.__class__, value)
-            text = memo.get(memo_key)
-            if text is None:
-                text = masked_cell(field, value, row)
-                if len(memo) < _MASKED_MEMO_MAX:
-                    memo[memo_key] = text
-            out[key] = text
-        return out
+            if cls is str:
+                text = value.strip()
+                if not text:
+                    continue
+            while i >= columns:  # a row longer than the header row
+                columns += 1
+                plan.append(_MaskColumn(_json_str(f"第{columns}列"), None))
+            column = plan[i]
+            if column.dependent:
+                parts.append(f"{column.key}: {_json_str(masked_cell(column.field, value, row))}")
+            elif cls is str and column.plain and text[0] != "'":
+                parts.append(column.text(text))
+            elif cls is int and column.plain and -1_000_000 < value < 1_000_000:
+                parts.append(f"{column.key}: {_json_str(str(value))}")
+            else:
+                memo_key = (i, cls, value)
+                pair = self._masked_memo.get(memo_key)
+                if pair is None:
+                    pair = f"{column.key}: {_json_str(masked_cell(column.field, value, row))}"
+                    if len(self._masked_memo) < _MASKED_MEMO_MAX:
+                        self._masked_memo[memo_key] = pair
+                parts.append(pair)
+        return JsonText("{" + ", ".join(parts) + "}")
+
+    def _mask_plan(self) -> list[_MaskColumn] | None:
+        """How ``masked`` treats each column (None when two columns could share a key: ``_masked_slowly``)."""
+        if not hasattr(self, "_column_plan"):
+            keys = self._keys()
+            self._column_plan = None if keys is None else [
+                _MaskColumn(_json_str(k), self.fields[i] if i < len(self.fields) else None) for i, k in enumerate(keys)]
+        return self._column_plan
 
     def _keys(self) -> list[str] | None:
         """The key of each column in ``masked`` when no two columns can share one (else None: numbered per row)."""
@@ -132,6 +168,37 @@ class Table:
                 key, n = f"{header} ({n})", n + 1
             out[key] = masked_cell(self.fields[i] if i < len(self.fields) else None, value, row)
         return out
+
+
+class _MaskColumn:
+    """One column of ``Table.masked``: its key as JSON, its field, and what its text cells were masked to."""
+
+    __slots__ = ("key", "field", "dependent", "plain", "seen", "hits", "misses")
+
+    def __init__(self, key: str, field: str | None) -> None:
+        self.key, self.field = key, field
+        self.dependent = field in _ROW_DEPENDENT  # masked from the row as normalised
+        self.plain = field not in _ROW_DEPENDENT and field not in ("arrival_date", "birth_date")  # scrubbed text
+        self.seen: dict[str, str] | None = {}  # trimmed text -> '"key": "masked"' while the column repeats
+        self.hits = self.misses = 0
+
+    def text(self, text: str) -> str:
+        """'"key": "masked"' for a trimmed text cell (not starting with an apostrophe) of a plain column: what
+        ``masked_cell`` gives for it (``scrub`` of the text)."""
+        seen = self.seen
+        if seen is not None:
+            pair = seen.get(text)
+            if pair is not None:
+                self.hits += 1
+                return pair
+        pair = f"{self.key}: {_json_str(scrub(text))}"
+        if seen is not None:
+            self.misses += 1
+            if self.misses >= _MASK_MEMO_TRIAL and self.hits * 4 < self.misses:
+                self.seen = None  # a column that seldom repeats (names): remembering costs more than it saves
+            elif len(seen) < _MASKED_MEMO_MAX:
+                seen[text] = pair
+        return pair
 
 
 def _blank(values: tuple) -> bool:
@@ -485,6 +552,33 @@ def _close(batch: PushBatch, owner: str, *, state: str, error: str = "") -> Push
     return batch
 
 
+class _Unreadable(Exception):
+    """The file cannot be read (the batch fails with the reason)."""
+
+
+def _process(batch: PushBatch, owner: str, window_days: int) -> None:
+    """Read the file, write every row not yet done, route the new people and open their loops (the Python
+    cycle collector paused by the caller: the rows of a list and what is remembered of them live throughout)."""
+    _renew(batch, owner, state=BatchState.RUNNING)
+    try:
+        table = read_table(bytes(batch.file_data or b""), batch.file_name, batch.column_mapping)
+    except UnreadableFile as exc:
+        raise _Unreadable(str(exc)) from None
+    _renew(batch, owner, rows_total=len(table.rows), column_mapping=table.mapping)
+    run = _Run(batch, owner, window_days)
+    done = set(PushRow.objects.filter(batch=batch).values_list("row_number", flat=True))
+    todo = [r for r in table.rows if r[0] not in done]
+    table.rows = []
+    grown = 0
+    with remembering(), sqlite_cache(IMPORT_CACHE_MIB):
+        for rows in chunks(todo, CHUNK):
+            grown += len(run.chunk(table, rows))
+            if _analyze_if_grown(grown):
+                grown = 0
+        del todo
+        _open_loops(batch, owner)
+
+
 def process_batch(batch: PushBatch, *, owner: str | None = None,
                   window_days: int = dedupe.DEFAULT_WINDOW_DAYS) -> PushBatch:
     """Process the rows of ``batch`` not yet done (see the module doc); returns the batch as it is now.
@@ -504,26 +598,12 @@ def process_batch(batch: PushBatch, *, owner: str | None = None,
         if batch.locked_by != owner:
             return batch
     try:
-        _renew(batch, owner, state=BatchState.RUNNING)
-        try:
-            table = read_table(bytes(batch.file_data or b""), batch.file_name, batch.column_mapping)
-        except UnreadableFile as exc:
-            logger.info("push batch %s: unreadable (%s)", batch.pk, str(exc)[:80])
-            return _close(batch, owner, state=BatchState.FAILED, error=str(exc))
-        _renew(batch, owner, rows_total=len(table.rows), column_mapping=table.mapping)
-        run = _Run(batch, owner, window_days)
-        done = set(PushRow.objects.filter(batch=batch).values_list("row_number", flat=True))
-        todo = [r for r in table.rows if r[0] not in done]
-        table.rows = []
-        grown = 0
-        with remembering():
-            for rows in chunks(todo, CHUNK):
-                grown += len(run.chunk(table, rows))
-                if _analyze_if_grown(grown):
-                    grown = 0
-        del todo
-        _open_loops(batch, owner)
+        with collector_paused():
+            _process(batch, owner, window_days)
         return _close(batch, owner, state=BatchState.DONE)
+    except _Unreadable as exc:
+        logger.info("push batch %s: unreadable (%s)", batch.pk, str(exc)[:80])
+        return _close(batch, owner, state=BatchState.FAILED, error=str(exc))
     except LostLease:
         logger.warning("push batch %s: lease lost, another worker goes on with it", batch.pk)
         batch.refresh_from_db()
