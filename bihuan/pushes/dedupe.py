@@ -27,7 +27,7 @@ from django.db import connection
 from django.utils import timezone
 
 from bihuan.core import crypto
-from bihuan.core.bulk import any_of, insert_rows
+from bihuan.core.bulk import any_of, insert_rows, update_rows
 from bihuan.core.personal import mask_id_number, mask_phone
 
 from .models import PushedPerson
@@ -174,10 +174,16 @@ class KnownPerson:
     (``UPDATED_FIELDS``), its id and name, and where it belongs (``path``, ``first_batch_id``: whether a merge
     may name it to the uploader), read with a plain cursor (tens of thousands per list: model instances
     and their converters cost more than the query). ``set_id_number`` / ``set_phone`` seal at once, as the model's
-    do; ``update_rows(PushedPerson, …, UPDATED_FIELDS)`` writes it back."""
+    do; ``write_back`` writes what a merge changed (``changed``: compared with the values as read)."""
 
     COLUMNS = ("id", "name", "path", "first_batch_id", *(PushedPerson._meta.get_field(f).column for f in UPDATED_FIELDS))
-    __slots__ = COLUMNS
+    UPDATED_AT = 4  # where the columns of UPDATED_FIELDS start in COLUMNS
+    __slots__ = (*COLUMNS, "as_read")
+
+    def changed(self) -> tuple[str, ...]:
+        """The fields of ``UPDATED_FIELDS`` whose values differ from those read."""
+        return tuple(field for field, column, was in zip(UPDATED_FIELDS, self.COLUMNS[self.UPDATED_AT:], self.as_read,
+                                                         strict=True) if getattr(self, column) != was)
 
     @property
     def pk(self) -> int:
@@ -205,8 +211,34 @@ class KnownPerson:
                     values[when] = _utc(values[when])
                 for name, value in zip(columns, values, strict=True):
                     setattr(person, name, value)
+                person.as_read = tuple(values[cls.UPDATED_AT:])
                 out.append(person)
         return out
+
+
+WRITE_BACK_GROUP = 100  # people sharing the same changed fields written with those fields alone from this many
+
+
+def write_back(people: list) -> None:
+    """Write merged people back: a ``KnownPerson`` only the fields its merges changed, grouped by those fields
+    (most merges change the sources, the last push and the count; leaving the rest out spares the indexes of
+    unchanged columns), small groups together with the fields any of them changed; anyone else every one of
+    ``UPDATED_FIELDS``."""
+    groups: dict[tuple[str, ...], list] = defaultdict(list)
+    for person in people:
+        fields = person.changed() if isinstance(person, KnownPerson) else tuple(UPDATED_FIELDS)
+        if fields:
+            groups[fields].append(person)
+    rest: list = []
+    rest_fields: set[str] = set()
+    for fields, group in groups.items():
+        if len(group) >= WRITE_BACK_GROUP:
+            update_rows(PushedPerson, group, list(fields))
+        else:
+            rest += group
+            rest_fields.update(fields)
+    if rest:
+        update_rows(PushedPerson, rest, [f for f in UPDATED_FIELDS if f in rest_fields])
 
 
 def _utc(value) -> dt.datetime:

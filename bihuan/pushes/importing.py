@@ -43,7 +43,6 @@ from bihuan.core.bulk import (
     insert_rows,
     reserve_ids,
     sqlite_cache,
-    update_rows,
 )
 from bihuan.core.errors import disk_full
 from bihuan.core.roles import Perm
@@ -335,7 +334,7 @@ def _decide_routes(people: list, memo: dict) -> Counter:
     except ImportError:
         return Counter()
     try:
-        return decide_routes(people, memo=memo)
+        return decide_routes(people, memo=memo, residents_matched=True)  # _Run._match_residents did
     except Exception:  # noqa: BLE001 - the people are imported all the same
         logger.exception("routing %d pushed people failed", len(people))
         for person in people:
@@ -387,16 +386,22 @@ def _renew(batch: PushBatch, owner: str, **fields) -> None:
 
 def _analyze_if_grown(grown: int) -> bool:
     """Bring PostgreSQL's statistics of the pushed people up to date once a list has added ``ANALYZE_AFTER`` of
-    them and at least as many as the statistics knew of (what ``ANALYZE`` after a bulk load is for): the planner
+    them and at least as many as the statistics knew of, or the table has none (what ``ANALYZE`` after a bulk load
+    is for): the planner
     would otherwise still see the table as it was before the list and scan it whole for the lookups of the next
     chunks. Returns whether it did."""
     if connection.vendor != "postgresql" or grown < ANALYZE_AFTER:
         return False
     table = PushedPerson._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute("SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = CAST(%s AS regclass)", [table])
-        known = cursor.fetchone()[0]
-        if grown < known:
+        # The row count is kept apart from the statistics of the columns: an ANALYZE in a transaction that was
+        # rolled back leaves the first and takes the second away. Without them every lookup of a chunk by hash
+        # is planned as a scan of the whole table.
+        cursor.execute("SELECT GREATEST(c.reltuples, 0), EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = "
+                       "n.nspname AND s.tablename = c.relname AND s.attname = 'id_hash') FROM pg_class c "
+                       "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = CAST(%s AS regclass)", [table])
+        known, has_statistics = cursor.fetchone()
+        if grown < known and has_statistics:
             return False
         cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
     return True
@@ -443,21 +448,19 @@ class _Run:
         with ids reserved in one statement and their values sealed together, then people and result rows go in
         as one COPY each on PostgreSQL (one prepared INSERT run for every row on SQLite), and the merged people
         are updated in one statement per 500."""
-        normalized = [(normalize_row(number, table.cells(values), today=self.today), values)
-                      for number, values in rows]
+        prepared = _prepare(table, rows, self.today)
         batch_id = self.batch.pk
         with transaction.atomic():
             _renew(self.batch, self.owner)
             _serialise_chunks()
             index = dedupe.Index()
-            index.load((r for r, _v in normalized), since=self.since, light=True)
+            index.load((r for r, _m in prepared), since=self.since, light=True)
             created: list[dedupe.NewPerson] = []
             changed: dict[int, PushedPerson] = {}
             results: list[list] = []  # PushRow columns (RESULT_FIELDS); the person object until ids are known
             counts = {RowResult.IMPORTED: 0, RowResult.MERGED: 0, RowResult.REJECTED: 0}
             first_row: dict[int, int] = {}  # id(person) -> first row in this batch, for people made here
-            for row, values in normalized:
-                masked = table.masked(values, row)
+            for row, masked in prepared:
                 if row.rejected is not None:
                     field, reason = row.rejected
                     results.append([batch_id, row.number, RowResult.REJECTED, reason[:300], field, None, masked])
@@ -492,7 +495,7 @@ class _Run:
             self.routes.update(_decide_routes(created, self.memo))  # written with the people; loops opened at the end
             dedupe.write_new(created)
             if changed:
-                update_rows(PushedPerson, list(changed.values()), dedupe.UPDATED_FIELDS)
+                dedupe.write_back(list(changed.values()))
             for result in results:
                 if result[5] is not None:
                     result[5] = result[5].pk
@@ -550,6 +553,20 @@ def _close(batch: PushBatch, owner: str, *, state: str, error: str = "") -> Push
     logger.info("push batch %s %s: %d rows = %d imported + %d merged + %d rejected", batch.pk, state,
                 batch.rows_total, batch.imported, batch.merged, batch.rejected)
     return batch
+
+
+def _prepare(table: Table, rows: list[tuple[int, tuple]], today: dt.date) -> list[tuple[Row, JsonText]]:
+    """The rows of a chunk normalised (with their lookup hashes) and masked: what needs no database."""
+    out = []
+    for number, values in rows:
+        row = normalize_row(number, table.cells(values), today=today)
+        if row.rejected is None:
+            if row.id_number:
+                row.id_hash  # noqa: B018 - computed here, read by the de-duplication
+            if row.phone:
+                row.phone_hash  # noqa: B018
+        out.append((row, table.masked(values, row)))
+    return out
 
 
 class _Unreadable(Exception):
