@@ -9,6 +9,7 @@ parameters — ``WITH v(id, f1, …) AS (VALUES (…), …) UPDATE t SET f1 = v.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import gc
 from collections.abc import Iterator, Sequence
 
@@ -224,20 +225,20 @@ def any_of(expression: str, values: Sequence, db_type: str = "text") -> tuple[st
     ``= ANY(%s)`` with an array on PostgreSQL, ``IN (SELECT value FROM json_each(%s))`` on SQLite. Thousands of
     separate parameters cost more to bind and plan than the lookup itself."""
     if connection.vendor == "postgresql":
-        return f"{expression} = ANY(CAST(%s AS {db_type}[]))", [_pg_array(values)]
+        return f"{expression} = ANY(CAST(%s AS {db_type}[]))", [array_param(values)]
     import json
 
     return f"{expression} IN (SELECT value FROM json_each(%s))", [json.dumps(list(values), default=str)]
 
 
-def _pg_array(values: Sequence):
-    """``values`` as the text of a PostgreSQL array (``{1,2}``, ``{"a","b\\"c"}``) when they are integers and
-    strings: one string for the driver instead of a list it adapts item by item (2,000 lookup hashes a chunk);
-    else the list itself."""
+def array_param(values: Sequence):
+    """A PostgreSQL array parameter (for ``CAST(%s AS text[])`` and the like): the text of the array (``{1,2}``,
+    ``{"a","b\\"c"}``) when the values are integers, strings and dates — one string for the driver instead of a
+    list it adapts item by item (2,000 lookup hashes a chunk) — else the list itself."""
     parts = []
     for value in values:
         cls = value.__class__
-        if cls is int:
+        if cls is int or cls is dt.date:
             parts.append(str(value))
         elif cls is str:
             parts.append('"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')

@@ -27,7 +27,7 @@ from django.db import connection
 from django.utils import timezone
 
 from bihuan.core import crypto
-from bihuan.core.bulk import any_of, insert_rows, update_rows
+from bihuan.core.bulk import any_of, array_param, insert_rows, update_rows
 from bihuan.core.personal import mask_id_number, mask_phone
 
 from .models import PushedPerson
@@ -109,26 +109,33 @@ class Index:
                 found.update((p.pk, p) for p in read(
                     f"SELECT {select} FROM {table} p WHERE p.last_pushed_at >= %s AND {match}{idless}",
                     [after, *params]))
-        # (name, birth date) pairs joined to the (name, birth_date) index: common names are pushed many times, so
-        # reading everyone with one of the names would read most of the window
+        # (name, birth date) pairs: those of rows without an ID number joined to the (name, birth_date) index
+        # (common names are pushed many times: reading everyone with one of the names would read most of the
+        # window); those of rows with one among the people without one (few), which the planner may read first
         wanted: dict[tuple[str, dt.date], bool] = {}
         for r in rows:
             if r.birth_date:
                 key = (r.name, r.birth_date)
                 wanted[key] = wanted.get(key, False) or not r.id_number
-        pairs = sorted(wanted.items())
-        if pairs:
+        for anyone in (True, False):
+            pairs = sorted(k for k, a in wanted.items() if a is anyone)
+            if not pairs:
+                continue
             if connection.vendor == "postgresql":
-                pairs_sql = ("unnest(CAST(%s AS text[]), CAST(%s AS date[]), CAST(%s AS boolean[])) "
-                             "AS w(name, birth_date, anyone)")
-                params = [[n for (n, _b), _a in pairs], [b for (_n, b), _a in pairs], [a for _k, a in pairs]]
+                pairs_sql = "SELECT * FROM unnest(CAST(%s AS text[]), CAST(%s AS date[])) AS w(name, birth_date)"
+                params = [array_param([n for n, _b in pairs]), array_param([b for _n, b in pairs])]
             else:
-                pairs_sql = ("(SELECT json_extract(value, '$[0]') AS name, json_extract(value, '$[1]') AS birth_date, "
-                             "json_extract(value, '$[2]') AS anyone FROM json_each(%s)) w")
-                params = [json.dumps([[n, b.isoformat(), int(a)] for (n, b), a in pairs])]
-            found.update((p.pk, p) for p in read(
-                f"SELECT {select} FROM {pairs_sql} JOIN {table} p ON p.name = w.name AND p.birth_date = w.birth_date "
-                "WHERE p.last_pushed_at >= %s AND (w.anyone OR p.id_hash = '')", [*params, after]))
+                pairs_sql = ("SELECT json_extract(value, '$[0]') AS name, json_extract(value, '$[1]') AS birth_date "
+                             "FROM json_each(%s)")
+                params = [json.dumps([[n, b.isoformat()] for n, b in pairs])]
+            if anyone:
+                sql = (f"SELECT {select} FROM ({pairs_sql}) w JOIN {table} p ON p.name = w.name "
+                       "AND p.birth_date = w.birth_date WHERE p.last_pushed_at >= %s")
+                found.update((p.pk, p) for p in read(sql, [*params, after]))
+            else:
+                sql = (f"SELECT {select} FROM {table} p WHERE p.id_hash = '' AND p.last_pushed_at >= %s "
+                       f"AND (p.name, p.birth_date) IN (SELECT w.name, w.birth_date FROM ({pairs_sql}) w)")
+                found.update((p.pk, p) for p in read(sql, [after, *params]))
         for person in sorted(found.values(), key=lambda p: p.pk):
             self.add(person)
 

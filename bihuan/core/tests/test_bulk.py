@@ -120,3 +120,15 @@ def test_the_cycle_collector_is_paused_inside_and_on_again_after():
         assert not gc.isenabled()  # left as the caller had it
     finally:
         gc.enable()
+
+
+@pytest.mark.django_db
+def test_array_parameters_reach_postgresql_as_they_were():
+    if connection.vendor != "postgresql":
+        pytest.skip("arrays are PostgreSQL's")
+    texts = ["a", 'b"c', "d\\e", "", "x,y", "{z}", "NULL", " sp ", "中文"]
+    days = [dt.date(2022, 3, 1), dt.date(1999, 12, 31)]
+    with connection.cursor() as cur:
+        cur.execute("SELECT CAST(%s AS text[]), CAST(%s AS date[]), CAST(%s AS bigint[])",
+                    [bulk.array_param(texts), bulk.array_param(days), bulk.array_param([1, 2**40])])
+        assert cur.fetchone() == (texts, days, [1, 2**40])
