@@ -403,8 +403,16 @@ def _analyze_if_grown(grown: int) -> bool:
         known, has_statistics = cursor.fetchone()
         if grown < known and has_statistics:
             return False
-        cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+        q = connection.ops.quote_name
+        cursor.execute(f"ANALYZE {q(table)} ({', '.join(q(c) for c in _ANALYZED)})")
     return True
+
+
+# What the import's own statements look pushed people up by (the candidates of a chunk, a list's people and
+# their loops): ANALYZE of these alone takes a third less time than of every column, which autovacuum's own
+# ANALYZE keeps up to date.
+_ANALYZED = ("id", "id_hash", "phone_hash", "name", "birth_date", "last_pushed_at", "first_batch_id", "routed_at",
+             "unit_id")
 
 
 def _serialise_chunks() -> None:

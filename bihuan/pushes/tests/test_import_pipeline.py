@@ -343,3 +343,22 @@ def test_the_command_prints_the_reconciliation(district, tmp_path, capsys):
     assert PushBatch.objects.count() == 1
     with pytest.raises(CommandError):
         call_command("import_push", str(corpus_file.path), source="x", user="grid_a")
+
+
+def test_statistics_of_the_pushed_people_are_taken_when_they_have_none(district, tmp_path):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics")
+    upload(district, simple_csv(tmp_path / "s.csv", [{"姓名": "甲" + chr(0x4E00 + i), "手机号": f"139000000{i:02d}"}
+                                                     for i in range(20)]))
+
+    def analysed() -> set[str]:
+        with connection.cursor() as cur:
+            cur.execute("SELECT attname FROM pg_stats WHERE tablename = %s", [PushedPerson._meta.db_table])
+            return {name for (name,) in cur.fetchall()}
+
+    assert "phone_hash" not in analysed()
+    assert importing._analyze_if_grown(importing.ANALYZE_AFTER - 1) is False  # too few new people yet
+    assert importing._analyze_if_grown(importing.ANALYZE_AFTER) is True  # none: taken however large it was
+    assert {"id_hash", "phone_hash", "name", "birth_date", "last_pushed_at"} <= analysed()
