@@ -311,7 +311,11 @@ def _tell_owners(loops: QuerySet, spec: kinds.LoopKind, notice: Notice | None, k
     person) listing its loops, through the outbox in the caller's transaction. Idempotent per loop set."""
     from bihuan.notify.outbox import notify_units, notify_user
 
-    rows = list(loops.values_list("pk", "title", "owner_unit_id", "owner_user_id", "due_at"))
+    if notice is None:
+        rows = list(loops.values_list("pk", "title", "owner_unit_id", "owner_user_id", "due_at"))
+    else:  # the notice's text is fixed: neither titles nor deadlines are read (tens of thousands for a list)
+        rows = [(pk, None, unit_id, user_id, None)
+                for pk, unit_id, user_id in loops.values_list("pk", "owner_unit_id", "owner_user_id")]
     if not rows:
         return 0
     label = spec.label or spec.name

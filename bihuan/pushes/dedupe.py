@@ -27,7 +27,7 @@ from django.db import connection
 from django.utils import timezone
 
 from bihuan.core import crypto
-from bihuan.core.bulk import any_of, insert_rows
+from bihuan.core.bulk import any_of, array_param, insert_rows, update_rows
 from bihuan.core.personal import mask_id_number, mask_phone
 
 from .models import PushedPerson
@@ -74,35 +74,68 @@ class Index:
             self.by_name_birth[(person.name, person.birth_date)].append(person)
 
     def load(self, rows: Iterable[Row], *, since: dt.datetime, light: bool = False) -> None:
-        """Load the people pushed since ``since`` whom any of ``rows`` could match (three indexed queries).
+        """Load the people pushed since ``since`` whom any of ``rows`` could match (a few indexed queries).
         ``light``: as ``KnownPerson`` objects (the columns a merge reads and writes, no model instances) for an
-        import, which only merges into them and writes them back with ``update_rows``."""
+        import, which only merges into them and writes them back with ``update_rows``.
+
+        Only people a row could match are read: by ID number, everyone with a row's ID hash; by phone and by name
+        and birth date, only for rows whose ID number found nobody (``find`` takes an ID match first), and for a
+        row with an ID number only people without one (two different ID numbers are two people). A merge never
+        takes an ID number away, so no one left out could match later in the chunk either."""
         rows = [r for r in rows if r.rejected is None]
         table = connection.ops.quote_name(PushedPerson._meta.db_table)
         after = connection.ops.adapt_datetimefield_value(since)
         found: dict[int, PushedPerson | KnownPerson] = {}
         read = KnownPerson.read if light else _models
         select = ", ".join(f"p.{c}" for c in KnownPerson.COLUMNS) if light else "p.*"
-        for column, values in (("id_hash", {r.id_hash for r in rows if r.id_number}),
-                               ("phone_hash", {r.phone_hash for r in rows if r.phone})):
-            if values:
-                match, params = any_of(f"p.{column}", sorted(values))
-                found.update((p.pk, p) for p in read(
-                    f"SELECT {select} FROM {table} p WHERE p.last_pushed_at >= %s AND {match}", [after, *params]))
-        # (name, birth date) pairs joined to the (name, birth_date) index: common names are pushed many times, so
-        # reading everyone with one of the names would read most of the window
-        pairs = sorted({(r.name, r.birth_date) for r in rows if r.birth_date})
-        if pairs:
-            if connection.vendor == "postgresql":
-                pairs_sql = "unnest(CAST(%s AS text[]), CAST(%s AS date[])) AS w(name, birth_date)"
-                params = [[n for n, _b in pairs], [b for _n, b in pairs]]
-            else:
-                pairs_sql = ("(SELECT json_extract(value, '$[0]') AS name, json_extract(value, '$[1]') AS birth_date "
-                             "FROM json_each(%s)) w")
-                params = [json.dumps([[n, b.isoformat()] for n, b in pairs])]
+        ids = {r.id_hash for r in rows if r.id_number}
+        if ids:
+            match, params = any_of("p.id_hash", sorted(ids))
             found.update((p.pk, p) for p in read(
-                f"SELECT {select} FROM {pairs_sql} JOIN {table} p ON p.name = w.name AND p.birth_date = w.birth_date "
-                "WHERE p.last_pushed_at >= %s", [*params, after]))
+                f"SELECT {select} FROM {table} p WHERE p.last_pushed_at >= %s AND {match}", [after, *params]))
+        known_ids = {p.id_hash for p in found.values() if p.id_hash}
+        rows = [r for r in rows if not (r.id_number and r.id_hash in known_ids)]
+        # phone hash -> whether a row without an ID number has it (then anyone with it may match, else only
+        # people without an ID number)
+        phones: dict[str, bool] = {}
+        for r in rows:
+            if r.phone:
+                phones[r.phone_hash] = phones.get(r.phone_hash, False) or not r.id_number
+        for anyone in (True, False):
+            values = sorted(h for h, a in phones.items() if a is anyone)
+            if values:
+                match, params = any_of("p.phone_hash", values)
+                idless = "" if anyone else " AND p.id_hash = ''"
+                found.update((p.pk, p) for p in read(
+                    f"SELECT {select} FROM {table} p WHERE p.last_pushed_at >= %s AND {match}{idless}",
+                    [after, *params]))
+        # (name, birth date) pairs: those of rows without an ID number joined to the (name, birth_date) index
+        # (common names are pushed many times: reading everyone with one of the names would read most of the
+        # window); those of rows with one among the people without one (few), which the planner may read first
+        wanted: dict[tuple[str, dt.date], bool] = {}
+        for r in rows:
+            if r.birth_date:
+                key = (r.name, r.birth_date)
+                wanted[key] = wanted.get(key, False) or not r.id_number
+        for anyone in (True, False):
+            pairs = sorted(k for k, a in wanted.items() if a is anyone)
+            if not pairs:
+                continue
+            if connection.vendor == "postgresql":
+                pairs_sql = "SELECT * FROM unnest(CAST(%s AS text[]), CAST(%s AS date[])) AS w(name, birth_date)"
+                params = [array_param([n for n, _b in pairs]), array_param([b for _n, b in pairs])]
+            else:
+                pairs_sql = ("SELECT json_extract(value, '$[0]') AS name, json_extract(value, '$[1]') AS birth_date "
+                             "FROM json_each(%s)")
+                params = [json.dumps([[n, b.isoformat()] for n, b in pairs])]
+            if anyone:
+                sql = (f"SELECT {select} FROM ({pairs_sql}) w JOIN {table} p ON p.name = w.name "
+                       "AND p.birth_date = w.birth_date WHERE p.last_pushed_at >= %s")
+                found.update((p.pk, p) for p in read(sql, [*params, after]))
+            else:
+                sql = (f"SELECT {select} FROM {table} p WHERE p.id_hash = '' AND p.last_pushed_at >= %s "
+                       f"AND (p.name, p.birth_date) IN (SELECT w.name, w.birth_date FROM ({pairs_sql}) w)")
+                found.update((p.pk, p) for p in read(sql, [after, *params]))
         for person in sorted(found.values(), key=lambda p: p.pk):
             self.add(person)
 
@@ -112,18 +145,31 @@ class Index:
             if person is not None:
                 return Match(person, BY_ID)
 
-        def compatible(p: PushedPerson) -> bool:
-            return p.name == row.name and not (p.id_hash and row.id_number)
-
         if row.phone:
-            person = _latest(p for p in self.by_phone.get(row.phone_hash, ()) if compatible(p))
+            candidates = self.by_phone.get(row.phone_hash)
+            person = _latest_compatible(candidates, row) if candidates else None
             if person is not None:
                 return Match(person, BY_PHONE)
         if row.birth_date:
-            person = _latest(p for p in self.by_name_birth.get((row.name, row.birth_date), ()) if compatible(p))
+            candidates = self.by_name_birth.get((row.name, row.birth_date))
+            person = _latest_compatible(candidates, row) if candidates else None
             if person is not None:
                 return Match(person, BY_NAME_BIRTH)
         return None
+
+
+def _latest_compatible(people: list, row: Row):
+    """The most recently pushed of ``people`` that may be the person of ``row``: the same name, and not two
+    different ID numbers (the first of equals)."""
+    best, best_recency = None, None
+    name, has_id = row.name, bool(row.id_number)
+    for p in people:
+        if p.name != name or (has_id and p.id_hash):
+            continue
+        recency = _recency(p)
+        if best is None or recency > best_recency:
+            best, best_recency = p, recency
+    return best
 
 
 def _models(sql: str, params: list) -> Iterable[PushedPerson]:
@@ -135,10 +181,16 @@ class KnownPerson:
     (``UPDATED_FIELDS``), its id and name, and where it belongs (``path``, ``first_batch_id``: whether a merge
     may name it to the uploader), read with a plain cursor (tens of thousands per list: model instances
     and their converters cost more than the query). ``set_id_number`` / ``set_phone`` seal at once, as the model's
-    do; ``update_rows(PushedPerson, …, UPDATED_FIELDS)`` writes it back."""
+    do; ``write_back`` writes what a merge changed (``changed``: compared with the values as read)."""
 
     COLUMNS = ("id", "name", "path", "first_batch_id", *(PushedPerson._meta.get_field(f).column for f in UPDATED_FIELDS))
-    __slots__ = COLUMNS
+    UPDATED_AT = 4  # where the columns of UPDATED_FIELDS start in COLUMNS
+    __slots__ = (*COLUMNS, "as_read")
+
+    def changed(self) -> tuple[str, ...]:
+        """The fields of ``UPDATED_FIELDS`` whose values differ from those read."""
+        return tuple(field for field, column, was in zip(UPDATED_FIELDS, self.COLUMNS[self.UPDATED_AT:], self.as_read,
+                                                         strict=True) if getattr(self, column) != was)
 
     @property
     def pk(self) -> int:
@@ -166,8 +218,34 @@ class KnownPerson:
                     values[when] = _utc(values[when])
                 for name, value in zip(columns, values, strict=True):
                     setattr(person, name, value)
+                person.as_read = tuple(values[cls.UPDATED_AT:])
                 out.append(person)
         return out
+
+
+WRITE_BACK_GROUP = 100  # people sharing the same changed fields written with those fields alone from this many
+
+
+def write_back(people: list) -> None:
+    """Write merged people back: a ``KnownPerson`` only the fields its merges changed, grouped by those fields
+    (most merges change the sources, the last push and the count; leaving the rest out spares the indexes of
+    unchanged columns), small groups together with the fields any of them changed; anyone else every one of
+    ``UPDATED_FIELDS``."""
+    groups: dict[tuple[str, ...], list] = defaultdict(list)
+    for person in people:
+        fields = person.changed() if isinstance(person, KnownPerson) else tuple(UPDATED_FIELDS)
+        if fields:
+            groups[fields].append(person)
+    rest: list = []
+    rest_fields: set[str] = set()
+    for fields, group in groups.items():
+        if len(group) >= WRITE_BACK_GROUP:
+            update_rows(PushedPerson, group, list(fields))
+        else:
+            rest += group
+            rest_fields.update(fields)
+    if rest:
+        update_rows(PushedPerson, rest, [f for f in UPDATED_FIELDS if f in rest_fields])
 
 
 def _utc(value) -> dt.datetime:
@@ -179,10 +257,6 @@ def _utc(value) -> dt.datetime:
 def _recency(person: PushedPerson) -> tuple:
     """Most recently pushed first; among equals the older record (people created now have no pk yet: last)."""
     return (person.last_pushed_at, -(person.pk or 2**62))
-
-
-def _latest(people: Iterable[PushedPerson]) -> PushedPerson | None:
-    return max(people, key=_recency, default=None)
 
 
 def add_source(sources: str, source: str) -> str:
@@ -217,22 +291,20 @@ def merge_into(person: PushedPerson, row: Row, *, source: str, pushed_at: dt.dat
 _COLUMNS = [f for f in PushedPerson._meta.concrete_fields]
 _DEFAULTS = {f.attname: f.get_default() for f in _COLUMNS}
 PERSON_FIELDS = tuple(f.attname for f in _COLUMNS)  # every column of a PushedPerson row, "id" first
+_NEW_DEFAULTS = {**_DEFAULTS, "id_number": "", "phone": ""}
 
 
 class NewPerson:
     """A person an import creates, before it is written: the attributes of a PushedPerson row (``PERSON_FIELDS``)
     without a model instance (tens of thousands are made per list). ID number and phone are kept in clear until
     ``seal`` seals them all at once just before the row is written; their hashes, masks and tails are set at
-    once, as de-duplication needs them."""
-
-    __slots__ = (*PERSON_FIELDS, "id_number", "phone")
+    once, as de-duplication needs them. (Attributes in the instance's dict rather than slots: made from the
+    defaults in one copy, not 40 assignments a person.)"""
 
     def __init__(self, **values) -> None:
-        for name, value in _DEFAULTS.items():
-            setattr(self, name, value)
-        self.id_number = self.phone = ""
-        for name, value in values.items():
-            setattr(self, name, value)
+        state = self.__dict__
+        state.update(_NEW_DEFAULTS)
+        state.update(values)
 
     @property
     def pk(self) -> int | None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
+import json
 import logging
 from collections import Counter
 from typing import Any
@@ -35,7 +36,14 @@ from django.utils import timezone
 from django.utils.translation import gettext
 
 from bihuan.core import audit, excel
-from bihuan.core.bulk import any_of, insert_rows, reserve_ids, update_rows
+from bihuan.core.bulk import (
+    JsonText,
+    any_of,
+    collector_paused,
+    insert_rows,
+    reserve_ids,
+    sqlite_cache,
+)
 from bihuan.core.errors import disk_full
 from bihuan.core.roles import Perm
 from bihuan.core.tabular import UnreadableFile, cell_text, chunks, estimate_rows, is_blank, read_sheets
@@ -46,19 +54,22 @@ from bihuan.register.models import Resident, Unit, subtree_q
 from . import dedupe
 from .headers import FIELDS, IGNORE, detect_mapping, header_score, saved_mapping
 from .models import BatchState, PushBatch, PushedPerson, PushRow, RowResult
-from .normalize import Row, clean_text, masked_cell, normalize_row, remembering
+from .normalize import Row, clean_text, masked_cell, normalize_row, remembering, scrub
 
 logger = logging.getLogger(__name__)
 
 INLINE_MAX_ROWS = 2000  # larger files go to the worker
 CHUNK = 2000  # rows per transaction
 ANALYZE_AFTER = 6_000  # new people after which PostgreSQL's statistics of the table are refreshed
+IMPORT_CACHE_MIB = 64  # SQLite's page cache while a list is written (core.bulk.sqlite_cache)
 ROUTE_CHUNK = 25_000  # new people routed (and their owners told) together: one notice per grid for most lists
 RESULT_FIELDS = ("batch_id", "row_number", "result", "reason", "field", "person_id", "masked")
 LEASE_SECONDS = 300
 HEADER_SEARCH_ROWS = 10
 _ROW_DEPENDENT = frozenset({"id_number", "phone"})  # columns whose mask depends on the row as read
 _MASKED_MEMO_MAX = 200_000
+_MASK_MEMO_TRIAL = 2_000  # distinct texts after which a column that seldom repeats is no longer remembered
+_json_str = json.encoder.encode_basestring  # a str as json.dumps(…, ensure_ascii=False) writes it
 _ADVISORY_LOCK = 0x62_69_68_75  # "bihu": serialises the chunks of all batches on PostgreSQL
 
 NO_HEADER = ("找不到表头行：前 10 行中没有同时含“姓名”或“身份证号”和其他已知列的行，请检查文件或保存列对应关系 "
@@ -88,30 +99,54 @@ class Table:
     def cells(self, values: tuple) -> dict[str, Any]:
         return {f: values[i] for i, f in enumerate(self.fields) if f and i < len(values)}
 
-    def masked(self, values: tuple, row: Row) -> dict[str, str]:
-        keys = self._keys()
-        if keys is None:
-            return self._masked_slowly(values, row)
-        out: dict[str, str] = {}
-        fields = self.fields
-        memo = self._masked_memo
+    def masked(self, values: tuple, row: Row) -> JsonText:
+        """The row as read, masked (``masked_cell``), as the JSON text of PushRow.masked: ``{"header": "value",
+        …}`` in column order, blank cells left out — the text ``json.dumps(…, ensure_ascii=False)`` gives.
+
+        Per column, chosen once: ID numbers and phones are masked from the row as normalised; a text cell of
+        any other column is its trimmed text with runs of seven or more digits masked (``scrub``), each
+        distinct text once while the column repeats itself (origins, addresses, date spellings); whole numbers
+        below a million (a 序号 column) are their digits; any other cell goes through ``masked_cell``."""
+        plan = self._mask_plan()
+        if plan is None:
+            return JsonText(json.dumps(self._masked_slowly(values, row), ensure_ascii=False))
+        parts: list[str] = []
+        columns = len(plan)
         for i, value in enumerate(values):
-            if value is None or (value.__class__ is str and not value.strip()):
+            cls = value.__class__
+            if value is None:
                 continue
-            field = fields[i] if i < len(fields) else None
-            key = keys[i] if i < len(keys) else f"第{i + 1}列"
-            if field in _ROW_DEPENDENT:
-                out[key] = masked_cell(field, value, row)
-                continue
-            # The other columns' masks depend on the cell alone, and lists repeat their values.
-            memo_key = (i, value.__class__, value)
-            text = memo.get(memo_key)
-            if text is None:
-                text = masked_cell(field, value, row)
-                if len(memo) < _MASKED_MEMO_MAX:
-                    memo[memo_key] = text
-            out[key] = text
-        return out
+            if cls is str:
+                text = value.strip()
+                if not text:
+                    continue
+            while i >= columns:  # a row longer than the header row
+                columns += 1
+                plan.append(_MaskColumn(_json_str(f"第{columns}列"), None))
+            column = plan[i]
+            if column.dependent:
+                parts.append(f"{column.key}: {_json_str(masked_cell(column.field, value, row))}")
+            elif cls is str and column.plain and text[0] != "'":
+                parts.append(column.text(text))
+            elif cls is int and column.plain and -1_000_000 < value < 1_000_000:
+                parts.append(f"{column.key}: {_json_str(str(value))}")
+            else:
+                memo_key = (i, cls, value)
+                pair = self._masked_memo.get(memo_key)
+                if pair is None:
+                    pair = f"{column.key}: {_json_str(masked_cell(column.field, value, row))}"
+                    if len(self._masked_memo) < _MASKED_MEMO_MAX:
+                        self._masked_memo[memo_key] = pair
+                parts.append(pair)
+        return JsonText("{" + ", ".join(parts) + "}")
+
+    def _mask_plan(self) -> list[_MaskColumn] | None:
+        """How ``masked`` treats each column (None when two columns could share a key: ``_masked_slowly``)."""
+        if not hasattr(self, "_column_plan"):
+            keys = self._keys()
+            self._column_plan = None if keys is None else [
+                _MaskColumn(_json_str(k), self.fields[i] if i < len(self.fields) else None) for i, k in enumerate(keys)]
+        return self._column_plan
 
     def _keys(self) -> list[str] | None:
         """The key of each column in ``masked`` when no two columns can share one (else None: numbered per row)."""
@@ -132,6 +167,37 @@ class Table:
                 key, n = f"{header} ({n})", n + 1
             out[key] = masked_cell(self.fields[i] if i < len(self.fields) else None, value, row)
         return out
+
+
+class _MaskColumn:
+    """One column of ``Table.masked``: its key as JSON, its field, and what its text cells were masked to."""
+
+    __slots__ = ("key", "field", "dependent", "plain", "seen", "hits", "misses")
+
+    def __init__(self, key: str, field: str | None) -> None:
+        self.key, self.field = key, field
+        self.dependent = field in _ROW_DEPENDENT  # masked from the row as normalised
+        self.plain = field not in _ROW_DEPENDENT and field not in ("arrival_date", "birth_date")  # scrubbed text
+        self.seen: dict[str, str] | None = {}  # trimmed text -> '"key": "masked"' while the column repeats
+        self.hits = self.misses = 0
+
+    def text(self, text: str) -> str:
+        """'"key": "masked"' for a trimmed text cell (not starting with an apostrophe) of a plain column: what
+        ``masked_cell`` gives for it (``scrub`` of the text)."""
+        seen = self.seen
+        if seen is not None:
+            pair = seen.get(text)
+            if pair is not None:
+                self.hits += 1
+                return pair
+        pair = f"{self.key}: {_json_str(scrub(text))}"
+        if seen is not None:
+            self.misses += 1
+            if self.misses >= _MASK_MEMO_TRIAL and self.hits * 4 < self.misses:
+                self.seen = None  # a column that seldom repeats (names): remembering costs more than it saves
+            elif len(seen) < _MASKED_MEMO_MAX:
+                seen[text] = pair
+        return pair
 
 
 def _blank(values: tuple) -> bool:
@@ -268,7 +334,7 @@ def _decide_routes(people: list, memo: dict) -> Counter:
     except ImportError:
         return Counter()
     try:
-        return decide_routes(people, memo=memo)
+        return decide_routes(people, memo=memo, residents_matched=True)  # _Run._match_residents did
     except Exception:  # noqa: BLE001 - the people are imported all the same
         logger.exception("routing %d pushed people failed", len(people))
         for person in people:
@@ -320,19 +386,33 @@ def _renew(batch: PushBatch, owner: str, **fields) -> None:
 
 def _analyze_if_grown(grown: int) -> bool:
     """Bring PostgreSQL's statistics of the pushed people up to date once a list has added ``ANALYZE_AFTER`` of
-    them and at least as many as the statistics knew of (what ``ANALYZE`` after a bulk load is for): the planner
+    them and at least as many as the statistics knew of, or the table has none (what ``ANALYZE`` after a bulk load
+    is for): the planner
     would otherwise still see the table as it was before the list and scan it whole for the lookups of the next
     chunks. Returns whether it did."""
     if connection.vendor != "postgresql" or grown < ANALYZE_AFTER:
         return False
     table = PushedPerson._meta.db_table
     with connection.cursor() as cursor:
-        cursor.execute("SELECT GREATEST(reltuples, 0) FROM pg_class WHERE oid = CAST(%s AS regclass)", [table])
-        known = cursor.fetchone()[0]
-        if grown < known:
+        # The row count is kept apart from the statistics of the columns: an ANALYZE in a transaction that was
+        # rolled back leaves the first and takes the second away. Without them every lookup of a chunk by hash
+        # is planned as a scan of the whole table.
+        cursor.execute("SELECT GREATEST(c.reltuples, 0), EXISTS (SELECT 1 FROM pg_stats s WHERE s.schemaname = "
+                       "n.nspname AND s.tablename = c.relname AND s.attname = 'id_hash') FROM pg_class c "
+                       "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = CAST(%s AS regclass)", [table])
+        known, has_statistics = cursor.fetchone()
+        if grown < known and has_statistics:
             return False
-        cursor.execute(f"ANALYZE {connection.ops.quote_name(table)}")
+        q = connection.ops.quote_name
+        cursor.execute(f"ANALYZE {q(table)} ({', '.join(q(c) for c in _ANALYZED)})")
     return True
+
+
+# What the import's own statements look pushed people up by (the candidates of a chunk, a list's people and
+# their loops): ANALYZE of these alone takes a third less time than of every column, which autovacuum's own
+# ANALYZE keeps up to date.
+_ANALYZED = ("id", "id_hash", "phone_hash", "name", "birth_date", "last_pushed_at", "first_batch_id", "routed_at",
+             "unit_id")
 
 
 def _serialise_chunks() -> None:
@@ -376,21 +456,19 @@ class _Run:
         with ids reserved in one statement and their values sealed together, then people and result rows go in
         as one COPY each on PostgreSQL (one prepared INSERT run for every row on SQLite), and the merged people
         are updated in one statement per 500."""
-        normalized = [(normalize_row(number, table.cells(values), today=self.today), values)
-                      for number, values in rows]
+        prepared = _prepare(table, rows, self.today)
         batch_id = self.batch.pk
         with transaction.atomic():
             _renew(self.batch, self.owner)
             _serialise_chunks()
             index = dedupe.Index()
-            index.load((r for r, _v in normalized), since=self.since, light=True)
+            index.load((r for r, _m in prepared), since=self.since, light=True)
             created: list[dedupe.NewPerson] = []
             changed: dict[int, PushedPerson] = {}
             results: list[list] = []  # PushRow columns (RESULT_FIELDS); the person object until ids are known
             counts = {RowResult.IMPORTED: 0, RowResult.MERGED: 0, RowResult.REJECTED: 0}
             first_row: dict[int, int] = {}  # id(person) -> first row in this batch, for people made here
-            for row, values in normalized:
-                masked = table.masked(values, row)
+            for row, masked in prepared:
                 if row.rejected is not None:
                     field, reason = row.rejected
                     results.append([batch_id, row.number, RowResult.REJECTED, reason[:300], field, None, masked])
@@ -425,7 +503,7 @@ class _Run:
             self.routes.update(_decide_routes(created, self.memo))  # written with the people; loops opened at the end
             dedupe.write_new(created)
             if changed:
-                update_rows(PushedPerson, list(changed.values()), dedupe.UPDATED_FIELDS)
+                dedupe.write_back(list(changed.values()))
             for result in results:
                 if result[5] is not None:
                     result[5] = result[5].pk
@@ -485,6 +563,47 @@ def _close(batch: PushBatch, owner: str, *, state: str, error: str = "") -> Push
     return batch
 
 
+def _prepare(table: Table, rows: list[tuple[int, tuple]], today: dt.date) -> list[tuple[Row, JsonText]]:
+    """The rows of a chunk normalised (with their lookup hashes) and masked: what needs no database."""
+    out = []
+    for number, values in rows:
+        row = normalize_row(number, table.cells(values), today=today)
+        if row.rejected is None:
+            if row.id_number:
+                row.id_hash  # noqa: B018 - computed here, read by the de-duplication
+            if row.phone:
+                row.phone_hash  # noqa: B018
+        out.append((row, table.masked(values, row)))
+    return out
+
+
+class _Unreadable(Exception):
+    """The file cannot be read (the batch fails with the reason)."""
+
+
+def _process(batch: PushBatch, owner: str, window_days: int) -> None:
+    """Read the file, write every row not yet done, route the new people and open their loops (the Python
+    cycle collector paused by the caller: the rows of a list and what is remembered of them live throughout)."""
+    _renew(batch, owner, state=BatchState.RUNNING)
+    try:
+        table = read_table(bytes(batch.file_data or b""), batch.file_name, batch.column_mapping)
+    except UnreadableFile as exc:
+        raise _Unreadable(str(exc)) from None
+    _renew(batch, owner, rows_total=len(table.rows), column_mapping=table.mapping)
+    run = _Run(batch, owner, window_days)
+    done = set(PushRow.objects.filter(batch=batch).values_list("row_number", flat=True))
+    todo = [r for r in table.rows if r[0] not in done]
+    table.rows = []
+    grown = 0
+    with remembering(), sqlite_cache(IMPORT_CACHE_MIB):
+        for rows in chunks(todo, CHUNK):
+            grown += len(run.chunk(table, rows))
+            if _analyze_if_grown(grown):
+                grown = 0
+        del todo
+        _open_loops(batch, owner)
+
+
 def process_batch(batch: PushBatch, *, owner: str | None = None,
                   window_days: int = dedupe.DEFAULT_WINDOW_DAYS) -> PushBatch:
     """Process the rows of ``batch`` not yet done (see the module doc); returns the batch as it is now.
@@ -504,26 +623,12 @@ def process_batch(batch: PushBatch, *, owner: str | None = None,
         if batch.locked_by != owner:
             return batch
     try:
-        _renew(batch, owner, state=BatchState.RUNNING)
-        try:
-            table = read_table(bytes(batch.file_data or b""), batch.file_name, batch.column_mapping)
-        except UnreadableFile as exc:
-            logger.info("push batch %s: unreadable (%s)", batch.pk, str(exc)[:80])
-            return _close(batch, owner, state=BatchState.FAILED, error=str(exc))
-        _renew(batch, owner, rows_total=len(table.rows), column_mapping=table.mapping)
-        run = _Run(batch, owner, window_days)
-        done = set(PushRow.objects.filter(batch=batch).values_list("row_number", flat=True))
-        todo = [r for r in table.rows if r[0] not in done]
-        table.rows = []
-        grown = 0
-        with remembering():
-            for rows in chunks(todo, CHUNK):
-                grown += len(run.chunk(table, rows))
-                if _analyze_if_grown(grown):
-                    grown = 0
-        del todo
-        _open_loops(batch, owner)
+        with collector_paused():
+            _process(batch, owner, window_days)
         return _close(batch, owner, state=BatchState.DONE)
+    except _Unreadable as exc:
+        logger.info("push batch %s: unreadable (%s)", batch.pk, str(exc)[:80])
+        return _close(batch, owner, state=BatchState.FAILED, error=str(exc))
     except LostLease:
         logger.warning("push batch %s: lease lost, another worker goes on with it", batch.pk)
         batch.refresh_from_db()

@@ -15,7 +15,15 @@ from django.utils.translation import gettext_lazy as _
 from bihuan.loops.kinds import LoopKind, register
 from bihuan.loops.models import OPEN_STATES, LoopState
 from bihuan.policy.models import Measure
-from bihuan.register.models import MAX_LEVEL, SEGMENT, PersonalContactMixin, PersonalIdMixin, Resident, Unit
+from bihuan.register.models import (
+    MAX_LEVEL,
+    SEGMENT,
+    LookupHashField,
+    PersonalContactMixin,
+    PersonalIdMixin,
+    Resident,
+    Unit,
+)
 
 # A new pushed person is told to the grid (or unit) that must verify them at once.
 VERIFICATION = register(LoopKind("push.verification", "核查", reminder_interval=1800, reminder_limit=3))
@@ -110,6 +118,9 @@ class PushedPerson(PersonalIdMixin, PersonalContactMixin):
 
     SEALED_FIELDS = PersonalContactMixin.SEALED_FIELDS | PersonalIdMixin.SEALED_FIELDS
 
+    # Written for every person of every pushed list: indexed once, not twice (LookupHashField).
+    id_hash = LookupHashField(max_length=40, blank=True, db_index=True)
+    phone_hash = LookupHashField(max_length=40, blank=True, db_index=True)
     name = models.CharField(max_length=50)
     birth_date = models.DateField(null=True, blank=True)
     sex = models.CharField(max_length=1, blank=True)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import re
 import threading
 import unicodedata
@@ -67,6 +66,7 @@ ID_TO_FIX = "身份证号待修正"
 MAX_LENGTHS = {"name": 50, "origin": 200, "via": 300, "address": 300, "township": 100, "community": 100,
                "source": 100}
 TEXT_FIELDS = ("origin", "via", "address", "township", "community", "source")
+_TEXT_LIMITS = tuple((key, MAX_LENGTHS[key]) for key in TEXT_FIELDS)
 
 _SPACES = re.compile(r"\s+")
 _CJK_GAP = re.compile(r"(?<=[\u3400-\u9fff])\s+(?=[\u3400-\u9fff])")
@@ -98,6 +98,8 @@ def _clean(value: Any) -> str:
 
 def clean_text(value: Any, max_length: int | None = None) -> str:
     """Half-width, single spaces, trimmed; cut to ``max_length``."""
+    if value is None:  # a column the list does not have
+        return ""
     texts = getattr(_local, "texts", None)
     if texts is not None and value.__class__ is str:
         text = texts.get(value)
@@ -113,6 +115,35 @@ def clean_text(value: Any, max_length: int | None = None) -> str:
 def clean_name(value: Any) -> str:
     text = clean_text(value)
     return _CJK_GAP.sub("", text)
+
+
+_NAME_KEY = object()  # marks _name_of's entries among the remembered texts
+
+
+def _name_of(value: Any) -> tuple[str, str]:
+    """(the name cleaned, why the row is rejected for it or ''), once per distinct cell inside ``remembering()``
+    (lists repeat common names)."""
+    texts = getattr(_local, "texts", None)
+    if texts is None or value.__class__ is not str:
+        return _read_name(value)
+    key = (_NAME_KEY, value)
+    known = texts.get(key)
+    if known is None:
+        known = _read_name(value)
+        if len(texts) < _REMEMBER_MAX:
+            texts[key] = known
+    return known
+
+
+def _read_name(value: Any) -> tuple[str, str]:
+    name = clean_name(value)
+    if not name:
+        return name, NO_NAME
+    if len(name) > MAX_LENGTHS["name"]:
+        return name, NAME_TOO_LONG
+    if not is_person_name(name):
+        return name, BAD_NAME
+    return name, ""
 
 
 # --- dates --------------------------------------------------------------------------------------------------
@@ -138,7 +169,30 @@ def _serial(number: float) -> dt.date:
 
 def parse_date(value: Any, *, today: dt.date) -> dt.date | None:
     """A date from a cell as people write it (None for a blank cell); raises BadDate. ``today`` is the day of
-    the push: it gives the year to dates written without one."""
+    the push: it gives the year to dates written without one. Inside ``remembering()`` each distinct text is
+    read once (a list spells its few arrival days a handful of ways)."""
+    if value.__class__ is str:
+        texts = getattr(_local, "texts", None)
+        if texts is not None:
+            key = (_DATE_KEY, value, today)
+            known = texts.get(key, _DATE_KEY)
+            if known is _DATE_KEY:
+                try:
+                    known = _parse_date(value, today)
+                except BadDate as exc:
+                    known = str(exc)
+                if len(texts) < _REMEMBER_MAX:
+                    texts[key] = known
+            if known.__class__ is str:
+                raise BadDate(known)
+            return known
+    return _parse_date(value, today)
+
+
+_DATE_KEY = object()  # marks parse_date's entries among the remembered texts
+
+
+def _parse_date(value: Any, today: dt.date) -> dt.date | None:
     if is_blank(value):
         return None
     if isinstance(value, dt.datetime):
@@ -174,9 +228,32 @@ def parse_date(value: Any, *, today: dt.date) -> dt.date | None:
 
 # --- identifiers --------------------------------------------------------------------------------------------
 
+_PLAIN_ID = re.compile(r"\d{17}[\dXx]", re.ASCII)
+_PLAIN_PHONE = re.compile(r"1[3-9]\d{9}", re.ASCII)
+
+
+def _plain_id_number(text: str) -> str:
+    """``text`` (18 ASCII characters: 17 digits and a digit or x) as ``parse_id_number`` returns it when it is a
+    valid number as typed, else '' (the full reading then says what is wrong): most cells of a list are."""
+    number = text.upper() if text[17] == "x" else text
+    if id_checksum(number[:17]) != number[17]:
+        return ""
+    try:
+        birth = dt.date(int(number[6:10]), int(number[10:12]), int(number[12:14]))
+    except ValueError:
+        return ""
+    if birth.year < 1880 or birth > dt.date.today():
+        return ""
+    return number
+
+
 def parse_id_number(value: Any) -> str:
     """A valid 18-character ID number ('' for a blank cell); raises BadCell with the reason (MANGLED for a
     number Excel cut to 15 significant digits)."""
+    if value.__class__ is str and len(value) == 18 and _PLAIN_ID.fullmatch(value):
+        number = _plain_id_number(value)
+        if number:
+            return number
     text = digits_text(value)
     digits = unicodedata.normalize("NFKC", text).replace(" ", "")
     if (len(digits) == 18 and digits.isdigit() and digits.endswith("000")
@@ -190,6 +267,8 @@ _PHONE_SEPARATORS = re.compile(r"[/,，;；、|]+")
 
 def parse_phone(value: Any) -> tuple[str, str]:
     """(phone or '', note or ''): a missing, invalid or mangled phone is never a rejection."""
+    if value.__class__ is str and len(value) == 11 and _PLAIN_PHONE.fullmatch(value):
+        return value, ""  # a mobile number as typed: what the full reading below returns for it
     if is_blank(value):
         return "", NO_PHONE
     try:
@@ -223,6 +302,23 @@ def seal_id_number(person, id_number: str) -> None:
 
 # --- one row ------------------------------------------------------------------------------------------------
 
+class _computed_once:
+    """``functools.cached_property`` without its lock (Python 3.11 takes one on every read: an import reads the
+    hashes of 50,000 rows several times). The value is kept in the instance's ``__dict__``, which later reads
+    find first; assigning the attribute sets it, as with ``cached_property``."""
+
+    def __init__(self, fn) -> None:
+        self.fn = fn
+        self.name = fn.__name__
+        self.__doc__ = fn.__doc__
+
+    def __get__(self, obj, cls=None):
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
+
+
 @dataclass
 class Row:
     """One data row after normalisation. ``rejected`` is (field, reason) for a row that cannot be imported."""
@@ -244,11 +340,11 @@ class Row:
     rejected: tuple[str, str] | None = None
     id_problem: str = ""  # why the ID number given could not be used (the row goes on as "ID to fix")
 
-    @functools.cached_property
+    @_computed_once
     def id_hash(self) -> str:
         return crypto.lookup_hash("id", self.id_number)
 
-    @functools.cached_property
+    @_computed_once
     def phone_hash(self) -> str:
         return crypto.lookup_hash("phone", self.phone)
 
@@ -269,13 +365,9 @@ class Row:
 def normalize_row(number: int, cells: dict[str, Any], *, today: dt.date) -> Row:
     """Normalise the mapped cells (field -> raw value) of data row ``number``."""
     row = Row(number)
-    row.name = clean_name(cells.get("name"))
-    if not row.name:
-        return row.reject("name", NO_NAME)
-    if len(row.name) > MAX_LENGTHS["name"]:
-        return row.reject("name", NAME_TOO_LONG)
-    if not is_person_name(row.name):
-        return row.reject("name", BAD_NAME)
+    row.name, problem = _name_of(cells.get("name"))
+    if problem:
+        return row.reject("name", problem)
     bad_id = ""
     try:
         row.id_number = parse_id_number(cells.get("id_number"))
@@ -306,8 +398,9 @@ def normalize_row(number: int, cells: dict[str, Any], *, today: dt.date) -> Row:
         row.arrival_date = parse_date(cells.get("arrival_date"), today=today)
     except BadCell:
         row.notes.append(BAD_ARRIVAL)
-    for key in TEXT_FIELDS:
-        setattr(row, key, clean_text(cells.get(key), MAX_LENGTHS[key]))
+    get = cells.get
+    for key, limit in _TEXT_LIMITS:
+        setattr(row, key, clean_text(get(key), limit))
     return row
 
 

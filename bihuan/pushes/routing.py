@@ -76,12 +76,13 @@ def fresh_due(now: datetime | None = None) -> datetime:
 
 # --- routing ---------------------------------------------------------------------------------------------
 
-def _resident_matches(people: list[PushedPerson]) -> dict[int, tuple[int, int, str, str]]:
-    """person id -> (resident id, unit id, unit path, household address), for residents found."""
+def _resident_matches(people: list[PushedPerson], *, by_id_hash: bool = True) -> dict[int, tuple[int, int, str, str]]:
+    """person id -> (resident id, unit id, unit path, household address), for residents found: the resident a
+    person names, else (``by_id_hash``) an active resident with the person's ID hash."""
     by_resident = {p.resident_id: p.pk for p in people if p.resident_id}
     by_hash = defaultdict(list)
     for p in people:
-        if not p.resident_id and p.id_hash:
+        if by_id_hash and not p.resident_id and p.id_hash:
             by_hash[p.id_hash].append(p.pk)
     out: dict[int, tuple[int, int, str, str]] = {}
     resident_t, household_t = _q(Resident._meta.db_table), _q(Household._meta.db_table)
@@ -137,13 +138,16 @@ def record_routes(people: list, counts: Counter, *, acting_user) -> None:
                           "first": people[0].pk, "last": people[-1].pk})
 
 
-def decide_routes(people: list, *, now: datetime | None = None, memo: dict | None = None) -> Counter:
+def decide_routes(people: list, *, now: datetime | None = None, memo: dict | None = None,
+                  residents_matched: bool = False) -> Counter:
     """Decide where each of ``people`` is verified and set it on them (``resident_id``, ``unit_id``, ``path``,
     ``route_method``, ``route_reason``, ``routed_at``); returns how many went which way. Reads only: the caller
     writes the people (the import writes them routed in the same statement that creates them). ``people`` are
     PushedPerson rows or the import's new people (``dedupe.NewPerson``) with their ids. ``memo`` (a dict the
     caller keeps between calls, e.g. for the chunks of one list) remembers address decisions and building
-    lookups: a list names the same addresses again and again."""
+    lookups: a list names the same addresses again and again. ``residents_matched``: the caller has just given
+    every person whose ID hash is a resident's that resident (the import does), so the residents are not looked up
+    by hash again."""
     memo = {} if memo is None else memo
     idx = memo.get("index")
     if idx is None:  # read once per list: the unit tree does not change while a list is imported
@@ -151,7 +155,7 @@ def decide_routes(people: list, *, now: datetime | None = None, memo: dict | Non
     batch_units = dict(PushBatch.objects.filter(pk__in={p.first_batch_id for p in people})
                        .values_list("id", "unit__path"))
     now = now or timezone.now()
-    residents = _resident_matches(people)
+    residents = _resident_matches(people, by_id_hash=not residents_matched)
     decisions: dict[int, Decision] = {}
     cache: dict[tuple[str, str, str], Decision] = memo.setdefault("addresses", {})
     for p in people:

@@ -193,6 +193,19 @@ KEY_GROUPS = {
 }
 
 
+class LookupHashField(models.CharField):
+    """A keyed hash (hex) that is only ever looked up by equality. On PostgreSQL Django gives an indexed
+    ``varchar`` column a second index (``varchar_pattern_ops``, for ``LIKE 'abc%'``) that an exact-match hash never
+    uses and every insert and update pays for; the same column type spelt ``character varying`` gets the one
+    index alone. Elsewhere a plain CharField."""
+
+    def db_type(self, connection):
+        db_type = super().db_type(connection)
+        if connection.vendor == "postgresql" and db_type and db_type.startswith("varchar"):
+            return "character varying" + db_type[len("varchar"):]
+        return db_type
+
+
 class PersonalContactMixin(models.Model):
     """Sealed phone with its lookup hash, masked form and last four digits (for search)."""
 

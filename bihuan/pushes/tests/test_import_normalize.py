@@ -98,6 +98,48 @@ def test_names_and_masks():
     assert scrub("电话１３８１２３４５６７８") == "电话１３８****５６７８"
 
 
+def test_plain_id_numbers_and_phones_read_as_the_full_reading_does():
+    good = make_id_number(dt.date(1990, 1, 1))
+    body = good[:17]
+    with_x = next(b + "X" for b in (f"{body[:14]}{n:03d}" for n in range(1000)) if id_checksum(b) == "X")
+    assert parse_id_number(good) == good
+    assert parse_id_number(with_x.lower()) == parse_id_number(with_x) == with_x
+    for bad in (body + ("1" if good[17] != "1" else "2"), "14100219901301123" + id_checksum("14100219901301123"),
+                "14100218700101123" + id_checksum("14100218700101123"),
+                "14100230000101123" + id_checksum("14100230000101123")):
+        with pytest.raises(BadCell):
+            parse_id_number(bad)
+    assert parse_phone("13812345678") == ("13812345678", "")
+    assert parse_phone("12812345678") == ("", BAD_PHONE)
+
+
+def test_the_masked_row_is_the_json_of_each_cell_masked():
+    import json
+
+    from bihuan.pushes.importing import Table
+    from bihuan.pushes.normalize import masked_cell, normalize_row, remembering
+
+    headers = ["序号", "姓名", "身份证号", "手机号", "抵达时间", "备注", ""]
+    fields = [None, "name", "id_number", "phone", "arrival_date", None, None]
+    table = Table("s", 1, headers, fields, {}, [], [])
+    good = make_id_number(dt.date(1990, 1, 1))
+    rows = [(1, "张三", good, "+86 138-1234-5678", dt.datetime(2022, 3, 4), "电话13912345678", "x"),
+            (2, "李四", "1.41002E+17", "13812345678/13912345678", "3月4日", "'=1+1", None, "多出来的一列"),
+            (1234567, "王五", None, "", 44621.5, " 同 ", True),
+            (3, "赵六", good.lower(), 13812345678, "  ", 'a"b\\c', 2.5)]
+    rows += [(n, "钱七", good, "13812345678", None, f"备注{n}") for n in range(4, 2100)]  # a column that never repeats
+    with remembering():
+        for values in rows:
+            row = normalize_row(values[0], table.cells(values), today=PUSHED)
+            expected = {}
+            for i, value in enumerate(values):
+                if value is None or (isinstance(value, str) and not value.strip()):
+                    continue
+                key = (headers[i] or f"第{i + 1}列") if i < len(headers) else f"第{i + 1}列"
+                expected[key] = masked_cell(fields[i] if i < len(fields) else None, value, row)
+            assert table.masked(values, row) == json.dumps(expected, ensure_ascii=False)
+
+
 def test_encodings_are_told_apart():
     text = "姓名,身份证号\n张三,1\n"
     assert decode_text(text.encode("gbk")) == (text, "gb18030")

@@ -88,6 +88,30 @@ def test_a_person_pushed_again_within_the_window_joins_the_record_across_sources
     assert PushedPerson.objects.count() == 3
 
 
+def test_an_earlier_record_is_found_by_name_and_birth_date_only_when_the_id_numbers_allow(district, tmp_path):
+    born = dt.date(1970, 1, 1)
+    first = make_id_number(born)
+    header = ["姓名", "身份证号", "出生日期"]
+    upload(district, simple_csv(tmp_path / "day1.csv", [
+        {"姓名": "赵六", "出生日期": "1970-01-01"},  # no ID number, no phone
+        {"姓名": "钱七", "身份证号": first},
+    ], header=header))
+    PushedPerson.objects.update(last_pushed_at=timezone.now() - dt.timedelta(days=2))
+    zhao, other_qian = make_id_number(born), make_id_number(born)
+
+    batch = upload(district, simple_csv(tmp_path / "day3.csv", [
+        {"姓名": "赵六", "身份证号": zhao},  # born the same day: the record without an ID number gets it
+        {"姓名": "钱七", "身份证号": other_qian},  # the same name and day, another ID number: another person
+        {"姓名": "钱七", "出生日期": "1970-01-01"},  # no ID number: the latest of the two
+    ], header=header), source=CITY)
+
+    day = timezone.localdate(timezone.now() - dt.timedelta(days=2)).isoformat()
+    assert results(batch) == {2: ("merged", f"与 {day} 推送的记录合并（姓名和出生日期）"), 3: ("imported", "无电话"),
+                              4: ("merged", "与第 3 行同一人（姓名和出生日期）")}
+    assert people(zhao).get().name == "赵六" and PushedPerson.objects.filter(name="赵六").count() == 1
+    assert PushedPerson.objects.filter(name="钱七").count() == 2
+
+
 def test_a_person_pushed_again_outside_the_window_is_new_work(district, tmp_path):
     zhang = make_id_number(dt.date(1980, 1, 2))
     upload(district, simple_csv(tmp_path / "day1.csv", [{"姓名": "张三", "身份证号": zhang}]))
@@ -319,3 +343,22 @@ def test_the_command_prints_the_reconciliation(district, tmp_path, capsys):
     assert PushBatch.objects.count() == 1
     with pytest.raises(CommandError):
         call_command("import_push", str(corpus_file.path), source="x", user="grid_a")
+
+
+def test_statistics_of_the_pushed_people_are_taken_when_they_have_none(district, tmp_path):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's planner statistics")
+    upload(district, simple_csv(tmp_path / "s.csv", [{"姓名": "甲" + chr(0x4E00 + i), "手机号": f"139000000{i:02d}"}
+                                                     for i in range(20)]))
+
+    def analysed() -> set[str]:
+        with connection.cursor() as cur:
+            cur.execute("SELECT attname FROM pg_stats WHERE tablename = %s", [PushedPerson._meta.db_table])
+            return {name for (name,) in cur.fetchall()}
+
+    assert "phone_hash" not in analysed()
+    assert importing._analyze_if_grown(importing.ANALYZE_AFTER - 1) is False  # too few new people yet
+    assert importing._analyze_if_grown(importing.ANALYZE_AFTER) is True  # none: taken however large it was
+    assert {"id_hash", "phone_hash", "name", "birth_date", "last_pushed_at"} <= analysed()
