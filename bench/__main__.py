@@ -8,7 +8,8 @@ from pathlib import Path
 
 from bench.common import DEFAULT_SCALE, SCALES, setup
 
-NOT_BENCHMARKS = {"__init__", "__main__", "common", "week_activity"}  # week_activity: data for scoring
+# week_activity: data for scoring and district-hour; district_hour_users: district-hour's Locust side
+NOT_BENCHMARKS = {"__init__", "__main__", "common", "week_activity", "district_hour_users"}
 
 
 def available() -> list[str]:

@@ -170,7 +170,7 @@ class Gunicorn:
     """
 
     def __init__(self, workers: int = 2, env: dict | None = None, log_path: str | None = None,
-                 timeout: float = 60.0):
+                 timeout: float = 60.0, extra_args: list[str] | None = None):
         import sys
         import tempfile
 
@@ -184,8 +184,9 @@ class Gunicorn:
                     "BIHUAN_PUBLIC_RATE_PER_ADDRESS": "1000000000", "BIHUAN_PUBLIC_RATE_PER_LINK": "1000000000",
                     **(env or {})}
         self.log_path = log_path or tempfile.mkstemp(prefix="bihuan-gunicorn-", suffix=".log")[1]
-        self.command = [sys.executable, "-m", "gunicorn", "bihuan.wsgi", "-w", str(workers), "--bind",
-                        f"127.0.0.1:{self.port}", "--graceful-timeout", "5", "--timeout", "120"]
+        self.command = [sys.executable, "-m", "gunicorn", "-c", "python:bihuan.gunicorn_conf", "bihuan.wsgi",
+                        "-w", str(workers), "--bind",
+                        f"127.0.0.1:{self.port}", "--graceful-timeout", "5", "--timeout", "120", *(extra_args or [])]
         self.process = None
 
     def __enter__(self) -> Gunicorn:

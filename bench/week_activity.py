@@ -86,6 +86,11 @@ def cleanup() -> None:
     from django.db import connection, transaction
 
     from bihuan.control.models import (
+        ALERT,
+        MISSED_CHECKIN,
+        SERVICE,
+        TEST_MISSED,
+        TEST_POSITIVE,
         CheckIn,
         ControlCase,
         MeasureItem,
@@ -115,6 +120,15 @@ def cleanup() -> None:
                     [MARK])
         cur.execute(f"DELETE FROM {_t(InspectionGroup)} WHERE name = %s", [MARK])
         cases = f"SELECT id FROM {_t(ControlCase)} WHERE protocol_name = %s"
+        # Loops the application opened on the week's cases since (a worker's missed check-ins and tests, an
+        # abnormal check-in recorded on a page, a service request): found by their subjects, not by the mark.
+        for kind, model in ((MISSED_CHECKIN, MissedCheckIn), (ALERT, CheckIn), (TEST_POSITIVE, TestSample),
+                            (TEST_MISSED, TestSample), (SERVICE, ServiceRequest)):
+            made = (f"SELECT id FROM {_t(Loop)} WHERE kind = %s AND subject_id IN "
+                    f"(SELECT id FROM {_t(model)} WHERE case_id IN ({cases}))")
+            cur.execute(f"DELETE FROM {_t(LoopEvent)} WHERE loop_id IN ({made})", [kind, MARK])
+            cur.execute(f"UPDATE {_t(ServiceRequest)} SET loop_id = NULL WHERE loop_id IN ({made})", [kind, MARK])
+            cur.execute(f"DELETE FROM {_t(Loop)} WHERE id IN ({made})", [kind, MARK])
         for model in (CheckIn, MissedCheckIn, TestSample, ServiceRequest, MeasureItem, TeamMember):
             cur.execute(f"DELETE FROM {_t(model)} WHERE case_id IN ({cases})", [MARK])
         cur.execute(f"DELETE FROM {_t(ControlCase)} WHERE protocol_name = %s", [MARK])
@@ -257,9 +271,10 @@ def build_week(week_start: dt.date, scale: str) -> dict:
                     "temperature": ("36.5", []), "symptoms": (jsonp, ["[]"]), "abnormal": ("%s", [False]),
                     "at": ("%s", [at]),
                 }, f"FROM {cs} c WHERE c.protocol_name = %s AND (c.id + %s) %% 12 <> 0", [MARK, day])
-                missed += _insert(MissedCheckIn, {
+                missed += _insert(MissedCheckIn, {  # history: reminded and handed on when they were missed
                     "case_id": ("c.id", []), "path": ("c.path", []), "date": ("%s", [d_(date)]),
                     "slot": ("%s", [slot]), "due_at": ("%s", [at]), "alert_at": ("%s", [at]),
+                    "reminded_at": ("%s", [at]), "handed_at": ("%s", [at]),
                 }, f"FROM {cs} c WHERE c.protocol_name = %s AND (c.id + %s) %% 12 = 0", [MARK, day])
             if day in (0, 3, 6):
                 samples += _insert(TestSample, {

@@ -45,6 +45,9 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     DATABASES["default"]["OPTIONS"] = {"prepare_threshold": 5 if DB_PREPARE else None}
     DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = not DB_PREPARE
 
+# SQLite: the worker refreshes the planner's statistics (a sampled ANALYZE) this often (bihuan/core/statistics.py)
+SQLITE_ANALYZE_MINUTES = env_int("BIHUAN_SQLITE_ANALYZE_MINUTES", 60, minimum=1)
+
 # A streaming replica (hot standby) for rollups, dashboards, reports and exports (bihuan/core/dbroute.py).
 REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
 REPLICA_PIN_SECONDS = env_int("BIHUAN_REPLICA_PIN_SECONDS", 10, minimum=1)  # read-your-writes after a write

@@ -339,13 +339,20 @@ def _groups(reaches: list[Reach], group_label_rural: str) -> list[dict]:
     return out
 
 
+def _mark_links(directive: Directive) -> dict:
+    """What every row of the household list repeats, worked out once per page: the form's address and the
+    methods' labels in the page's language."""
+    return {"mark_url": reverse("directives:mark_households", args=[directive.pk]),
+            "methods": [(value, str(label)) for value, label in MARK_METHODS]}
+
+
 @staff_required(Perm.MARK_REACH)
 def mark(request, directive_id: int, scope):
     """The grid worker's phone page: their households grouped by building, one tap each."""
     directive = directive_for(request.user, directive_id)
     unit = _focus(request, directive)
     context = {"directive": directive, "unit": unit, "summary": _summary(directive, unit),
-               "is_open": directive.status == DirectiveStatus.ISSUED, "methods": MARK_METHODS}
+               "is_open": directive.status == DirectiveStatus.ISSUED, **_mark_links(directive)}
     if unit.level < MAX_LEVEL:
         context["grids"] = list(
             scoped(request.user, Reach.objects.filter(subtree_q(unit.path), directive=directive))
@@ -389,7 +396,7 @@ def mark_households(request, directive_id: int, scope):
         error = str(exc)
     reaches = list(rows.select_related("household"))
     context = {"directive": directive, "unit": unit, "summary": _summary(directive, unit), "oob": True,
-               "is_open": directive.status == DirectiveStatus.ISSUED, "methods": MARK_METHODS, "error": error}
+               "is_open": directive.status == DirectiveStatus.ISSUED, "error": error, **_mark_links(directive)}
     if group:
         rows_sorted = [r for g in _groups(reaches, "") for r in g["rows"]]
         g = {"key": group, "label": request.POST.get("label", "")[:50], "building": request.POST.get("building", ""),

@@ -107,6 +107,9 @@ class Loop(models.Model):
             models.Index(fields=["kind", "subject_id", "state"]),
             models.Index(fields=["next_reminder_at"]),
             models.Index(fields=["path"]),
+            # open loops of one kind in a subtree (a grid's verifications, a unit's alerts): a range of the
+            # subtree in each open state, not every loop of the kind
+            models.Index(fields=["kind", "state", "path"], name="loop_kind_state_path"),
         ]
 
     def __str__(self) -> str:

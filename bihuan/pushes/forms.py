@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from bihuan.register.models import SEGMENT, Unit, UnitKind
@@ -57,23 +58,25 @@ def section_data(post, section: str) -> dict:
     return data
 
 
-def unit_groups(district_path: str, exclude=()) -> list[tuple[str, list[tuple[int, str]]]]:
+def unit_groups(district_path: str, exclude=()) -> list[tuple[str, list[tuple[str, str]]]]:
     """Townships with their communities and villages (what a person can be transferred or dispatched to),
-    one query: a few hundred options. ``exclude``: unit ids not offered (one's own unit, for a transfer)."""
+    one query: a few hundred options, each (id as text, name) — ready to print and to compare with a posted
+    value. ``exclude``: unit ids not offered (one's own unit, for a transfer)."""
     rows = (Unit.objects.filter(path__startswith=district_path[:SEGMENT], level__in=(3, 4))
             .exclude(kind__in=(UnitKind.COMMAND_OFFICE, UnitKind.DEPARTMENT))
             .order_by("path").values_list("id", "level", "name", "path"))
-    groups: list[tuple[str, list[tuple[int, str]]]] = []
+    groups: list[tuple[str, list[tuple[str, str]]]] = []
     skip = set(exclude)
+    own_level = gettext("%(name)s（本级）")  # translated once, not once per township
     for pk, level, name, _path in rows:
         if pk in skip:
             if level == 3:
                 groups.append((name, []))
             continue
         if level == 3:
-            groups.append((name, [(pk, str(_("%(name)s（本级）") % {"name": name}))]))
+            groups.append((name, [(str(pk), own_level % {"name": name})]))
         elif groups:
-            groups[-1][1].append((pk, name))
+            groups[-1][1].append((str(pk), name))
     return [(township, units) for township, units in groups if units]
 
 
