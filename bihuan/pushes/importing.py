@@ -600,7 +600,7 @@ def _process(batch: PushBatch, owner: str, window_days: int) -> None:
     table.rows = []
     grown = 0
     with remembering(), sqlite_cache(IMPORT_CACHE_MIB):
-        for rows in chunks(todo, CHUNK if connection.vendor == "postgresql" else SQLITE_CHUNK):
+        for rows in chunks(todo, CHUNK if connection.vendor == "postgresql" else min(CHUNK, SQLITE_CHUNK)):
             grown += len(run.chunk(table, rows))
             if _analyze_if_grown(grown):
                 grown = 0
