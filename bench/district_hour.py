@@ -30,9 +30,10 @@ per address; password hashing is not what this benchmark measures). The Gunicorn
 per-address and per-link limits (``BIHUAN_PUBLIC_RATE_PER_ADDRESS`` / ``…_PER_LINK``): every resident comes from
 127.0.0.1 here, where in the field each comes from their own phone.
 
-Users think between steps (open-loop pacing, not a closed loop firing as fast as answers come): see ``PLAN`` and
-the user classes for the numbers chosen, and docs/operations.md for how they map onto a real morning. The run
-stops at ``target`` requests or its time limit. Then, with as many users sending as many requests per second as
+Users think between steps (open-loop pacing, not a closed loop firing as fast as answers come): see ``PLAN``,
+``SHARES`` and the user classes for the numbers chosen, and docs/operations.md for how they map onto a real
+morning. The first ``WARMUP`` seconds are not counted (every user started, every server process warm: a real
+morning's server has been up for hours). The run then stops at ``target`` requests or its time limit. Then, with as many users sending as many requests per second as
 the mix did, a second run asks only for the trivial page (``GET /login/``: a template, no database work) for the
 baseline. JSON: ``n`` = requests of the mix, ``seconds`` = p95 of the whole mix, ``baseline_seconds`` = p95 of the
 trivial page, ``ratio``, ``errors`` (failed requests of the mix: any status but 200, a redirect away from the page,
@@ -62,6 +63,7 @@ WORKERS = int(os.environ.get("BENCH_WORKERS") or 2 * (os.cpu_count() or 1) + 1) 
 WORKER_CLASS = os.environ.get("BENCH_WORKER_CLASS", "sync")
 THREADS = int(os.environ.get("BENCH_THREADS", "1"))
 ROOT = Path(__file__).resolve().parent.parent
+WARMUP = {"tiny": 5, "demo": 30, "yaodu": 30}  # seconds of the mix (and of the baseline) run first, not counted
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,7 @@ def run(scale: str) -> dict:
         "directive": directive.pk, "links": [links.token_for(i) for i in reach_ids],
         "accounts": {kind: [{"username": u, "session": sessions[u]} for u in names]
                      for kind, names in accounts.items()},
-        "users": plan.users, "target": plan.target, "limit": plan.limit,
+        "users": plan.users, "target": plan.target, "limit": plan.limit, "warmup": WARMUP[scale],
     }
     push_file = _push_file(plan.push_rows)
     print(f"database: {database()}; {plan.users} users, up to {plan.target:,} requests or {plan.limit} s; "
@@ -135,38 +137,44 @@ def run(scale: str) -> dict:
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
     mid: dict = {}
     try:
-        extra = ["--worker-class", WORKER_CLASS] + (["--threads", str(THREADS)] if THREADS > 1 else [])
-        if os.environ.get("BENCH_ACCESS_LOG"):  # every request with its duration, to find where time went
-            extra += ["--access-logfile", os.environ["BENCH_ACCESS_LOG"]]
-        with Gunicorn(workers=WORKERS, extra_args=extra) as server:
-            config["base"] = server.base
-            events = threading.Timer(plan.limit / 3, _mid_run, args=(commander, push_file, mid))
-            events.start()
-            mix_started = time.time()
-            cpu = _Cpu(server.process.pid, [w.pid for w in workers])
-            mix = _locust(config, "mix")
-            cpu.stop()
-            events.cancel()
-            events.join()
-            print(f"  load average after the mix: {_load()}")
-            seconds = min(90, max(20, plan.limit // 3))  # the trivial page's run: long enough for a stable p95
-            baseline = _locust({**config, "rate": mix["rate"], "limit": seconds,
-                                "target": int(mix["rate"] * seconds) + 1}, "trivial")
-            print(f"  load average after the baseline: {_load()}")
-    finally:
-        for w in workers:
-            w.terminate()
-        for w in workers:
-            try:
-                w.wait(30)
-            except subprocess.TimeoutExpired:
-                w.kill()
-        _end_sessions(sessions.values())
-        cleanup()
+        try:
+            extra = ["--worker-class", WORKER_CLASS] + (["--threads", str(THREADS)] if THREADS > 1 else [])
+            if os.environ.get("BENCH_ACCESS_LOG"):  # every request with its duration, to find where time went
+                extra += ["--access-logfile", os.environ["BENCH_ACCESS_LOG"]]
+            with Gunicorn(workers=WORKERS, extra_args=extra) as server:
+                config["base"] = server.base
+                events = threading.Timer(WARMUP[scale] + plan.limit / 3, _mid_run, args=(commander, push_file, mid))
+                events.start()
+                mix_started = time.time()
+                cpu = _Cpu(server.process.pid, [w.pid for w in workers])
+                mix = _locust(config, "mix")
+                cpu.stop()
+                events.cancel()
+                events.join()
+                print(f"  load average after the mix: {_load()}")
+                seconds = min(90, max(20, plan.limit // 3))  # the trivial page's run: long enough for a stable p95
+                baseline = _locust({**config, "rate": mix["rate"], "limit": seconds,
+                                    "target": int(mix["rate"] * seconds) + 1}, "trivial")
+                print(f"  load average after the baseline: {_load()}")
+        finally:
+            for w in workers:
+                w.terminate()
+            for w in workers:
+                try:
+                    w.wait(30)
+                except subprocess.TimeoutExpired:
+                    w.kill()
+            _end_sessions(sessions.values())
+    except BaseException:
+        cleanup()  # what the run left, whatever stopped it
+        raise
 
-    print(f"  CPU during the mix ({cpu.wall:.0f} s, 2 cores = {2 * cpu.wall:.0f} CPU-s): {cpu.summary()}")
+    cores = os.cpu_count() or 1
+    print(f"  CPU seconds during the mix and its warm-up ({cpu.wall:.0f} s, {cores} cores = {cores * cpu.wall:.0f}): "
+          f"{cpu.summary()}")
     if mid:
-        print(f"  mid-run {mid.pop('at') - mix_started:.0f} s in: " + ", ".join(f"{k} {v}" for k, v in mid.items() if k != "at"))
+        print(f"  mid-run {mid.pop('at') - mix_started - WARMUP[scale]:.0f} s into the measured part: "
+              + ", ".join(f"{k} {v}" for k, v in mid.items()))
     for name, (n, p50, p95, p99, errors) in sorted(mix["types"].items()):
         print(f"  {name:<34} n={n:>6}  p50={p50 * 1000:7.0f} ms  p95={p95 * 1000:7.0f} ms  p99={p99 * 1000:7.0f} ms"
               f"  errors={errors}")
@@ -174,6 +182,7 @@ def run(scale: str) -> dict:
         print(f"  failure: {sample}")
     print(f"  {'trivial GET /login/':<34} n={baseline['n']:>6}  p95={baseline['p95'] * 1000:7.0f} ms "
           f"({baseline['rate']:.1f} requests/s against the mix's {mix['rate']:.1f})")
+    cleanup()  # before the JSON line, which stays the last one printed
     p99_max = max(row[3] for row in mix["types"].values())
     return report("district-hour", scale, mix["n"], mix["p95"],
                   f"GET /login/ at the same concurrency ({plan.users} users, {mix['rate']:.0f} requests/s)",
@@ -505,7 +514,8 @@ def _locust(config: dict, phase: str) -> dict:
         json.dump({**config, "phase": phase}, f)
     try:
         done = subprocess.run([sys.executable, "-c", f"from bench.district_hour_users import main; main({f.name!r})"],
-                              cwd=ROOT, capture_output=True, text=True, timeout=config["limit"] + 180)
+                              cwd=ROOT, capture_output=True, text=True,
+                              timeout=config["warmup"] + config["limit"] + 180)
     finally:
         os.unlink(f.name)
     if done.returncode != 0:

@@ -29,15 +29,12 @@ import json
 import random
 import re
 import time
+from http.cookiejar import Cookie
 from pathlib import Path
+from urllib.parse import urlencode
 
 import gevent
-from locust import (  # importing locust patches sockets and threads
-    HttpUser,
-    between,
-    constant_throughput,
-    task,
-)
+from locust import FastHttpUser, between, constant_throughput, task  # locust patches sockets and threads
 from locust.env import Environment
 from locust.stats import StatsEntry
 
@@ -57,6 +54,8 @@ def main(path: str) -> None:
     env = Environment(user_classes=classes)
     runner = env.create_local_runner()
     runner.start(config["users"], spawn_rate=max(10, config["users"] // 5))
+    gevent.sleep(config["warmup"])  # every user started and every server process warm (templates compiled,
+    env.stats.reset_all()  # connections open): a real morning's server has been up for hours; not counted
     start = time.monotonic()
     deadline = start + config["limit"]
     while time.monotonic() < deadline and env.stats.total.num_requests < config["target"]:
@@ -82,7 +81,7 @@ def main(path: str) -> None:
 def trivial_users(config: dict) -> list:
     per_user = config["rate"] / config["users"]
 
-    class Trivial(HttpUser):
+    class Trivial(FastHttpUser):
         host = config["base"]
         wait_time = constant_throughput(per_user)  # as many requests a second as the mix sent
 
@@ -98,14 +97,17 @@ def mix_users(config: dict) -> list:
     directive = config["directive"]
     pools = {kind: itertools.cycle(accounts) for kind, accounts in config["accounts"].items()}
 
-    class Staff(HttpUser):
+    class Staff(FastHttpUser):
         abstract = True
         host = config["base"]
         kind = ""
 
         def on_start(self):
             self.account = next(pools[self.kind])
-            self.client.cookies.set("sessionid", self.account["session"], domain="127.0.0.1", path="/")
+            self.client.cookiejar.set_cookie(Cookie(
+                version=0, name="sessionid", value=self.account["session"], port=None, port_specified=False,
+                domain="127.0.0.1", domain_specified=False, domain_initial_dot=False, path="/", path_specified=True,
+                secure=False, expires=None, discard=True, comment=None, comment_url=None, rest={}))
             self.csrf = ""
 
         def think(self, low: float, high: float) -> None:
@@ -125,8 +127,9 @@ def mix_users(config: dict) -> list:
         def send(self, path: str, name: str, data: dict, *, refused: str = "", done: str = "") -> str:
             """POST a form as the page's HTMX sends it; ``refused`` in the answer (the form's error) or ``done``
             missing from it is a failure."""
-            headers = {"HX-Request": "true", "X-CSRFToken": self.csrf, "Referer": self.host + path}
-            with self.client.post(path, data=data, name=name, headers=headers, allow_redirects=False,
+            headers = {"HX-Request": "true", "X-CSRFToken": self.csrf, "Referer": self.host + path,
+                       "Content-Type": "application/x-www-form-urlencoded"}
+            with self.client.post(path, data=urlencode(data), name=name, headers=headers, allow_redirects=False,
                                   catch_response=True) as r:
                 if r.status_code != 200:
                     r.failure(f"HTTP {r.status_code} {r.headers.get('Location', '')} {r.text[:200]!r}")
@@ -146,7 +149,7 @@ def mix_users(config: dict) -> list:
                 self.think(1, 3)
                 self.send(path, f"{who}: relay receipt", {}, done="receipt-state")
 
-    class Resident(HttpUser):
+    class Resident(FastHttpUser):
         fixed_count = config["counts"]["resident"]
         host = config["base"]
         wait_time = between(1, 3)
@@ -172,9 +175,10 @@ def mix_users(config: dict) -> list:
             for d, household in taps[: random.randint(8, 16)]:
                 self.think(2, 5)
                 with self.client.post("/today/mark/", name="grid: mark household (today page)",
-                                      data={"directive": d, "household": household, "method": "visit",
-                                            "csrfmiddlewaretoken": self.csrf},
-                                      headers={"Accept": "application/json", "X-CSRFToken": self.csrf},
+                                      data=urlencode({"directive": d, "household": household, "method": "visit",
+                                                      "csrfmiddlewaretoken": self.csrf}),
+                                      headers={"Accept": "application/json", "X-CSRFToken": self.csrf,
+                                               "Content-Type": "application/x-www-form-urlencoded"},
                                       allow_redirects=False, catch_response=True) as r:
                     if r.status_code != 200 or '"ok": true' not in r.text:
                         r.failure(f"HTTP {r.status_code} {r.text[:200]!r}")

@@ -77,6 +77,9 @@ def raw_counts(directive_id: int, now=None):
 
 # Grouped by path, not unit id: the reach_rollup index (directive, path, status) then answers it alone.
 _REACH_SQL = "SELECT path, status, COUNT(*) FROM {reach} WHERE directive_id = %s GROUP BY path, status"
+# A subtree's page (a township's, a community's) reads its own range of that index, not the whole directive's.
+_SUBTREE_REACH_SQL = ("SELECT path, status, COUNT(*) FROM {reach} WHERE directive_id = %s AND path >= %s AND path < %s "
+                      "GROUP BY path, status")
 
 SIGNED = {"acknowledged", "in_progress", "reported", "closed"}
 RELAYED = {"in_progress", "reported", "closed"}
@@ -131,8 +134,8 @@ _NO_FLAGS = (0, 0, 0)
 
 
 def _rollup_walk(directive: Directive, root: Unit) -> tuple[list[UnitRow], dict[int, DirectiveCounts]]:
-    """SQLite: two queries — the units with their own receipt (one LEFT JOIN), the reach rows grouped by unit
-    path and status — and one walk up the tree in Python (SQLite runs in the process: the walk costs what the
+    """SQLite: two queries — the units with their own receipt (one LEFT JOIN), the subtree's reach rows grouped by
+    unit path and status — and one walk up the tree in Python (SQLite runs in the process: the walk costs what the
     subtree sums would cost in the database, whose planner joins unindexed groups by scanning them). The units
     come in path order; the walk needs nothing else."""
     q = connection.ops.quote_name
@@ -145,7 +148,8 @@ def _rollup_walk(directive: Directive, root: Unit) -> tuple[list[UnitRow], dict[
             "WHERE u.path >= %s AND u.path < %s ORDER BY u.path",
             [now, now, RECEIPT, directive.pk, root.path, next_path(root.path)])
         rows = cur.fetchall()
-        cur.execute(_REACH_SQL.format(reach=q(Reach._meta.db_table)), [directive.pk])
+        cur.execute(_SUBTREE_REACH_SQL.format(reach=q(Reach._meta.db_table)),
+                    [directive.pk, root.path, next_path(root.path)])
         reach = cur.fetchall()
     units: list[UnitRow] = []
     totals: dict[int, DirectiveCounts] = {}
