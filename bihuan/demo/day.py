@@ -552,12 +552,15 @@ class _Day:
         from bihuan.control.checkins import CheckInError, do_record_checkin, slots_for
 
         first_missed = self.counts.get("missed_planned", 0) == 0
+        # yesterday's, never the day before: the worker's rounds replayed here reach back 30 hours, and a slot
+        # missed two days ago before dawn would never be noticed
+        yesterday = timezone.localdate(self.now) - dt.timedelta(days=1)
         for i, case in enumerate(self._open_cases()):
             if slot not in slots_for(case.type) or not case.start_date <= day <= case.end_date:
                 continue
             if case.created_at > timezone.now():
                 continue
-            if i == 1 and day < timezone.localdate(self.now) and slot == "pm" and first_missed:
+            if i == 1 and day == yesterday and slot == "pm" and first_missed:
                 self.counts["missed_planned"] = 1  # this one forgets yesterday afternoon: the worker notices
                 continue
             abnormal = i == 0 and (day, slot) == self.abnormal_round
